@@ -1,0 +1,140 @@
+// Argument checks shared by every backend's op implementation (CPU, CUDA, emulated CUDA).
+// Each check raises the same exception type and, where PyTorch has one, a message like F.conv1d's.
+// Each returns the Conv1dParams the kernels will use, so the params struct is built once, here.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+#include <c10/util/Optional.h>
+
+#include "conv1d_params.h"
+
+namespace conv1d_ext {
+
+inline void check_hyperparams(int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation,
+                              int64_t groups) {
+  TORCH_CHECK(stride > 0, "non-positive stride is not supported");
+  TORCH_CHECK(dilation > 0, "non-positive dilation is not supported");
+  TORCH_CHECK(pad_left >= 0 && pad_right >= 0, "negative padding is not supported");
+  TORCH_CHECK(groups > 0, "non-positive groups is not supported");
+}
+
+inline void check_floating(const at::Tensor& t, const char* name) {
+  const auto st = t.scalar_type();
+  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+              "conv1d_ext: ", name, " must be float32, float64, float16 or bfloat16, but got ", st);
+}
+
+inline void check_same_type_and_device(const at::Tensor& a, const char* a_name, const at::Tensor& b,
+                                       const char* b_name) {
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), a_name, " type (", a.scalar_type(), ") and ", b_name,
+              " type (", b.scalar_type(), ") should be the same");
+  TORCH_CHECK(a.device() == b.device(), "Expected ", a_name, " and ", b_name,
+              " to be on the same device, but found ", a_name, " on ", a.device(), " and ", b_name,
+              " on ", b.device());
+}
+
+// weight (out_channels, in_channels / groups, kernel_size) against the number of input channels.
+inline void check_weight(const at::Tensor& weight, int64_t in_channels, int64_t groups,
+                         at::IntArrayRef input_sizes) {
+  TORCH_CHECK(weight.dim() == 3, "conv1d_ext: expected a 3-D weight (out_channels, in_channels/groups, "
+              "kernel_size), but got weight of size ", weight.sizes());
+  TORCH_CHECK(weight.size(0) >= groups, "Given groups=", groups, ", expected weight to be at least ",
+              groups, " at dimension 0, but got weight of size ", weight.sizes(), " instead");
+  TORCH_CHECK(weight.size(0) % groups == 0, "Given groups=", groups,
+              ", expected weight to be divisible by ", groups, " at dimension 0, but got weight of size ",
+              weight.sizes(), " instead");
+  TORCH_CHECK(weight.size(1) * groups == in_channels, "Given groups=", groups, ", weight of size ",
+              weight.sizes(), ", expected input", input_sizes, " to have ", weight.size(1) * groups,
+              " channels, but got ", in_channels, " channels instead");
+  TORCH_CHECK(weight.size(2) > 0, "conv1d_ext: kernel_size must be positive, but got weight of size ",
+              weight.sizes());
+}
+
+inline int64_t checked_out_len(int64_t in_len, int64_t kernel_size, int64_t stride, int64_t pad_left,
+                               int64_t pad_right, int64_t dilation) {
+  const int64_t out_len = conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation);
+  TORCH_CHECK(out_len >= 0, "Calculated padded input size per channel: (", in_len + pad_left + pad_right,
+              "). Kernel size: (", dilation * (kernel_size - 1) + 1,
+              "). Kernel size can't be greater than actual input size");
+  return out_len;
+}
+
+// input (batch, in_channels, in_len), weight, optional bias (out_channels).
+inline Conv1dParams check_forward_args(const at::Tensor& input, const at::Tensor& weight,
+                                       const c10::optional<at::Tensor>& bias, int64_t stride,
+                                       int64_t pad_left, int64_t pad_right, int64_t dilation,
+                                       int64_t groups) {
+  check_hyperparams(stride, pad_left, pad_right, dilation, groups);
+  TORCH_CHECK(input.dim() == 3, "conv1d_ext: expected a 3-D input (batch, channels, length), but got "
+              "input of size: ", input.sizes());
+  check_floating(input, "input");
+  check_same_type_and_device(input, "Input", weight, "weight");
+  check_weight(weight, input.size(1), groups, input.sizes());
+  if (bias.has_value() && bias->defined()) {
+    check_same_type_and_device(input, "Input", *bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "Given weight of size ",
+                weight.sizes(), ", expected bias to be 1-dimensional with ", weight.size(0),
+                " elements, but got bias of size ", bias->sizes(), " instead");
+  }
+  const int64_t out_len =
+      checked_out_len(input.size(2), weight.size(2), stride, pad_left, pad_right, dilation);
+  return make_conv1d_params(input.size(0), input.size(1), input.size(2), weight.size(0), weight.size(2),
+                            stride, pad_left, pad_right, dilation, groups, out_len);
+}
+
+// grad_output (batch, out_channels, out_len), weight; input_len says which forward problem this is.
+inline Conv1dParams check_backward_input_args(const at::Tensor& grad_output, const at::Tensor& weight,
+                                              int64_t input_len, int64_t stride, int64_t pad_left,
+                                              int64_t pad_right, int64_t dilation, int64_t groups) {
+  check_hyperparams(stride, pad_left, pad_right, dilation, groups);
+  TORCH_CHECK(grad_output.dim() == 3, "conv1d_ext: expected a 3-D grad_output, but got size ",
+              grad_output.sizes());
+  TORCH_CHECK(input_len >= 0, "conv1d_ext: input_len must be non-negative, got ", input_len);
+  check_floating(grad_output, "grad_output");
+  check_same_type_and_device(grad_output, "grad_output", weight, "weight");
+  TORCH_CHECK(weight.dim() == 3 && weight.size(2) > 0 && weight.size(0) % groups == 0 &&
+                  weight.size(0) >= groups,
+              "conv1d_ext: weight of size ", weight.sizes(), " does not fit groups=", groups);
+  TORCH_CHECK(grad_output.size(1) == weight.size(0), "conv1d_ext: grad_output has ", grad_output.size(1),
+              " channels but weight has ", weight.size(0), " output channels");
+  const int64_t out_len =
+      checked_out_len(input_len, weight.size(2), stride, pad_left, pad_right, dilation);
+  TORCH_CHECK(grad_output.size(2) == out_len, "conv1d_ext: grad_output length ", grad_output.size(2),
+              " does not match the output length ", out_len, " of an input of length ", input_len);
+  return make_conv1d_params(grad_output.size(0), weight.size(1) * groups, input_len, weight.size(0),
+                            weight.size(2), stride, pad_left, pad_right, dilation, groups, out_len);
+}
+
+// grad_output (batch, out_channels, out_len), input (batch, in_channels, in_len).
+inline Conv1dParams check_backward_weight_args(const at::Tensor& grad_output, const at::Tensor& input,
+                                               int64_t kernel_size, int64_t stride, int64_t pad_left,
+                                               int64_t pad_right, int64_t dilation, int64_t groups) {
+  check_hyperparams(stride, pad_left, pad_right, dilation, groups);
+  TORCH_CHECK(kernel_size > 0, "conv1d_ext: kernel_size must be positive, got ", kernel_size);
+  TORCH_CHECK(grad_output.dim() == 3 && input.dim() == 3,
+              "conv1d_ext: expected 3-D grad_output and input, but got sizes ", grad_output.sizes(),
+              " and ", input.sizes());
+  check_floating(grad_output, "grad_output");
+  check_same_type_and_device(grad_output, "grad_output", input, "input");
+  TORCH_CHECK(grad_output.size(0) == input.size(0), "conv1d_ext: grad_output batch ", grad_output.size(0),
+              " does not match input batch ", input.size(0));
+  TORCH_CHECK(input.size(1) % groups == 0 && grad_output.size(1) % groups == 0 &&
+                  grad_output.size(1) >= groups,
+              "conv1d_ext: channels (in ", input.size(1), ", out ", grad_output.size(1),
+              ") must be divisible by groups=", groups);
+  const int64_t out_len =
+      checked_out_len(input.size(2), kernel_size, stride, pad_left, pad_right, dilation);
+  TORCH_CHECK(grad_output.size(2) == out_len, "conv1d_ext: grad_output length ", grad_output.size(2),
+              " does not match the output length ", out_len, " of the input");
+  return make_conv1d_params(input.size(0), input.size(1), input.size(2), grad_output.size(1),
+                            kernel_size, stride, pad_left, pad_right, dilation, groups, out_len);
+}
+
+inline void check_backward_bias_args(const at::Tensor& grad_output) {
+  TORCH_CHECK(grad_output.dim() == 3, "conv1d_ext: expected a 3-D grad_output, but got size ",
+              grad_output.sizes());
+  check_floating(grad_output, "grad_output");
+}
+
+}  // namespace conv1d_ext

@@ -1,0 +1,77 @@
+// The one description of a 1D convolution problem, shared by every kernel (CPU, CUDA, emulated CUDA).
+// Built once on the host by make_conv1d_params(); kernels read it by value.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(CONV1D_EXT_EMULATE)
+#define C1D_HOST_DEVICE __host__ __device__
+#else
+#define C1D_HOST_DEVICE
+#endif
+
+namespace conv1d_ext {
+
+// Layout of every tensor a kernel sees (contiguous):
+//   input       (batch, in_channels,  in_len)
+//   weight      (out_channels, in_per_group, kernel_size)
+//   output      (batch, out_channels, out_len)
+// Output position `out_pos` with tap `tap` reads input position
+//   out_pos * stride - pad_left + tap * dilation   (outside [0, in_len) means zero padding).
+struct Conv1dParams {
+  int64_t batch;
+  int64_t in_channels;
+  int64_t out_channels;
+  int64_t in_len;
+  int64_t out_len;
+  int64_t kernel_size;
+  int64_t stride;
+  int64_t pad_left;
+  int64_t pad_right;
+  int64_t dilation;
+  int64_t groups;
+  int64_t in_per_group;   // in_channels / groups
+  int64_t out_per_group;  // out_channels / groups
+
+  C1D_HOST_DEVICE int64_t input_pos(int64_t out_pos, int64_t tap) const {
+    return out_pos * stride - pad_left + tap * dilation;
+  }
+  // One input channel per group: each output channel reads exactly one input channel
+  // (out_per_group > 1 is a depthwise conv with a channel multiplier).
+  C1D_HOST_DEVICE bool is_depthwise() const { return in_per_group == 1; }
+  // Span of input positions one output reads: dilation * (kernel_size - 1) + 1.
+  C1D_HOST_DEVICE int64_t receptive_field() const { return dilation * (kernel_size - 1) + 1; }
+};
+
+// Output length of a convolution; negative "padded input shorter than the kernel span" is reported as -1
+// so callers can raise the same error as PyTorch.
+inline C1D_HOST_DEVICE int64_t conv1d_out_len(int64_t in_len, int64_t kernel_size, int64_t stride,
+                                              int64_t pad_left, int64_t pad_right, int64_t dilation) {
+  const int64_t span = dilation * (kernel_size - 1) + 1;
+  const int64_t padded = in_len + pad_left + pad_right;
+  if (padded < span) return -1;
+  return (padded - span) / stride + 1;
+}
+
+inline Conv1dParams make_conv1d_params(int64_t batch, int64_t in_channels, int64_t in_len,
+                                       int64_t out_channels, int64_t kernel_size, int64_t stride,
+                                       int64_t pad_left, int64_t pad_right, int64_t dilation,
+                                       int64_t groups, int64_t out_len) {
+  Conv1dParams p;
+  p.batch = batch;
+  p.in_channels = in_channels;
+  p.out_channels = out_channels;
+  p.in_len = in_len;
+  p.out_len = out_len;
+  p.kernel_size = kernel_size;
+  p.stride = stride;
+  p.pad_left = pad_left;
+  p.pad_right = pad_right;
+  p.dilation = dilation;
+  p.groups = groups;
+  p.in_per_group = in_channels / groups;
+  p.out_per_group = out_channels / groups;
+  return p;
+}
+
+}  // namespace conv1d_ext

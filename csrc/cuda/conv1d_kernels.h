@@ -1,0 +1,55 @@
+// Host entry points of the CUDA kernel families: one dispatch function per op, which picks the kernel
+// for the problem (csrc/cuda/dispatch.cu). Plain C++ declarations, so both the tensor-level CUDA op
+// implementation (conv1d_cuda.cpp, g++) and the emulated build (emu/emu_ops.cpp, g++ with
+// CONV1D_EXT_EMULATE) call the very same dispatch and kernels.
+//
+// Pointers are to contiguous tensors in the layouts of conv1d_params.h. `workspace` points to at least
+// *_workspace_bytes(p) bytes of scratch memory allocated by the caller (PyTorch's caching allocator on
+// CUDA), 256-byte aligned; it may be null when the size is 0. `stream` is the cudaStream_t to launch on
+// (ignored under emulation). No function synchronises with the host.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include "conv1d_params.h"
+
+#if defined(CONV1D_EXT_EMULATE)
+#define C1D_KERNEL_NS emulated
+#else
+#define C1D_KERNEL_NS cuda
+#endif
+
+namespace conv1d_ext {
+namespace C1D_KERNEL_NS {
+
+size_t forward_workspace_bytes(const Conv1dParams& p, size_t elem_size);
+size_t backward_input_workspace_bytes(const Conv1dParams& p, size_t elem_size);
+size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size);
+size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t elem_size);
+
+// output = conv(input, weight) + bias (bias may be null)
+template <typename scalar_t>
+void forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight, const scalar_t* bias,
+             scalar_t* output, void* workspace, void* stream);
+
+// grad_input (batch, in_channels, in_len); every element is written
+template <typename scalar_t>
+void backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
+                    scalar_t* grad_input, void* workspace, void* stream);
+
+// grad_weight (out_channels, in_per_group, kernel_size); deterministic (no float atomics)
+template <typename scalar_t>
+void backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
+                     scalar_t* grad_weight, void* workspace, void* stream);
+
+// grad_bias (channels) = sum of grad_output (batch, channels, len) over batch and len; deterministic
+template <typename scalar_t>
+void backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,
+                   scalar_t* grad_bias, void* workspace, void* stream);
+
+}  // namespace C1D_KERNEL_NS
+}  // namespace conv1d_ext
