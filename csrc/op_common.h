@@ -1,9 +1,15 @@
-// Argument checks shared by every backend's op implementation (CPU, CUDA, emulated CUDA).
+// Host-side helpers shared by every backend's op implementation (CPU, CUDA, emulated CUDA):
+// argument checks and output allocation.
 // Each check raises the same exception type and, where PyTorch has one, a message like F.conv1d's.
 // Each returns the Conv1dParams the kernels will use, so the params struct is built once, here.
 #pragma once
 
+#include <cstdlib>
+#include <limits>
+#include <cstring>
+
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Optional.h>
 
@@ -135,6 +141,23 @@ inline void check_backward_bias_args(const at::Tensor& grad_output) {
   TORCH_CHECK(grad_output.dim() == 3, "conv1d_ext: expected a 3-D grad_output, but got size ",
               grad_output.sizes());
   check_floating(grad_output, "grad_output");
+}
+
+// CONV1D_EXT_POISON_OUTPUTS=1 (read once): every output buffer starts filled with NaN, so a kernel that
+// leaves an element unwritten fails the tests instead of passing on whatever memory held. Tests set it.
+inline bool poison_outputs() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("CONV1D_EXT_POISON_OUTPUTS");
+    return v != nullptr && std::strcmp(v, "") != 0 && std::strcmp(v, "0") != 0;
+  }();
+  return enabled;
+}
+
+// A new contiguous output tensor; NaN-filled when poisoning is on.
+inline at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor out = at::empty(sizes, options);
+  if (poison_outputs()) out.fill_(std::numeric_limits<double>::quiet_NaN());
+  return out;
 }
 
 }  // namespace conv1d_ext
