@@ -153,16 +153,20 @@ struct DirectPlan {
   int64_t max_shift;
 };
 
-// acc[c][v] = sum_r w[r][c] * src[offs[r] + v*W + lane]; the tile is written to out (row stride ld).
+// acc[c][v] = (accumulate ? out[c][v] : 0) + sum_r w[r][c] * panel[r][v*W + lane];
+// the tile is written back to out (row stride ld). The panel is contiguous and aligned (tile width
+// per step), so the kTileVecs loads never split a cache line and the stream prefetches well.
 template <typename acc_t>
-inline void conv_microtile(const acc_t* src, const int64_t* offs, const acc_t* w, int64_t reduction,
+inline void conv_microtile(const acc_t* panel, const acc_t* w, int64_t reduction, bool accumulate,
                            acc_t* out, int64_t ld) {
   constexpr int W = Vec<acc_t>::size();
+  constexpr int TW = kTileVecs * W;
   Vec<acc_t> acc[kTileCh][kTileVecs];
   for (int c = 0; c < kTileCh; ++c)
-    for (int v = 0; v < kTileVecs; ++v) acc[c][v] = Vec<acc_t>(acc_t(0));
+    for (int v = 0; v < kTileVecs; ++v)
+      acc[c][v] = accumulate ? Vec<acc_t>::loadu(out + c * ld + v * W) : Vec<acc_t>(acc_t(0));
   for (int64_t r = 0; r < reduction; ++r) {
-    const acc_t* s = src + offs[r];
+    const acc_t* s = panel + r * TW;
     Vec<acc_t> x[kTileVecs];
     for (int v = 0; v < kTileVecs; ++v) x[v] = Vec<acc_t>::loadu(s + v * W);
     const acc_t* wr = w + r * kTileCh;
@@ -174,6 +178,34 @@ inline void conv_microtile(const acc_t* src, const int64_t* offs, const acc_t* w
   for (int c = 0; c < kTileCh; ++c)
     for (int v = 0; v < kTileVecs; ++v) acc[c][v].store(out + c * ld + v * W);
 }
+
+// Gathers the micro-panel of one tile of positions: panel[r][0, TW) = packed[offs[r] + j0 + (0, TW)].
+// This is im2col of one tile only (reduction chunk × tile width): it is reused by every channel tile,
+// so its cost is 1 / (channel tiles) of the micro-kernel's loads.
+template <typename acc_t>
+inline void gather_panel(const acc_t* packed, const int64_t* offs, int64_t j0, int64_t reduction, acc_t* panel) {
+  constexpr int W = Vec<acc_t>::size();
+  constexpr int TW = kTileVecs * W;
+  for (int64_t r = 0; r < reduction; ++r) {
+    const acc_t* s = packed + offs[r] + j0;
+    for (int v = 0; v < kTileVecs; ++v) Vec<acc_t>::loadu(s + v * W).store(panel + r * TW + v * W);
+  }
+}
+
+// Row stride of packed blocks: an odd number of 64-byte lines, so rows walked one after the other
+// spread over all L1 sets (a power-of-two stride would map them onto a few sets and thrash).
+template <typename acc_t>
+inline int64_t padded_row_len(int64_t len) {
+  constexpr int64_t line = 64 / sizeof(acc_t);
+  int64_t lines = ceil_div(len, line);
+  if (lines % 2 == 0) ++lines;
+  return lines * line;
+}
+
+// Most reduction steps per pass over the output-channel tiles: the micro-panel (tile width values per
+// step: 96 bytes in float) stays in L1 (32 KiB) beside the weights streaming from L2 while every
+// channel tile reuses it.
+constexpr int64_t kReductionChunk = 192;
 
 // Picks the block length Lb (a multiple of the tile width) so the packed source block fits the
 // budget, and there are enough items for every thread.
@@ -207,7 +239,7 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
   const int64_t rows = plan.red_ch * plan.src_phases;
 
   const int64_t lb = choose_block<acc_t>(rows, plan.max_shift, count, plan.batch * G, tw);
-  const int64_t row_len = lb + plan.max_shift;
+  const int64_t row_len = padded_row_len<acc_t>(lb + plan.max_shift);
   const int64_t nblocks = std::max<int64_t>(ceil_div(count, lb), 1);
 
   // Packed weights per destination phase: [g][ch tile][red channel][tap of the phase][kTileCh],
@@ -235,12 +267,24 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
             }
   }
 
+  const int64_t ch_pad = ch_tiles * kTileCh;
+  // Reduction chunks of equal size, at most kReductionChunk steps.
+  std::vector<int64_t> chunk(nphases);
+  for (int64_t f = 0; f < nphases; ++f) {
+    const int64_t red = std::max<int64_t>(plan.red_ch * (int64_t)plan.taps[f].size(), 1);
+    chunk[f] = ceil_div(red, ceil_div(red, kReductionChunk));
+  }
   const int64_t stage_len = lb * nphases;
   const int64_t items = plan.batch * G * nblocks;
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> packed(rows * row_len);
-    std::vector<acc_t> stage(kTileCh * stage_len);
-    alignas(64) acc_t tile[kTileCh * tw];
+    // phase_stage: one destination phase of the block for every channel, [channel][j];
+    // stage: the phases interleaved back into destination order (only when there are several).
+    std::vector<acc_t> phase_stage(ch_pad * lb);
+    std::vector<acc_t> stage(nphases > 1 ? ch_pad * stage_len : 0);
+    std::vector<acc_t> panel_buf(kReductionChunk * tw + 64 / sizeof(acc_t));
+    acc_t* panel = panel_buf.data();
+    while (reinterpret_cast<uintptr_t>(panel) % 64 != 0) ++panel;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t blk = item % nblocks;
       const int64_t g = (item / nblocks) % G;
@@ -254,35 +298,39 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
           pack_source_row(src_g + c * plan.src_len, plan.src_len, m0, plan.src_phases, r, plan.src_base,
                           row_len, packed.data() + (c * plan.src_phases + r) * row_len);
 
+      for (int64_t f = 0; f < nphases; ++f) {
+        const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
+        const acc_t* wg = wpack[f].data() + g * ch_tiles * red * kTileCh;
+        for (int64_t j0 = 0; j0 < mcount; j0 += tw) {
+          if (red == 0) {  // no tap reaches this phase: its elements are zero
+            for (int64_t c = 0; c < ch_pad; ++c) std::fill_n(phase_stage.data() + c * lb + j0, tw, acc_t(0));
+            continue;
+          }
+          for (int64_t r0 = 0; r0 < red; r0 += chunk[f]) {
+            const int64_t rn = std::min(chunk[f], red - r0);
+            gather_panel(packed.data(), offs[f].data() + r0, j0, rn, panel);
+            for (int64_t t = 0; t < ch_tiles; ++t)
+              conv_microtile(panel, wg + (t * red + r0) * kTileCh, rn, r0 > 0,
+                             phase_stage.data() + t * kTileCh * lb + j0, lb);
+          }
+        }
+        if (nphases > 1) {
+          for (int64_t c = 0; c < ch_pad; ++c)
+            for (int64_t j = 0; j < mcount; ++j) stage[c * stage_len + j * nphases + f] = phase_stage[c * lb + j];
+        }
+      }
+
       // Destination elements of this block: a contiguous run [d_lo, d_hi) of each destination row.
+      const acc_t* out_stage = nphases > 1 ? stage.data() : phase_stage.data();
       const int64_t d_first = m0 * nphases + plan.dst_base;  // stage index 0
       const int64_t d_lo = std::max<int64_t>(d_first, 0);
       const int64_t d_hi = std::min<int64_t>(d_first + mcount * nphases, plan.dst_len);
-      for (int64_t t = 0; t < ch_tiles; ++t) {
-        for (int64_t f = 0; f < nphases; ++f) {
-          const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
-          const acc_t* w = wpack[f].data() + (g * ch_tiles + t) * red * kTileCh;
-          for (int64_t j0 = 0; j0 < mcount; j0 += tw) {
-            if (nphases == 1) {
-              conv_microtile(packed.data() + j0, offs[f].data(), w, red, stage.data() + j0, stage_len);
-            } else {
-              conv_microtile(packed.data() + j0, offs[f].data(), w, red, tile, tw);
-              const int64_t jn = std::min(tw, mcount - j0);
-              for (int i = 0; i < kTileCh; ++i)
-                for (int64_t j = 0; j < jn; ++j)
-                  stage[i * stage_len + (j0 + j) * nphases + f] = tile[i * tw + j];
-            }
-          }
-        }
-        if (d_hi <= d_lo) continue;
-        for (int i = 0; i < kTileCh; ++i) {
-          const int64_t oc = t * kTileCh + i;
-          if (oc >= plan.out_ch) break;
-          const int64_t ch = g * plan.out_ch + oc;
-          const acc_t b = bias ? static_cast<acc_t>(bias[ch]) : acc_t(0);
-          scalar_t* drow = dst + (n * G * plan.out_ch + ch) * plan.dst_len;
-          store_from_acc(stage.data() + i * stage_len + (d_lo - d_first), b, drow + d_lo, d_hi - d_lo);
-        }
+      if (d_hi <= d_lo) continue;
+      for (int64_t oc = 0; oc < plan.out_ch; ++oc) {
+        const int64_t ch = g * plan.out_ch + oc;
+        const acc_t b = bias ? static_cast<acc_t>(bias[ch]) : acc_t(0);
+        scalar_t* drow = dst + (n * G * plan.out_ch + ch) * plan.dst_len;
+        store_from_acc(out_stage + oc * stage_len + (d_lo - d_first), b, drow + d_lo, d_hi - d_lo);
       }
     }
   });
@@ -325,7 +373,8 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
   const int64_t s = p.stride, d = p.dilation;
   const int64_t ncol = Cig * K;
   const int64_t ncol_pad = round_up(ncol, kWgradCols);
-  const int64_t oc_pad = round_up(Cog, kWgradVecs * W);
+  constexpr int64_t kPanel = kWgradVecs * W;
+  const int64_t oc_pad = round_up(Cog, kPanel);
   const int64_t wsize = G * ncol_pad * oc_pad;  // one slice: [g][col][oc]
 
   if (p.batch == 0 || p.out_len == 0) {
@@ -336,7 +385,7 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
   const int64_t max_shift = ((K - 1) * d) / s;
   const int64_t rows = Cig * s;
   const int64_t lb = choose_block<acc_t>(rows + 1, max_shift, p.out_len, p.batch, 64);
-  const int64_t row_len = lb + max_shift;
+  const int64_t row_len = padded_row_len<acc_t>(lb + max_shift);
   const int64_t nblocks = ceil_div(p.out_len, lb);
   const int64_t items = p.batch * nblocks;
 
@@ -372,20 +421,22 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
             for (int64_t r = 0; r < s; ++r)
               pack_source_row(x_g + c * p.in_len, p.in_len, o0, s, r, -p.pad_left, row_len,
                               packed.data() + (c * s + r) * row_len);
-          // grad_output block transposed to [pos][out channel], zero beyond Cog.
+          // grad_output block as panels of kWgradVecs*W out channels: [panel][pos][channel in panel],
+          // zero beyond Cog, so each micro-kernel step loads one contiguous 64-byte line.
           const scalar_t* go_g = grad_output + (n * p.out_channels + g * Cog) * p.out_len + o0;
           for (int64_t oc = 0; oc < oc_pad; ++oc) {
+            acc_t* panel = goT.data() + (oc / kPanel) * lb * kPanel + oc % kPanel;
             if (oc < Cog) {
               load_as_acc(go_g + oc * p.out_len, gorow.data(), olen);
-              for (int64_t j = 0; j < olen; ++j) goT[j * oc_pad + oc] = gorow[j];
+              for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = gorow[j];
             } else {
-              for (int64_t j = 0; j < olen; ++j) goT[j * oc_pad + oc] = acc_t(0);
+              for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = acc_t(0);
             }
           }
           acc_t* part_g = part.data() + g * ncol_pad * oc_pad;
-          for (int64_t oc0 = 0; oc0 < oc_pad; oc0 += kWgradVecs * W)
+          for (int64_t oc0 = 0; oc0 < oc_pad; oc0 += kPanel)
             for (int64_t k0 = 0; k0 < ncol_pad; k0 += kWgradCols)
-              wgrad_microtile(goT.data() + oc0, oc_pad, packed.data(), offs.data() + k0, olen,
+              wgrad_microtile(goT.data() + oc0 * lb, kPanel, packed.data(), offs.data() + k0, olen,
                               part_g + k0 * oc_pad + oc0, oc_pad);
         }
       }
