@@ -61,6 +61,8 @@ constexpr int64_t tile_width() { return kTileVecs * Vec<acc_t>::size(); }
 // Micro-tile of the backward-weight kernel: vectors of out channels × (in channel, tap) columns.
 constexpr int kWgradVecs = 2;
 constexpr int kWgradCols = 6;
+constexpr int64_t kWgradBlock = 512;               // positions per backward-weight work item
+constexpr int64_t kWgradPanelBytes = 128 * 1024;   // grad_output panels reused per column tile (L2)
 
 // Per-thread source block budget: fits L2 (512 KiB on Zen 3) beside the weight tile and the stage.
 constexpr int64_t kSourceBlockBytes = 96 * 1024;
@@ -384,9 +386,14 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
 
   const int64_t max_shift = ((K - 1) * d) / s;
   const int64_t rows = Cig * s;
-  const int64_t lb = choose_block<acc_t>(rows + 1, max_shift, p.out_len, p.batch, 64);
+  // Long blocks: each (panel, column tile) adds its registers into the slice's partial once per block,
+  // a read-modify-write of 12 vectors that should stay small beside the block's FMAs.
+  int64_t lb = std::min<int64_t>(kWgradBlock, round_up(p.out_len, W));
+  if (p.batch * ceil_div(p.out_len, lb) < at::get_num_threads())
+    lb = std::max<int64_t>(W, round_up(ceil_div(p.batch * p.out_len, at::get_num_threads()), W));
   const int64_t row_len = padded_row_len<acc_t>(lb + max_shift);
   const int64_t nblocks = ceil_div(p.out_len, lb);
+  const int64_t group_oc = std::max<int64_t>(1, kWgradPanelBytes / (lb * kPanel * (int64_t)sizeof(acc_t))) * kPanel;
   const int64_t items = p.batch * nblocks;
 
   // Column k = (in channel c, tap t) reads packed row (c, phase (t*d) % s) at shift (t*d) / s; padding
@@ -433,11 +440,14 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
               for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = acc_t(0);
             }
           }
+          // Panels in groups that fit L2; within a group, the kWgradCols input rows of a column tile
+          // stay in L1 while every panel of the group reuses them.
           acc_t* part_g = part.data() + g * ncol_pad * oc_pad;
-          for (int64_t oc0 = 0; oc0 < oc_pad; oc0 += kPanel)
+          for (int64_t og = 0; og < oc_pad; og += group_oc)
             for (int64_t k0 = 0; k0 < ncol_pad; k0 += kWgradCols)
-              wgrad_microtile(goT.data() + oc0 * lb, kPanel, packed.data(), offs.data() + k0, olen,
-                              part_g + k0 * oc_pad + oc0, oc_pad);
+              for (int64_t oc0 = og; oc0 < std::min(oc_pad, og + group_oc); oc0 += kPanel)
+                wgrad_microtile(goT.data() + oc0 * lb, kPanel, packed.data(), offs.data() + k0, olen,
+                                part_g + k0 * oc_pad + oc0, oc_pad);
         }
       }
     }
