@@ -65,10 +65,11 @@ def _link_flags() -> list[str]:
 def _units(tree: Path, ns: str) -> list[tuple[str, list[str]]]:
     """(source relative to tree, extra flags) of the emulated conv1d_ext build."""
     kernels = sorted(p.relative_to(tree).as_posix() for p in (tree / "csrc" / "cuda").glob("*.cu"))
-    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"])]
+    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"])]  # first: begins the static shared memory section
     units += [(k, ["-x", "c++"]) for k in kernels]
     units += [("csrc/cuda/emu/emu_ops.cpp", []),
-              ("csrc/cuda/emu/emu_namespace.cpp", [f"-DCONV1D_EXT_EMU_NS={ns}"])]
+              ("csrc/cuda/emu/emu_namespace.cpp", [f"-DCONV1D_EXT_EMU_NS={ns}"]),
+              ("csrc/cuda/emu/cuda_emu_end.cpp", [])]  # last: ends the static shared memory section
     return units
 
 
@@ -129,7 +130,8 @@ def emulated_ops():
 
 def selftest_ops():
     """torch.ops.cuda_emu_selftest: the emulator's own test kernels (csrc/cuda/emu/selftest_kernels.cu)."""
-    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"]), ("csrc/cuda/emu/selftest_kernels.cu", ["-x", "c++"])]
+    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"]), ("csrc/cuda/emu/selftest_kernels.cu", ["-x", "c++"]),
+             ("csrc/cuda/emu/cuda_emu_end.cpp", [])]
     return _load(_build(ROOT, units, "cuda_emu_selftest"), "cuda_emu_selftest")
 
 

@@ -126,6 +126,13 @@ def test_dynamic_shared_memory_is_poisoned_at_every_block_start(st):
     assert torch.isnan(out).all()
 
 
+def test_static_shared_memory_is_poisoned_at_every_block_start(st):
+    # buf[64] floats + other[3] doubles + the tiled and static_smem kernels' arrays, at least
+    assert st.static_shared_poison_bytes() >= 64 * 4 + 3 * 8 + 256 * 4 + 129 * 4
+    out = st.static_smem_poison(32)
+    assert torch.isnan(out).all()
+
+
 def test_static_shared_memory_belongs_to_its_block(st):
     blocks, threads = 64, 128
     out = st.static_smem(blocks, threads)

@@ -61,6 +61,14 @@ cuda_emu_switch:
 extern "C" void cuda_emu_switch(void** save_sp, void* load_sp);
 #endif
 
+// Bounds of the static shared memory: `__shared__` variables live in the TLS section cuda_emu_shared.
+// The linker gives the section's image bounds; the per-thread copy runs from cuda_emu_shared_begin (this
+// file is linked first) to cuda_emu_shared_end (cuda_emu_end.cpp, linked last). Checked at run time.
+extern "C" char __start_cuda_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_cuda_emu_shared[] __attribute__((weak, visibility("hidden")));
+__attribute__((section("cuda_emu_shared"), aligned(128))) thread_local unsigned char cuda_emu_shared_begin[1];
+extern thread_local unsigned char cuda_emu_shared_end[1];
+
 namespace cuda_emu {
 namespace {
 
@@ -422,6 +430,16 @@ struct Launch {
   const void* closure;
 };
 
+// The calling thread's copy of the static shared memory, or {nullptr, 0} if the link order broke the
+// assumption above (then it is not poisoned).
+std::pair<unsigned char*, size_t> static_shared_region() {
+  unsigned char* begin = cuda_emu_shared_begin;
+  unsigned char* end = cuda_emu_shared_end + sizeof(cuda_emu_shared_end);
+  const ptrdiff_t image = __stop_cuda_emu_shared - __start_cuda_emu_shared;
+  if (__start_cuda_emu_shared == nullptr || end - begin != image) return {nullptr, 0};
+  return {begin, static_cast<size_t>(image)};
+}
+
 void run_block(Worker& w, const Launch& L, uint64_t block_linear) {
   blockIdx = uint3{static_cast<unsigned>(block_linear % L.grid.x),
                    static_cast<unsigned>(block_linear / L.grid.x % L.grid.y),
@@ -429,6 +447,8 @@ void run_block(Worker& w, const Launch& L, uint64_t block_linear) {
   blockDim = L.block;
   gridDim = L.grid;
   if (L.smem_bytes > 0) std::memset(w.smem, 0xff, L.smem_bytes);  // NaN / -1: unwritten reads show
+  const auto static_smem = static_shared_region();
+  if (static_smem.second > 0) std::memset(static_smem.first, 0xff, static_smem.second);
   const unsigned n = L.nthreads;
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = w.fibers[i];
@@ -519,6 +539,8 @@ void* dynamic_shared_memory() {
   TORCH_CHECK(w.current != nullptr, "cuda_emu: dynamic shared memory used outside a kernel");
   return w.smem;
 }
+
+size_t static_shared_poison_bytes() { return static_shared_region().second; }
 
 void set_max_dynamic_smem(const void* kernel, int bytes) {
   TORCH_CHECK(bytes >= 0 && static_cast<size_t>(bytes) <= kSmemOptinLimit,

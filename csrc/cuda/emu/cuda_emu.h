@@ -14,9 +14,10 @@
 //     the lanes named in the mask (32-lane warps = consecutive linear thread ids); every named lane must
 //     arrive at the same intrinsic with the same mask and width; reading a lane outside the mask gives a
 //     poisoned (all ones) value;
-//   * __shared__ is `static thread_local`: one copy per OS thread, and an OS thread runs one block at a
-//     time. Dynamic shared memory (launch smem_bytes) is filled with 0xFF bytes (NaN for floats) at the
-//     start of every block; static shared memory keeps whatever the previous block on that thread left;
+//   * __shared__ is `static thread_local` in a section of its own: one copy per OS thread, and an OS
+//     thread runs one block at a time. Static shared memory (the whole section) and dynamic shared memory
+//     (launch smem_bytes) are filled with 0xFF bytes (NaN for floats, -1 for integers) at the start of
+//     every block, so reading shared memory the block did not write shows;
 //   * atomics are real atomics (blocks run concurrently on OS threads).
 // Launch errors a GPU would report are errors here too: block > 1024 threads, grid/block dims out of
 // range, dynamic shared memory over 48 KiB without cudaFuncSetAttribute(MaxDynamicSharedMemorySize).
@@ -44,7 +45,8 @@
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 // One copy per OS thread; an OS thread runs one block at a time, so this is per-block shared memory.
-#define __shared__ static thread_local
+// The section collects all of them, so the emulator can poison them at every block start.
+#define __shared__ static thread_local __attribute__((section("cuda_emu_shared")))
 // __restrict__ is a g++ keyword already.
 
 // ---- built-in vector types (layout and alignment as in CUDA's vector_types.h) -------------------------
@@ -115,6 +117,8 @@ using KernelInvoker = void (*)(const void* closure);
 void launch_erased(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, KernelInvoker invoke,
                    const void* closure);
 void* dynamic_shared_memory();
+// Bytes of static __shared__ memory poisoned at each block start (0 if the section could not be found).
+size_t static_shared_poison_bytes();
 void set_max_dynamic_smem(const void* kernel, int bytes);
 int device_attribute(cudaDeviceAttr attr);
 

@@ -125,6 +125,17 @@ __global__ void static_smem_kernel(int* __restrict__ out) {
                                                  (blockIdx.x * 1000);
 }
 
+// Reads static shared memory before writing it: poisoned at every block start (NaN), even though the
+// previous block on this OS thread wrote it.
+__global__ void static_smem_poison_kernel(float* __restrict__ out) {
+  __shared__ float buf[64];
+  __shared__ __align__(16) double other[3];
+  out[blockIdx.x * blockDim.x + threadIdx.x] = buf[threadIdx.x] + static_cast<float>(other[threadIdx.x % 3]);
+  __syncthreads();
+  buf[threadIdx.x] = 1.0f;
+  other[threadIdx.x % 3] = 2.0;
+}
+
 // Misuse the emulator must report instead of computing something.
 __global__ void misuse_kernel(int kind, float* out) {
   const int t = threadIdx.x;
@@ -257,6 +268,14 @@ at::Tensor static_smem(int64_t blocks, int64_t threads) {
   return out;
 }
 
+at::Tensor static_smem_poison(int64_t blocks) {
+  at::Tensor out = at::empty({blocks, 64}, at::kFloat);
+  launch_kernel(static_smem_poison_kernel, dim3(blocks), dim3(64), 0, nullptr, out.mutable_data_ptr<float>());
+  return out;
+}
+
+int64_t static_shared_poison_bytes() { return static_cast<int64_t>(cuda_emu::static_shared_poison_bytes()); }
+
 void misuse(int64_t kind, int64_t threads) {
   at::Tensor out = at::zeros({threads}, at::kFloat);
   launch_kernel(misuse_kernel, dim3(1), dim3(threads), 0, nullptr, static_cast<int>(kind),
@@ -292,6 +311,8 @@ TORCH_LIBRARY(cuda_emu_selftest, m) {
   m.def("smem_poison(int blocks, int nfloats) -> Tensor", &selftest::smem_poison);
   m.def("ids(int[] grid, int[] block) -> Tensor", &selftest::ids);
   m.def("static_smem(int blocks, int threads) -> Tensor", &selftest::static_smem);
+  m.def("static_smem_poison(int blocks) -> Tensor", &selftest::static_smem_poison);
+  m.def("static_shared_poison_bytes() -> int", &selftest::static_shared_poison_bytes);
   m.def("misuse(int kind, int threads) -> ()", &selftest::misuse);
   m.def("launch_config(int kind) -> ()", &selftest::launch_config);
 }
