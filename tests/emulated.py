@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,7 +67,8 @@ def _units(tree: Path, ns: str) -> list[tuple[str, list[str]]]:
     """(source relative to tree, extra flags) of the emulated conv1d_ext build."""
     kernels = sorted(p.relative_to(tree).as_posix() for p in (tree / "csrc" / "cuda").glob("*.cu"))
     units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"])]  # first: begins the static shared memory section
-    units += [(k, ["-x", "c++"]) for k in kernels]
+    # nvcc includes cuda_runtime.h before every .cu file; the emulator's header takes its place.
+    units += [(k, ["-x", "c++", "-include", "csrc/cuda/emu/cuda_emu.h"]) for k in kernels]
     units += [("csrc/cuda/emu/emu_ops.cpp", []),
               ("csrc/cuda/emu/emu_namespace.cpp", [f"-DCONV1D_EXT_EMU_NS={ns}"]),
               ("csrc/cuda/emu/cuda_emu_end.cpp", [])]  # last: ends the static shared memory section
@@ -116,11 +118,46 @@ def _build(tree: Path, units: list[tuple[str, list[str]]], name: str) -> Path:
     return lib
 
 
+_libs: dict[str, Path] = {}  # namespace -> loaded library
+
+
 def _load(lib: Path, ns: str):
     if str(lib) not in _loaded:
+        if ns in _libs and _libs[ns] != lib:
+            raise RuntimeError(f"namespace {ns} is already loaded from {_libs[ns]}; restart to load {lib}")
         torch.ops.load_library(str(lib))
         _loaded[str(lib)] = getattr(torch.ops, ns)
+        _libs[ns] = lib
     return _loaded[str(lib)]
+
+
+def project_kernels(tree: Path = ROOT) -> list[str]:
+    """Names of the __global__ functions in csrc/cuda/*.cu and *.cuh (the kernels the emulator must run)."""
+    names = set()
+    for f in sorted((tree / "csrc" / "cuda").glob("*.cu*")):
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", f.read_text(), flags=re.S)
+        text = re.sub(r"__launch_bounds__\s*\([^)]*\)", "", text)
+        names.update(re.findall(r"__global__\s+(?:static\s+)?void\s+(\w+)\s*\(", text))
+    return sorted(names)
+
+
+def kernel_launches(ns: str = DEFAULT_NS, reset: bool = True) -> dict[str, int]:
+    """{demangled kernel symbol: launches} of the emulated build `ns` since the last reset."""
+    lib = _libs[ns]
+    counts = getattr(torch.ops, ns)._launch_counts(reset).tolist()
+    nm = subprocess.run(["nm", "-C", "--defined-only", str(lib)], stdout=subprocess.PIPE, text=True, check=True)
+    by_addr = {}
+    for line in nm.stdout.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tTwW":
+            by_addr.setdefault(int(parts[0], 16), parts[2])
+    return {by_addr.get(off, hex(off)): n for off, n in counts}
+
+
+def unlaunched_kernels(launched: dict[str, int], tree: Path = ROOT) -> list[str]:
+    """Kernels of project_kernels() that appear in no launched symbol."""
+    return [k for k in project_kernels(tree)
+            if not any(re.search(rf"(^|::|\s){k}(<|\()", sym) for sym in launched)]
 
 
 def emulated_ops():
@@ -130,7 +167,8 @@ def emulated_ops():
 
 def selftest_ops():
     """torch.ops.cuda_emu_selftest: the emulator's own test kernels (csrc/cuda/emu/selftest_kernels.cu)."""
-    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"]), ("csrc/cuda/emu/selftest_kernels.cu", ["-x", "c++"]),
+    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"]), ("csrc/cuda/emu/selftest_kernels.cu",
+                                                   ["-x", "c++", "-include", "csrc/cuda/emu/cuda_emu.h"]),
              ("csrc/cuda/emu/cuda_emu_end.cpp", [])]
     return _load(_build(ROOT, units, "cuda_emu_selftest"), "cuda_emu_selftest")
 

@@ -5,6 +5,7 @@
 // assembly on x86-64 (no system call, unlike swapcontext) and with ucontext elsewhere.
 #include "cuda_emu.h"
 
+#include <dlfcn.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -147,6 +148,7 @@ thread_local Worker tls_worker;
 
 std::mutex g_attr_mutex;
 std::unordered_map<const void*, int> g_max_dynamic_smem;
+std::unordered_map<const void*, uint64_t> g_launches;  // under g_attr_mutex
 
 enum class Order { Shuffle, Forward, Reverse };
 
@@ -504,6 +506,7 @@ void check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes) 
   size_t limit = kSmemDefaultLimit;
   {
     std::lock_guard<std::mutex> lock(g_attr_mutex);
+    ++g_launches[kernel];
     auto it = g_max_dynamic_smem.find(kernel);
     if (it != g_max_dynamic_smem.end()) limit = static_cast<size_t>(it->second);
   }
@@ -538,6 +541,18 @@ void* dynamic_shared_memory() {
   Worker& w = tls_worker;
   TORCH_CHECK(w.current != nullptr, "cuda_emu: dynamic shared memory used outside a kernel");
   return w.smem;
+}
+
+std::vector<std::pair<uintptr_t, uint64_t>> launch_counts(bool reset) {
+  std::lock_guard<std::mutex> lock(g_attr_mutex);
+  std::vector<std::pair<uintptr_t, uint64_t>> out;
+  for (const auto& [kernel, count] : g_launches) {
+    Dl_info info{};
+    const uintptr_t base = dladdr(kernel, &info) ? reinterpret_cast<uintptr_t>(info.dli_fbase) : 0;
+    out.emplace_back(reinterpret_cast<uintptr_t>(kernel) - base, count);
+  }
+  if (reset) g_launches.clear();
+  return out;
 }
 
 size_t static_shared_poison_bytes() { return static_shared_region().second; }

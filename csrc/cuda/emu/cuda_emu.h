@@ -34,6 +34,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // ---- qualifiers -------------------------------------------------------------------------------------
 #define __global__
@@ -120,6 +121,9 @@ void* dynamic_shared_memory();
 // Bytes of static __shared__ memory poisoned at each block start (0 if the section could not be found).
 size_t static_shared_poison_bytes();
 void set_max_dynamic_smem(const void* kernel, int bytes);
+// Launches per kernel since the last reset, as (offset of the kernel in its shared object, count): which
+// kernels a test ran (tests map offsets to names with the object's symbol table).
+std::vector<std::pair<uintptr_t, uint64_t>> launch_counts(bool reset);
 int device_attribute(cudaDeviceAttr attr);
 
 enum class SyncKind : int { Barrier, BarrierCount, BarrierAnd, BarrierOr };

@@ -18,6 +18,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "emu/cuda_emu.h"  // __host__ __device__ for conv1d_params.h, as nvcc would predefine them
 #include "conv1d_kernels.h"
 #include "op_common.h"
 
@@ -107,6 +108,18 @@ at::Tensor conv1d_backward_bias(const at::Tensor& grad_output) {
   return grad_bias;
 }
 
+// (offset in this library, launch count) of every kernel launched since the last reset.
+at::Tensor launch_counts(bool reset) {
+  const auto counts = ::cuda_emu::launch_counts(reset);
+  at::Tensor out = at::empty({static_cast<int64_t>(counts.size()), 2}, at::kLong);
+  int64_t* o = out.mutable_data_ptr<int64_t>();
+  for (size_t i = 0; i < counts.size(); ++i) {
+    o[2 * i] = static_cast<int64_t>(counts[i].first);
+    o[2 * i + 1] = static_cast<int64_t>(counts[i].second);
+  }
+  return out;
+}
+
 // TORCH_LIBRARY / TORCH_LIBRARY_IMPL spelled out, so the namespace can come from another translation
 // unit: fault-injection builds then reuse this object and differ only in emu_namespace.cpp.
 struct Registration {
@@ -123,6 +136,8 @@ struct Registration {
     defs.def("conv1d_backward_weight(Tensor grad_output, Tensor input, int kernel_size, int stride, "
              "int pad_left, int pad_right, int dilation, int groups) -> Tensor");
     defs.def("conv1d_backward_bias(Tensor grad_output) -> Tensor");
+    // Test-only: which kernels ran (see tests/emulated.py, kernel_launches).
+    defs.def("_launch_counts(bool reset) -> Tensor", &launch_counts);
     impls.impl("conv1d", &conv1d);
     impls.impl("conv1d_backward_input", &conv1d_backward_input);
     impls.impl("conv1d_backward_weight", &conv1d_backward_weight);
