@@ -44,6 +44,13 @@ def test_missing_second_barrier_is_a_visible_race(st, n):
     assert not torch.allclose(st.tiled(x, 0), expected)
 
 
+@pytest.mark.parametrize("threads", [64, 256])
+def test_warp_running_ahead_exposes_scratch_reuse_race(st, threads):
+    x = torch.randn(6, threads)
+    torch.testing.assert_close(st.sums(x, 1), x.sum(1))
+    assert not torch.allclose(st.sums(x, 0), x.sum(1))
+
+
 POISON = -1  # a lane reading an inactive lane gets all-ones bytes: -1 as int32
 
 

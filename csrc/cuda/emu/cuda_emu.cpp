@@ -278,10 +278,11 @@ bool same_site(const Fiber& a, const Fiber& b) {
   return a.line == b.line && (a.file == b.file || std::strcmp(a.file, b.file) == 0);
 }
 
-// Completes every warp intrinsic whose named lanes have all arrived; reports misuse.
-bool resolve_warps(Worker& w, unsigned nthreads) {
+// Completes every warp intrinsic of the warp starting at thread `base` whose named lanes have all
+// arrived; reports misuse.
+bool resolve_warp(Worker& w, unsigned base, unsigned nthreads) {
   bool progressed = false;
-  for (unsigned base = 0; base < nthreads; base += 32) {
+  {
     const unsigned lanes = std::min(32u, nthreads - base);
     const unsigned existing = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u);
     for (unsigned lane = 0; lane < lanes; ++lane) {
@@ -452,6 +453,7 @@ void run_block(Worker& w, const Launch& L, uint64_t block_linear) {
   const auto static_smem = static_shared_region();
   if (static_smem.second > 0) std::memset(static_smem.first, 0xff, static_smem.second);
   const unsigned n = L.nthreads;
+  const unsigned num_warps = (n + 31) / 32;
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = w.fibers[i];
     f.state = State::Runnable;
@@ -459,36 +461,48 @@ void run_block(Worker& w, const Launch& L, uint64_t block_linear) {
     f.tid = uint3{i % L.block.x, i / L.block.x % L.block.y, i / (L.block.x * L.block.y)};
     start_fiber(f);
   }
-  w.order.resize(n);
-  for (unsigned i = 0; i < n; ++i) w.order[i] = i;
   const Order order = schedule_order();
   uint64_t rng = block_linear * 0x2545f4914f6cdd1dull + 12345;
+  // Orders `count` indices into `out` as the schedule says (a fresh shuffle each call).
+  auto arrange = [&](unsigned count, unsigned* out) {
+    for (unsigned i = 0; i < count; ++i) out[i] = order == Order::Reverse ? count - 1 - i : i;
+    if (order == Order::Shuffle)
+      for (unsigned i = count; i > 1; --i) std::swap(out[i - 1], out[splitmix64(rng) % i]);
+  };
+  w.order.resize(num_warps);
+  unsigned lane_order[32];
   unsigned done = 0;
-  for (uint64_t round = 0;; ++round) {
-    if (order == Order::Shuffle) {
-      for (unsigned i = n; i > 1; --i) std::swap(w.order[i - 1], w.order[splitmix64(rng) % i]);
-    } else if (order == Order::Reverse) {
-      for (unsigned i = 0; i < n; ++i) w.order[i] = n - 1 - i;
-    }
-    for (unsigned k = 0; k < n; ++k) {
-      Fiber& f = w.fibers[w.order[k]];
-      if (f.state != State::Runnable) continue;
-      threadIdx = f.tid;
-      w.current = &f;
-      switch_to_fiber(w, f);
-      w.current = nullptr;
-      if (f.error) {
-        threadIdx = f.tid;
-        try {
-          std::rethrow_exception(f.error);
-        } catch (const std::exception& e) {
-          fail("thread " + fmt3(f.tid) + " raised: " + e.what());
+  // Between two block barriers, warps run one after another (a fresh order each time), each as far as
+  // it can: its lanes interleave between warp intrinsics, and the warp goes on to the next barrier
+  // before another warp starts. So one warp gets as far ahead of the others as CUDA allows, and a
+  // missing barrier between warps (or a missing __syncwarp inside one) reorders shared-memory accesses.
+  for (;;) {
+    arrange(num_warps, w.order.data());
+    for (unsigned wi = 0; wi < num_warps; ++wi) {
+      const unsigned base = w.order[wi] * 32;
+      const unsigned lanes = std::min(32u, n - base);
+      do {
+        arrange(lanes, lane_order);
+        for (unsigned k = 0; k < lanes; ++k) {
+          Fiber& f = w.fibers[base + lane_order[k]];
+          if (f.state != State::Runnable) continue;
+          threadIdx = f.tid;
+          w.current = &f;
+          switch_to_fiber(w, f);
+          w.current = nullptr;
+          if (f.error) {
+            threadIdx = f.tid;
+            try {
+              std::rethrow_exception(f.error);
+            } catch (const std::exception& e) {
+              fail("thread " + fmt3(f.tid) + " raised: " + e.what());
+            }
+          }
+          if (f.state == State::Done) ++done;
         }
-      }
-      if (f.state == State::Done) ++done;
+      } while (resolve_warp(w, base, n));
     }
     if (done == n) return;
-    if (resolve_warps(w, n)) continue;
     if (resolve_barrier(w, n)) continue;
     report_deadlock(w, n);
   }

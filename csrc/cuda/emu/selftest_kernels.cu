@@ -180,6 +180,27 @@ __global__ void empty_kernel(float* out) {
   if (threadIdx.x == 0 && blockIdx.x == 0) out[0] = 1.0f;
 }
 
+// Block-wide sum through a scratch array reused by consecutive calls; without the leading barrier a
+// warp that finished the previous call overwrites scratch while other warps still read it.
+__device__ float reusable_block_sum(float v, float* scratch, int leading_barrier) {
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  if (leading_barrier) __syncthreads();
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  float total = 0.f;
+  for (unsigned w = 0; w < blockDim.x / 32; ++w) total += scratch[w];
+  return total;
+}
+
+__global__ void sums_kernel(const float* __restrict__ x, float* __restrict__ out, int rounds,
+                            int leading_barrier) {
+  __shared__ float scratch[32];
+  for (int r = 0; r < rounds; ++r) {
+    const float total = reusable_block_sum(x[r * blockDim.x + threadIdx.x], scratch, leading_barrier);
+    if (threadIdx.x == blockDim.x - 1) out[r] = total;
+  }
+}
+
 // --- ops ---------------------------------------------------------------------------------------------
 
 at::Tensor reverse(const at::Tensor& x, int64_t with_barrier) {
@@ -203,6 +224,13 @@ at::Tensor warp_op(const at::Tensor& x, int64_t op, int64_t param, int64_t width
   launch_kernel(warp_op_kernel, dim3(1), dim3(x.numel()), 0, nullptr, x.const_data_ptr<int>(),
                 out.mutable_data_ptr<int64_t>(), static_cast<int>(op), static_cast<int>(param),
                 static_cast<int>(width), static_cast<unsigned>(mask));
+  return out;
+}
+
+at::Tensor sums(const at::Tensor& x, int64_t leading_barrier) {
+  at::Tensor out = at::empty({x.size(0)}, x.options());
+  launch_kernel(sums_kernel, dim3(1), dim3(x.size(1)), 0, nullptr, x.const_data_ptr<float>(),
+                out.mutable_data_ptr<float>(), static_cast<int>(x.size(0)), static_cast<int>(leading_barrier));
   return out;
 }
 
@@ -307,6 +335,7 @@ TORCH_LIBRARY(cuda_emu_selftest, m) {
   m.def("tiled(Tensor x, int second_barrier) -> Tensor", &selftest::tiled);
   m.def("warp_op(Tensor x, int op, int param, int width, int mask) -> Tensor", &selftest::warp_op);
   m.def("block_sum(Tensor x, int blocks, int threads, int wrong_lane) -> Tensor", &selftest::block_sum);
+  m.def("sums(Tensor x, int leading_barrier) -> Tensor", &selftest::sums);
   m.def("atomics(int blocks, int threads) -> Tensor", &selftest::atomics);
   m.def("smem_poison(int blocks, int nfloats) -> Tensor", &selftest::smem_poison);
   m.def("ids(int[] grid, int[] block) -> Tensor", &selftest::ids);
