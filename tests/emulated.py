@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ import sys
 import sysconfig
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -191,8 +194,186 @@ def faulty_ops(name: str, path: str, old: str, new: str, count: int = 1):
     return _load(_build(tree, _units(tree, ns), ns), ns)
 
 
-if __name__ == "__main__":  # python tests/emulated.py: build (or check) the emulated extension
+# ---------------------------------------------------------------------------------------------------
+# Conformance of an emulated build against F.conv1d (float64 reference), used by test_emulator.py for the
+# clean and the fault-injected builds, and by `python tests/emulated.py --sweep N`.
+
+# Error bound: |got - ref| <= TOLERANCE[dtype] * bound, where bound is the same computation on absolute
+# values (sum of |terms|): the accumulation's relative error in the accumulation type plus the final
+# rounding to dtype (float accumulation for the 16-bit types).
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class Case:
+    batch: int
+    in_channels: int
+    out_channels: int
+    length: int
+    kernel_size: int
+    stride: int = 1
+    pad_left: int = 0
+    pad_right: int = 0
+    dilation: int = 1
+    groups: int = 1
+    bias: bool = True
+    contiguous: bool = True
+
+
+def random_cases(count: int, seed: int = 0, max_length: int = 200) -> list[Case]:
+    """Small random problems over every family: dense, grouped, depthwise, channel multipliers, strides,
+    dilations, asymmetric padding, kernels longer than a depthwise tap group (8)."""
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(count):
+        kind = rng.choice(["dense", "grouped", "depthwise", "multiplier"])
+        groups = 1 if kind == "dense" else rng.randint(2, 4)
+        in_pg = 1 if kind in ("depthwise", "multiplier") else rng.choice([1, 2, 3, 5, 8, 20])
+        out_pg = {"depthwise": 1, "multiplier": rng.choice([2, 3, 8, 9])}.get(kind, rng.randint(1, 9))
+        k = rng.choice([1, 2, 3, 4, 5, 7, 9, 12])
+        stride, dilation = rng.choice([1, 1, 2, 3, 4]), rng.choice([1, 1, 2, 3])
+        pad_left, pad_right = rng.randint(0, 4), rng.randint(0, 4)
+        span = dilation * (k - 1) + 1
+        length = rng.randint(max(1, span - pad_left - pad_right), span + max_length)
+        cases.append(Case(rng.choice([1, 1, 2, 3]), groups * in_pg, groups * out_pg, length, k, stride,
+                          pad_left, pad_right, dilation, groups, rng.random() < 0.8, rng.random() < 0.8))
+    return cases
+
+
+# Shapes that reach the multi-tile / multi-chunk paths: depthwise rows longer than a tile (512 outputs),
+# depthwise and bias reductions in several chunks, split-K dense backward-weight, K > one GEMM step,
+# a zero-sized batch.
+EDGE_CASES = [
+    Case(4, 6, 6, 1100, 4, 1, 3, 0, 1, 6),
+    Case(3, 4, 8, 1500, 9, 2, 4, 4, 2, 4),
+    Case(2, 3, 3, 2100, 3, 1, 1, 1, 1, 3, contiguous=False),
+    Case(2, 24, 16, 300, 5, 1, 2, 2, 1, 1),
+    Case(3, 12, 18, 150, 3, 3, 0, 2, 2, 3),
+    Case(0, 4, 4, 20, 3, 1, 1, 1, 1, 1),
+    Case(1, 2, 4, 1, 1, 1, 0, 0, 1, 2),
+    Case(2, 3, 6, 5, 5, 1, 2, 2, 1, 3),
+]
+
+
+@contextmanager
+def cuda_family(name: str | None):
+    """Force a kernel family of csrc/cuda/dispatch.cu (CONV1D_EXT_CUDA_FAMILY, read on every call)."""
+    old = os.environ.get("CONV1D_EXT_CUDA_FAMILY")
+    if name:
+        os.environ["CONV1D_EXT_CUDA_FAMILY"] = name
+    else:
+        os.environ.pop("CONV1D_EXT_CUDA_FAMILY", None)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CONV1D_EXT_CUDA_FAMILY", None)
+        else:
+            os.environ["CONV1D_EXT_CUDA_FAMILY"] = old
+
+
+def _reference(c: Case, x, w, b, gy):
+    """Output and the three gradients in float64, by F.conv1d and autograd."""
+    import torch.nn.functional as F
+
+    x, w = x.double().requires_grad_(), w.double().requires_grad_()
+    b = b.double().requires_grad_() if b is not None else None
+    y = F.conv1d(F.pad(x, (c.pad_left, c.pad_right)), w, b, c.stride, 0, c.dilation, c.groups)
+    inputs = (x, w) + ((b,) if b is not None else ())
+    grads = torch.autograd.grad(y, inputs, gy.double(), allow_unused=True)
+    gb = grads[2] if b is not None else gy.double().sum((0, 2))
+    return y.detach(), grads[0], grads[1], gb
+
+
+def _noncontiguous(t):
+    return t.transpose(-1, -2).contiguous().transpose(-1, -2) if t.dim() == 3 else t
+
+
+def check_case(ops, c: Case, dtype, seed: int = 0) -> list[str]:
+    """Runs the four ops of `ops` on case `c` and compares with the float64 reference; returns the
+    problems found (empty when the case conforms). Also checks that no input is modified."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(c.batch, c.in_channels, c.length, generator=g, dtype=torch.float64).to(dtype)
+    w = torch.randn(c.out_channels, c.in_channels // c.groups, c.kernel_size, generator=g,
+                    dtype=torch.float64).to(dtype)
+    b = torch.randn(c.out_channels, generator=g, dtype=torch.float64).to(dtype) if c.bias else None
+    out_len = (c.length + c.pad_left + c.pad_right - c.dilation * (c.kernel_size - 1) - 1) // c.stride + 1
+    gy = torch.randn(c.batch, c.out_channels, out_len, generator=g, dtype=torch.float64).to(dtype)
+    if not c.contiguous:
+        x, w, gy = _noncontiguous(x), _noncontiguous(w), _noncontiguous(gy)
+    originals = [t.clone() for t in (x, w, b, gy) if t is not None]
+    hyper = (c.stride, c.pad_left, c.pad_right, c.dilation, c.groups)
+    got = {
+        "output": ops.conv1d(x, w, b, *hyper),
+        "grad_input": ops.conv1d_backward_input(gy, w, c.length, *hyper),
+        "grad_weight": ops.conv1d_backward_weight(gy, x, c.kernel_size, *hyper),
+        "grad_bias": ops.conv1d_backward_bias(gy),
+    }
+    problems = []
+    if not all(torch.equal(o, t) for o, t in zip(originals, [t for t in (x, w, b, gy) if t is not None])):
+        problems.append("an input was modified")
+    ref = dict(zip(got, _reference(c, x, w, b, gy)))
+    bound = dict(zip(got, _reference(c, x.abs(), w.abs(), b.abs() if b is not None else None, gy.abs())))
+    for name, value in got.items():
+        if value.shape != ref[name].shape or value.dtype != dtype:
+            problems.append(f"{name}: shape/dtype {tuple(value.shape)}/{value.dtype}, "
+                            f"expected {tuple(ref[name].shape)}/{dtype}")
+            continue
+        err = (value.double() - ref[name]).abs()
+        allowed = TOLERANCE[dtype] * bound[name] + 1e-30
+        bad = ~(err <= allowed)  # NaN counts as bad
+        if bad.any():
+            idx = tuple(i.item() for i in bad.nonzero()[0])
+            problems.append(f"{name}: {int(bad.sum())}/{bad.numel()} elements off, first at {idx}: "
+                            f"got {value[idx].item()}, expected {ref[name][idx].item()}")
+    return problems
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run with n intra-op threads. The checks use 1: on a loaded 2-core machine OpenMP's spinning
+    barriers make every small multi-threaded op (F.conv1d included) ~50x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def conformance_failures(ops, cases, dtypes=DTYPES, families=(None,), seed: int = 0) -> list[str]:
+    """check_case over cases x dtypes x forced kernel families; one line per failing combination."""
+    failures = []
+    for family in families:
+        with cuda_family(family), torch_threads(1):
+            for i, c in enumerate(cases):
+                for dtype in dtypes:
+                    for p in check_case(ops, c, dtype, seed + i):
+                        failures.append(f"[family={family or 'auto'} {dtype} {c}] {p}")
+    return failures
+
+
+if __name__ == "__main__":  # python tests/emulated.py [--sweep N [--seed S]]: build, then optionally sweep
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sweep", type=int, default=0, help="random cases to check against F.conv1d")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    os.environ.setdefault("CONV1D_EXT_POISON_OUTPUTS", "1")
     t0 = time.time()
     os.environ.setdefault("CONV1D_EXT_EMU_VERBOSE", "1")
     ops = emulated_ops()
     print(f"emulated ops ready: {ops} ({time.time() - t0:.1f}s)")
+    if args.sweep:
+        t0 = time.time()
+        kernel_launches(reset=True)
+        cases = EDGE_CASES + random_cases(args.sweep, args.seed)
+        fails = conformance_failures(ops, cases, families=(None, "direct", "dense"), seed=args.seed)
+        for f in fails:
+            print(f)
+        launched = kernel_launches()
+        print(f"{len(cases)} cases x {len(DTYPES)} dtypes x 3 families: {len(fails)} failures "
+              f"({time.time() - t0:.1f}s); kernels launched: {len(launched)}; "
+              f"never launched: {unlaunched_kernels(launched) or 'none'}")
