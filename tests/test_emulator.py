@@ -11,12 +11,15 @@ Run: python -m pytest tests/test_emulator.py  (builds into .emu_build/ on first 
 """
 from __future__ import annotations
 
-import math
+import os
 
 import pytest
 import torch
 
 import emulated
+
+# Every op output starts as NaN (csrc/op_common.h), so an element a kernel never writes fails the check.
+os.environ.setdefault("CONV1D_EXT_POISON_OUTPUTS", "1")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,8 @@ def test_shuffle_reduction_and_a_wrong_lane(st, dtype, blocks, threads):
 
 def test_atomics_are_atomic_across_concurrent_blocks(st):
     blocks, threads = 64, 128
-    counter, fsum, imax, cas, dsum = st.atomics(blocks, threads).tolist()
+    with emulated.torch_threads(2):  # blocks on two OS threads at once
+        counter, fsum, imax, cas, dsum = st.atomics(blocks, threads).tolist()
     total = blocks * threads
     assert (counter, fsum, imax, cas, dsum) == (total, total, total - 1, total, total / 2)
 
@@ -189,3 +193,57 @@ def test_launch_limits_of_a_gpu(st, kind, message):
     else:
         with pytest.raises(RuntimeError, match=message):
             st.launch_config(kind)
+
+
+# ---------------------------------------------------------------------------------------------------
+# (b) the project's kernels (csrc/cuda/*.cu) through the emulator, and faults injected into copies of them
+
+FAMILIES = (None, "direct", "dense")  # dispatch's choice, then each fallback family forced
+CASES = emulated.EDGE_CASES + emulated.random_cases(20, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ops():
+    return emulated.emulated_ops()
+
+
+def test_every_cuda_kernel_conforms_and_runs(ops):
+    emulated.kernel_launches(reset=True)
+    failures = emulated.conformance_failures(ops, CASES, families=FAMILIES)
+    assert not failures, "\n".join(failures[:20])
+    launched = emulated.kernel_launches()
+    assert emulated.project_kernels(), "no __global__ kernels found in csrc/cuda"
+    assert emulated.unlaunched_kernels(launched) == [], f"kernels never launched; launched: {sorted(launched)}"
+
+
+# (name, file, text, replacement): each is a bug a kernel author could plausibly write.
+FAULTS = [
+    # An off-by-one in a bound: the position one past the input row is read instead of zero padding.
+    ("bound_off_by_one", "csrc/cuda/dense_forward.cu",
+     "(pos >= 0 && pos < p.in_len) ? to_acc(input[", "(pos >= 0 && pos <= p.in_len) ? to_acc(input["),
+    # The barrier that keeps the next K step's loads from overwriting tiles still being read (WAR).
+    ("gemm_missing_trailing_syncthreads", "csrc/cuda/implicit_gemm.cuh",
+     "acc[i][j] += a[i] * b[j];\n      }\n      __syncthreads();\n", "acc[i][j] += a[i] * b[j];\n      }\n"),
+    # The barrier between staging the input span in shared memory and reading it (RAW).
+    ("depthwise_missing_syncthreads", "csrc/cuda/depthwise.cu",
+     "const int lead = stage_span(x_row, job.x_len, start, span, smem);\n        __syncthreads();",
+     "const int lead = stage_span(x_row, job.x_len, start, span, smem);"),
+    # A wrong shuffle lane in the warp reduction.
+    ("wrong_shuffle_lane", "csrc/cuda/kernel_utils.cuh",
+     "v += __shfl_down_sync(0xffffffffu, v, offset);", "v += __shfl_down_sync(0xffffffffu, v, offset + 1);"),
+    # The barrier protecting block_sum's scratch from the previous call's readers: only a schedule in
+    # which one warp runs ahead of another shows this race.
+    ("block_sum_missing_leading_syncthreads", "csrc/cuda/kernel_utils.cuh",
+     "__syncthreads();  // scratch may still be read by a previous call", ""),
+    # The split-K reduction drops the last split.
+    ("split_k_drops_last_partial", "csrc/cuda/dense_backward_weight.cu",
+     "for (int64_t s = 0; s < splits; ++s) sum += partials", "for (int64_t s = 0; s + 1 < splits; ++s) sum += partials"),
+]
+
+
+@pytest.mark.parametrize("name,path,old,new", FAULTS, ids=[f[0] for f in FAULTS])
+def test_injected_fault_is_caught(ops, name, path, old, new):
+    faulty = emulated.faulty_ops(name, path, old, new)
+    failures = emulated.conformance_failures(faulty, CASES, dtypes=(torch.float32, torch.bfloat16),
+                                             families=FAMILIES, stop_at_first=True)
+    assert failures, f"fault {name} in {path} was not caught by the conformance check"
