@@ -5,9 +5,11 @@
 // Model:
 //   * a launch runs every block of the grid; blocks are spread over OS threads (at::parallel_for);
 //   * the threads of one block are fibers on one OS thread. A fiber runs until it reaches a
-//     synchronisation point (__syncthreads, a warp intrinsic) or exits; then the next fiber runs. The
-//     order in which fibers are resumed changes from round to round (a seeded shuffle by default), so a
-//     missing or misplaced barrier reorders reads and writes of shared memory and changes results;
+//     synchronisation point (__syncthreads, a warp intrinsic) or exits; then another runs. Between two
+//     block barriers the warps run one after another, each as far as it can (its lanes interleaved
+//     between warp intrinsics), in an order reshuffled every time (seeded: runs are reproducible;
+//     CUDA_EMU_ORDER=forward|reverse|shuffle). So one warp runs ahead of the others as far as CUDA
+//     allows, and a missing or misplaced barrier reorders shared-memory accesses and changes results;
 //   * __syncthreads is a barrier of the whole block: all threads must reach the same barrier (same
 //     source line); a thread that exits or waits elsewhere is reported as a divergent barrier/deadlock;
 //   * warp intrinsics (__shfl*_sync, __ballot_sync, __any_sync, __all_sync, __syncwarp) are rendezvous of
