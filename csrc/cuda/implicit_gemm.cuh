@@ -49,8 +49,8 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Problem pro
   constexpr int kBCols = kBNFast ? 1 : kLoadsB;
   constexpr int kBCurs = kBNFast ? kLoadsB : 1;
 
-  __shared__ A a_tile[BK][BM + kGemmPad];
-  __shared__ A b_tile[BK][BN + kGemmPad];
+  __shared__ A a_tile[2][BK][BM + kGemmPad];  // double-buffered
+  __shared__ A b_tile[2][BK][BN + kGemmPad];
 
   const int tid = threadIdx.x;
   const int tx = tid % 16;
@@ -94,37 +94,57 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Problem pro
 #pragma unroll
       for (int j = 0; j < kGemmTN; ++j) acc[i][j] = A(0);
 
-    for (int64_t k0 = zi.k_begin; k0 < zi.k_end; k0 += BK) {
+    // Software pipeline: the global loads of step k+1 are issued into registers before the FMAs of
+    // step k run from shared memory, then stored into the other shared-memory buffer; one barrier
+    // per step (a buffer is rewritten only after the barrier that ends the step reading it).
+    A a_next[kLoadsA], b_next[kLoadsB];
+    auto load_step = [&](int64_t k0) {
 #pragma unroll
       for (int s = 0; s < kLoadsA; ++s) {
-        const int ml = a_m_local(s), kl = a_k_local(s);
-        const bool ok = m0 + ml < zi.m_size && k0 + kl < zi.k_end;
-        a_tile[kl][ml] = ok ? prob.a_load(zi, a_rows[kAMFast ? 0 : s], a_curs[kAMFast ? s : 0]) : A(0);
+        const bool ok = m0 + a_m_local(s) < zi.m_size && k0 + a_k_local(s) < zi.k_end;
+        a_next[s] = ok ? prob.a_load(zi, a_rows[kAMFast ? 0 : s], a_curs[kAMFast ? s : 0]) : A(0);
       }
 #pragma unroll
       for (int s = 0; s < kLoadsB; ++s) {
-        const int nl = b_n_local(s), kl = b_k_local(s);
-        const bool ok = n0 + nl < prob.n_size && k0 + kl < zi.k_end;
-        b_tile[kl][nl] = ok ? prob.b_load(zi, b_cols[kBNFast ? 0 : s], b_curs[kBNFast ? s : 0]) : A(0);
+        const bool ok = n0 + b_n_local(s) < prob.n_size && k0 + b_k_local(s) < zi.k_end;
+        b_next[s] = ok ? prob.b_load(zi, b_cols[kBNFast ? 0 : s], b_curs[kBNFast ? s : 0]) : A(0);
       }
 #pragma unroll
       for (int c = 0; c < kACurs; ++c) prob.a_advance(zi, a_curs[c]);
 #pragma unroll
       for (int c = 0; c < kBCurs; ++c) prob.b_advance(zi, b_curs[c]);
+    };
+    auto store_step = [&](int buf) {
+#pragma unroll
+      for (int s = 0; s < kLoadsA; ++s) a_tile[buf][a_k_local(s)][a_m_local(s)] = a_next[s];
+#pragma unroll
+      for (int s = 0; s < kLoadsB; ++s) b_tile[buf][b_k_local(s)][b_n_local(s)] = b_next[s];
+    };
+
+    if (zi.k_begin < zi.k_end) {
+      load_step(zi.k_begin);
+      store_step(0);  // the previous tile's K loop ended with a barrier: no one reads buffer 0 now
       __syncthreads();
+    }
+    int buf = 0;
+    for (int64_t k0 = zi.k_begin; k0 < zi.k_end; k0 += BK) {
+      const bool has_next = k0 + BK < zi.k_end;
+      if (has_next) load_step(k0 + BK);
 #pragma unroll
       for (int kk = 0; kk < BK; ++kk) {
         A a[kGemmTM], b[kGemmTN];
 #pragma unroll
-        for (int i = 0; i < kGemmTM; ++i) a[i] = a_tile[kk][tx + 16 * i];
+        for (int i = 0; i < kGemmTM; ++i) a[i] = a_tile[buf][kk][tx + 16 * i];
 #pragma unroll
-        for (int j = 0; j < kGemmTN; ++j) b[j] = b_tile[kk][ty + 16 * j];
+        for (int j = 0; j < kGemmTN; ++j) b[j] = b_tile[buf][kk][ty + 16 * j];
 #pragma unroll
         for (int i = 0; i < kGemmTM; ++i)
 #pragma unroll
           for (int j = 0; j < kGemmTN; ++j) acc[i][j] += a[i] * b[j];
       }
+      if (has_next) store_step(buf ^ 1);
       __syncthreads();
+      buf ^= 1;
     }
 
 #pragma unroll
