@@ -221,9 +221,10 @@ FAULTS = [
     # An off-by-one in a bound: the position one past the input row is read instead of zero padding.
     ("bound_off_by_one", "csrc/cuda/dense_forward.cu",
      "(pos >= 0 && pos < p.in_len) ? to_acc(input[", "(pos >= 0 && pos <= p.in_len) ? to_acc(input["),
-    # The barrier that keeps the next K step's loads from overwriting tiles still being read (WAR).
-    ("gemm_missing_trailing_syncthreads", "csrc/cuda/implicit_gemm.cuh",
-     "acc[i][j] += a[i] * b[j];\n      }\n      __syncthreads();\n", "acc[i][j] += a[i] * b[j];\n      }\n"),
+    # The one barrier per K step of the pipelined GEMM: the next tiles are stored into the other buffer
+    # and must be complete before anyone reads them (RAW), and read by all before being overwritten (WAR).
+    ("gemm_missing_syncthreads", "csrc/cuda/implicit_gemm.cuh",
+     "if (has_next) store_step(buf ^ 1);\n      __syncthreads();\n", "if (has_next) store_step(buf ^ 1);\n"),
     # The barrier between staging the input span in shared memory and reading it (RAW).
     ("depthwise_missing_syncthreads", "csrc/cuda/depthwise.cu",
      "const int lead = stage_span(x_row, job.x_len, start, span, smem);\n        __syncthreads();",
