@@ -69,7 +69,7 @@ cpu_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")) +
 cuda_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")) +
                     glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cpp")))
 
-cxx_flags = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+cxx_flags = ["-O3", "-std=c++20", "-fvisibility=hidden"]
 include_dirs = [os.path.join(ROOT, "csrc")]
 
 if _want_cuda():

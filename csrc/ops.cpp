@@ -19,7 +19,7 @@ TORCH_LIBRARY(conv1d_ext, m) {
 }
 
 // Importing conv1d_ext._C loads this library (and with it the registrations above).
-extern "C" PyObject* PyInit__C(void) {
+PyMODINIT_FUNC PyInit__C(void) {  // PyMODINIT_FUNC: exported despite -fvisibility=hidden
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   return PyModule_Create(&module_def);
 }

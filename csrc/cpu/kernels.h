@@ -1,5 +1,57 @@
-// CPU kernel entry points, one set per instruction set (CPU_CAPABILITY = DEFAULT or AVX2).
-// The ISA-specific files (kernels_default.cpp, kernels_avx2.cpp) each compile the same templated
-// kernels; conv1d_cpu.cpp picks the set at run time from the CPU's features (see cpu_isa.h).
-// PLACEHOLDER: the CPU-kernels work fills this in.
+// CPU kernel entry points, compiled once per instruction set and chosen at run time.
+//
+// THE PER-ISA MECHANISM (every header included by the kernel translation units must follow it):
+//   * Kernel code lives in headers, inside `namespace conv1d_ext::cpu::CPU_CAPABILITY { ... }`
+//     (a plain namespace named by the macro, like at::vec's inline-namespace trick), and is templated
+//     on scalar_t. Headers that hold kernels must not define anything outside that namespace.
+//   * kernels_default.cpp and kernels_avx2.cpp each include isa_prelude.h FIRST (every non-kernel
+//     header: ATen, c10, std, conv1d_params.h), then define CPU_CAPABILITY (DEFAULT / AVX2; the AVX2
+//     file also CPU_CAPABILITY_AVX2 so at::vec picks its AVX2 Vectorized<>), then include
+//     kernels_impl.h (which includes <ATen/cpu/vec/vec.h>, direct.h, depthwise.h, dense_*.h).
+//   * kernels_avx2.cpp switches code generation to AVX2+FMA+F16C for everything after the prelude
+//     with `#pragma GCC target("avx2,fma,f16c")`. Because the prelude's headers are already included
+//     (include guards), no inline function outside the AVX2 namespaces gets AVX2 code, so the linker can
+//     never pick an AVX2 copy of a shared inline function for the baseline path (no SIGILL on old CPUs).
+//     GCC's pragma does not define __AVX2__ & co., which sleef.h (included by at::vec's AVX2 code) needs
+//     for its declarations, so that file defines them itself after the pragma.
+//     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h, but any OTHER new ATen/c10/std
+//     header it needs must be added to isa_prelude.h.
+//   * Only GCC on x86-64 builds the AVX2 set (C1D_HAVE_AVX2_KERNELS); elsewhere only DEFAULT exists.
+//   * conv1d_cpu.cpp dispatches the dtype (one place), then calls DEFAULT:: or AVX2:: entry points below
+//     (cpu_isa(): __builtin_cpu_supports avx2+fma+f16c, CONV1D_EXT_CPU_ISA=default forces the baseline).
+//   * Each entry point below is the ONE dispatch point of its op (kernels_impl.h): depthwise kernels,
+//     dense_tiled_* when dense_tiled_supports(p), else the generic direct kernels.
+// All pointers are to contiguous tensors laid out as described in conv1d_params.h.
 #pragma once
+
+#include "conv1d_params.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define C1D_HAVE_AVX2_KERNELS 1
+#endif
+
+#define C1D_DECLARE_CPU_KERNELS(ISA)                                                                   \
+  namespace ISA {                                                                                      \
+  template <typename scalar_t>                                                                         \
+  void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,            \
+                      const scalar_t* bias, scalar_t* output);                                         \
+  template <typename scalar_t>                                                                         \
+  void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output,                       \
+                             const scalar_t* weight, scalar_t* grad_input);                            \
+  template <typename scalar_t>                                                                         \
+  void conv1d_backward_weight(const Conv1dParams& p, const scalar_t* grad_output,                      \
+                              const scalar_t* input, scalar_t* grad_weight);                           \
+  /* grad_bias[c] = sum over batch and positions of grad_output (batch, channels, len) */             \
+  template <typename scalar_t>                                                                         \
+  void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len,                              \
+                            const scalar_t* grad_output, scalar_t* grad_bias);                         \
+  }
+
+namespace conv1d_ext {
+namespace cpu {
+C1D_DECLARE_CPU_KERNELS(DEFAULT)
+#ifdef C1D_HAVE_AVX2_KERNELS
+C1D_DECLARE_CPU_KERNELS(AVX2)
+#endif
+}  // namespace cpu
+}  // namespace conv1d_ext

@@ -1,0 +1,22 @@
+"""conv1d_ext: 1D convolution for PyTorch on this project's own CPU and CUDA kernels.
+
+    from conv1d_ext import Conv1dExt, conv1d, convert_conv1d
+
+* ``Conv1dExt``: a drop-in ``nn.Conv1d`` (same constructor, parameters, state_dict, repr, outputs and
+  gradients); ``Conv1dExt.from_conv1d(conv)`` builds one from an existing nn.Conv1d.
+* ``conv1d``: ``torch.nn.functional.conv1d``'s interface and semantics.
+* ``convert_conv1d(model)``: turns every nn.Conv1d in a model into a Conv1dExt, in place.
+
+The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
+conv1d_backward_bias); they have fake kernels and autograd (double backward included), so they work under
+torch.compile.
+"""
+
+from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
+from .functional import conv1d
+from .module import Conv1dExt, convert_conv1d
+
+ops = _ops.ops
+
+__all__ = ["Conv1dExt", "conv1d", "convert_conv1d", "ops"]
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+// Every header the per-ISA kernel files need that is NOT kernel code: included first by
+// kernels_default.cpp and kernels_avx2.cpp, before CPU_CAPABILITY and the AVX2 code-generation pragma,
+// so these inline functions are compiled for the baseline ISA only (see kernels.h).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <ostream>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include <ATen/NumericUtils.h>
+#include <ATen/cpu/vec/intrinsics.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/native/Math.h>
+#include <ATen/native/cpu/zmath.h>
+#include <ATen/native/quantized/AffineQuantizerBase.h>
+#include <c10/macros/Macros.h>
+#include <c10/util/BFloat16-math.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Exception.h>
+#include <c10/util/Half.h>
+#include <c10/util/Load.h>
+#include <c10/util/MathConstants.h>
+#include <c10/util/TypeCast.h>
+#include <c10/util/complex.h>
+#include <c10/util/copysign.h>
+#include <c10/util/irange.h>
+#include <c10/util/qint32.h>
+#include <c10/util/qint8.h>
+#include <c10/util/quint8.h>
+#include <c10/util/SmallVector.h>
+
+#include "conv1d_params.h"
+#include "cpu/kernels.h"

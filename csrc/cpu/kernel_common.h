@@ -1,0 +1,129 @@
+// Helpers shared by the CPU kernel families: accumulation types, vector load/store with conversion,
+// tap bounds, per-thread scratch. Kernel code: lives in conv1d_ext::cpu::CPU_CAPABILITY (see kernels.h).
+#pragma once
+
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include "conv1d_params.h"
+
+namespace conv1d_ext {
+namespace cpu {
+namespace CPU_CAPABILITY {
+
+// 16-bit types load into float registers and accumulate there; float and double accumulate in themselves.
+template <typename scalar_t>
+using acc_t = at::opmath_type<scalar_t>;
+template <typename scalar_t>
+using AccVec = at::vec::Vectorized<acc_t<scalar_t>>;
+
+template <typename scalar_t>
+inline AccVec<scalar_t> load_acc(const scalar_t* p) {
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+    at::vec::Vectorized<float> v;
+    at::vec::load_fp32_from_bf16(p, v);
+    return v;
+  } else if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+    at::vec::Vectorized<float> v;
+    at::vec::load_fp32_from_fp16(p, v);
+    return v;
+  } else {
+    return AccVec<scalar_t>::loadu(p);
+  }
+}
+
+template <typename scalar_t>
+inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+    at::vec::convert_float_bfloat16(v, v).store(p, AccVec<scalar_t>::size());
+  } else if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+    at::vec::convert_float_half(v, v).store(p, AccVec<scalar_t>::size());
+  } else {
+    v.store(p);
+  }
+}
+
+// dst[i] = src[i] converted to the accumulation type (vectorised for the 16-bit types).
+template <typename scalar_t>
+inline void convert_to_acc(const scalar_t* src, acc_t<scalar_t>* dst, int64_t n) {
+  using Vec = AccVec<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  int64_t i = 0;
+  for (; i + W <= n; i += W) load_acc(src + i).store(dst + i);
+  for (; i < n; ++i) dst[i] = static_cast<acc_t<scalar_t>>(src[i]);
+}
+
+// dst[i] = src[i] converted back to the storage type.
+template <typename scalar_t>
+inline void convert_from_acc(const acc_t<scalar_t>* src, scalar_t* dst, int64_t n) {
+  using Vec = AccVec<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  int64_t i = 0;
+  for (; i + W <= n; i += W) store_acc(dst + i, Vec::loadu(src + i));
+  for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
+}
+
+// Output positions [begin, end) whose tap `tap` reads a real input element (not padding):
+// 0 <= out_pos * stride + tap * dilation - pad_left < in_len.
+struct OutRange {
+  int64_t begin;
+  int64_t end;
+};
+inline OutRange tap_out_range(const Conv1dParams& p, int64_t tap) {
+  const int64_t offset = tap * p.dilation - p.pad_left;  // input position of out_pos 0
+  int64_t begin = offset >= 0 ? 0 : (-offset + p.stride - 1) / p.stride;
+  int64_t end = (p.in_len - 1 - offset) < 0 ? 0 : (p.in_len - 1 - offset) / p.stride + 1;
+  begin = std::min(begin, p.out_len);
+  end = std::max(begin, std::min(end, p.out_len));
+  return {begin, end};
+}
+
+// Zero-padded copy of one input row in the accumulation type: buf[t] = input[t - pad_left], zero outside,
+// for t in [0, padded_len). Output position o, tap k then reads buf[o * stride + k * dilation].
+template <typename scalar_t>
+inline void pad_row(const scalar_t* row, int64_t in_len, int64_t pad_left, int64_t padded_len,
+                    acc_t<scalar_t>* buf) {
+  const int64_t copy_end = std::min(padded_len, pad_left + in_len);
+  const int64_t left = std::min(pad_left, padded_len);
+  std::fill(buf, buf + left, acc_t<scalar_t>(0));
+  if (copy_end > left) convert_to_acc(row, buf + left, copy_end - left);
+  if (padded_len > std::max(copy_end, left))
+    std::fill(buf + std::max(copy_end, left), buf + padded_len, acc_t<scalar_t>(0));
+}
+
+// Sum of the lanes of v in a fixed order (deterministic).
+template <typename T>
+inline T lane_sum(const at::vec::Vectorized<T>& v) {
+  __at_align__ T lanes[at::vec::Vectorized<T>::size()];
+  v.store(lanes);
+  T s = 0;
+  for (int64_t i = 0; i < at::vec::Vectorized<T>::size(); ++i) s += lanes[i];
+  return s;
+}
+
+// sum_i a[i] * b[i], vectorised with a fixed reduction order (deterministic).
+template <typename scalar_t>
+inline acc_t<scalar_t> dot_acc(const scalar_t* a, const acc_t<scalar_t>* b, int64_t n) {
+  using Vec = AccVec<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  Vec s0(0), s1(0);
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    s0 = at::vec::fmadd(load_acc(a + i), Vec::loadu(b + i), s0);
+    s1 = at::vec::fmadd(load_acc(a + i + W), Vec::loadu(b + i + W), s1);
+  }
+  acc_t<scalar_t> s = lane_sum(s0 + s1);
+  for (; i < n; ++i) s += static_cast<acc_t<scalar_t>>(a[i]) * b[i];
+  return s;
+}
+
+// Grain for at::parallel_for over `items` items of `work_per_item` multiply-adds each: chunks of at
+// least ~32k multiply-adds so tiny problems run inline.
+inline int64_t grain_for(int64_t work_per_item) {
+  constexpr int64_t kMinWork = 1 << 15;
+  return std::max<int64_t>(1, kMinWork / std::max<int64_t>(1, work_per_item));
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+}  // namespace conv1d_ext

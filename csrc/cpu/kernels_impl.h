@@ -1,0 +1,77 @@
+// The per-ISA entry points of kernels.h: the ONE place per op that picks the kernel family.
+// Included only by kernels_default.cpp / kernels_avx2.cpp, after CPU_CAPABILITY is defined.
+#pragma once
+
+#ifndef CPU_CAPABILITY
+#error "kernels_impl.h needs CPU_CAPABILITY (include it from kernels_<isa>.cpp only)"
+#endif
+
+#include "cpu/dense_tiled.h"
+#include "cpu/depthwise.h"
+#include "cpu/direct.h"
+
+namespace conv1d_ext {
+namespace cpu {
+namespace CPU_CAPABILITY {
+
+template <typename scalar_t>
+void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,
+                    const scalar_t* bias, scalar_t* output) {
+  if (p.is_depthwise()) {
+    depthwise_forward(p, input, weight, bias, output);
+  } else if (dense_tiled_supports(p)) {
+    dense_tiled_forward(p, input, weight, bias, output);
+  } else {
+    direct_forward(p, input, weight, bias, output);
+  }
+}
+
+template <typename scalar_t>
+void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
+                           scalar_t* grad_input) {
+  if (p.is_depthwise()) {
+    depthwise_backward_input(p, grad_output, weight, grad_input);
+  } else if (dense_tiled_supports(p)) {
+    dense_tiled_backward_input(p, grad_output, weight, grad_input);
+  } else {
+    direct_backward_input(p, grad_output, weight, grad_input);
+  }
+}
+
+template <typename scalar_t>
+void conv1d_backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
+                            scalar_t* grad_weight) {
+  if (p.is_depthwise()) {
+    depthwise_backward_weight(p, grad_output, input, grad_weight);
+  } else if (dense_tiled_supports(p)) {
+    dense_tiled_backward_weight(p, grad_output, input, grad_weight);
+  } else {
+    direct_backward_weight(p, grad_output, input, grad_weight);
+  }
+}
+
+template <typename scalar_t>
+void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,
+                          scalar_t* grad_bias) {
+  backward_bias(batch, channels, len, grad_output, grad_bias);
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+}  // namespace conv1d_ext
+
+#define C1D_INSTANTIATE_CPU_KERNELS_FOR(scalar_t)                                                      \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_forward<scalar_t>(                             \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*);  \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_input<scalar_t>(                      \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                   \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_weight<scalar_t>(                     \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                   \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_bias<scalar_t>(                       \
+      int64_t, int64_t, int64_t, const scalar_t*, scalar_t*);
+
+#define C1D_INSTANTIATE_CPU_KERNELS()            \
+  C1D_INSTANTIATE_CPU_KERNELS_FOR(float)         \
+  C1D_INSTANTIATE_CPU_KERNELS_FOR(double)        \
+  C1D_INSTANTIATE_CPU_KERNELS_FOR(c10::BFloat16) \
+  C1D_INSTANTIATE_CPU_KERNELS_FOR(c10::Half)

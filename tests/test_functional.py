@@ -1,0 +1,141 @@
+"""conv1d_ext.conv1d against torch.nn.functional.conv1d: every argument form F.conv1d takes (ints,
+1-tuples, lists, 'same', 'valid', unbatched input, bias or not), outputs and all three gradients through
+autograd (our registered backward), in float64 and float32, on each device."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conv_ref import accumulation_eps, examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import conv1d_ext
+
+
+@st.composite
+def functional_calls(draw):
+    """(input shape, weight shape, has bias, kwargs for conv1d) in all the argument spellings."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    depthwise = draw(st.booleans())
+    in_pg = 1 if depthwise else draw(st.integers(1, 5))
+    out_pg = draw(st.integers(1, 4))
+    k = draw(st.integers(1, 7))
+    dilation = draw(st.integers(1, 3))
+    span = dilation * (k - 1) + 1
+    padding_kind = draw(st.sampled_from(["int", "tuple", "list", "same", "valid", "default"]))
+    stride = 1 if padding_kind == "same" else draw(st.integers(1, 3))
+    pad = draw(st.integers(0, span))
+    padding = {"int": pad, "tuple": (pad,), "list": [pad], "same": "same", "valid": "valid",
+               "default": 0}[padding_kind]
+    total_pad = {"same": span - 1, "valid": 0, "default": 0}.get(padding_kind, 2 * pad)
+    length = max(1, span - total_pad) + draw(st.integers(0, 20))  # F.conv1d rejects length 0
+    spell = draw(st.sampled_from([lambda v: v, lambda v: (v,), lambda v: [v]]))
+    kwargs = {"padding": padding}
+    if stride != 1 or draw(st.booleans()):
+        kwargs["stride"] = spell(stride)
+    if dilation != 1 or draw(st.booleans()):
+        kwargs["dilation"] = spell(dilation)
+    if groups != 1 or draw(st.booleans()):
+        kwargs["groups"] = groups
+    batch = draw(st.sampled_from([None, 0, 1, 2, 3]))  # None: unbatched (C, L)
+    in_shape = (groups * in_pg, length) if batch is None else (batch, groups * in_pg, length)
+    return in_shape, (groups * out_pg, in_pg, k), draw(st.booleans()), kwargs, draw(st.integers(0, 2**31))
+
+
+def assert_close_scaled(got, ref, dtype, reduction, what):
+    """Within round-off of a `reduction`-term sum in `dtype` (any order), relative to the largest
+    reference value: loose enough for any summation order (see conv_ref), tight enough to see a
+    wrong term."""
+    scale = max(1.0, ref.abs().max().item()) if ref.numel() else 1.0
+    atol = 4 * accumulation_eps(dtype) * max(reduction, 1) ** 0.5 * scale
+    torch.testing.assert_close(got.detach().cpu().double(), ref.detach(), rtol=0, atol=atol,
+                               msg=lambda m: f"{what}: {m}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_conv1d_matches_functional(device, dtype, strict_fp32):
+    @settings(max_examples=examples(80))
+    @given(call=functional_calls())
+    def check(call):
+        in_shape, w_shape, has_bias, kwargs, seed = call
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(in_shape, generator=gen, dtype=torch.float64).to(device, dtype)
+        w = torch.randn(w_shape, generator=gen, dtype=torch.float64).to(device, dtype)
+        b = torch.randn(w_shape[0], generator=gen, dtype=torch.float64).to(device, dtype) \
+            if has_bias else None
+        leaves = [t.clone().requires_grad_() for t in (x, w, b) if t is not None]
+        refs = [t.detach().cpu().double().requires_grad_() for t in leaves]
+        y = conv1d_ext.conv1d(*leaves[:2], leaves[2] if has_bias else None, **kwargs)
+        y_ref = F.conv1d(*refs[:2], refs[2] if has_bias else None, **kwargs)
+        assert y.shape == y_ref.shape and y.dtype == dtype and y.device.type == device
+        gy = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+        grads = torch.autograd.grad(y, leaves, gy.to(device, dtype)) if y.numel() else [None] * len(leaves)
+        grads_ref = torch.autograd.grad(y_ref, refs, gy) if y.numel() else [None] * len(leaves)
+        out_channels, in_pg, k = w_shape
+        per_channel = y.numel() // out_channels if out_channels else 0  # batch * out_len
+        reductions = (in_pg * k + 1, out_channels * k, per_channel, per_channel)  # y, gx, gw, gb
+        assert_close_scaled(y, y_ref, dtype, reductions[0], f"output of {call}")
+        for name, g, g_ref, red in zip(("input", "weight", "bias"), grads, grads_ref, reductions[1:]):
+            if g is not None:
+                assert_close_scaled(g, g_ref, dtype, red, f"grad of {name} of {call}")
+        assert torch.equal(x, leaves[0].detach()) and torch.equal(w, leaves[1].detach())
+
+    check()
+
+
+@pytest.mark.parametrize("k,dilation", [(1, 1), (2, 1), (3, 1), (4, 1), (4, 3), (5, 2), (8, 1)])
+def test_same_padding_even_and_odd_kernels(device, k, dilation):
+    """'same' with an odd total padding puts the extra zero on the right, like PyTorch."""
+    x = torch.randn(2, 3, 11, dtype=torch.float64, device=device)
+    w = torch.randn(4, 3, k, dtype=torch.float64, device=device)
+    y = conv1d_ext.conv1d(x, w, padding="same", dilation=dilation)
+    torch.testing.assert_close(y, F.conv1d(x, w, padding="same", dilation=dilation))
+    assert y.shape[-1] == 11
+
+
+def test_unbatched_input_gives_unbatched_output(device):
+    x = torch.randn(3, 9, dtype=torch.float64, device=device)
+    w = torch.randn(6, 1, 3, dtype=torch.float64, device=device)
+    b = torch.randn(6, dtype=torch.float64, device=device)
+    y = conv1d_ext.conv1d(x, w, b, stride=2, padding=1, groups=3)
+    assert y.shape == (6, 5)
+    torch.testing.assert_close(y, F.conv1d(x, w, b, stride=2, padding=1, groups=3))
+
+
+def test_empty_batch(device):
+    x = torch.randn(0, 4, 9, device=device, requires_grad=True)
+    w = torch.randn(2, 4, 3, device=device, requires_grad=True)
+    b = torch.randn(2, device=device, requires_grad=True)
+    y = conv1d_ext.conv1d(x, w, b)
+    assert y.shape == F.conv1d(x, w, b).shape == (0, 2, 7)
+    gx, gw, gb = torch.autograd.grad(y.sum(), (x, w, b))
+    assert gx.shape == x.shape and torch.equal(gw, torch.zeros_like(w)) and torch.equal(gb, torch.zeros_like(b))
+
+
+def test_zero_input_channels(device):
+    """PyTorch accepts C_in = 0 (weight (C_out, 0, k)): the output is the bias alone."""
+    x = torch.randn(2, 0, 6, device=device)
+    w = torch.randn(3, 0, 2, device=device)
+    b = torch.randn(3, device=device)
+    torch.testing.assert_close(conv1d_ext.conv1d(x, w, b), F.conv1d(x, w, b))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_half_precision_output_dtype_and_accuracy(device, dtype):
+    x = torch.randn(2, 8, 40, device=device).to(dtype)
+    w = torch.randn(16, 8, 5, device=device).to(dtype)
+    b = torch.randn(16, device=device).to(dtype)
+    y = conv1d_ext.conv1d(x, w, b, padding=2)
+    assert y.dtype == dtype
+    ref = F.conv1d(x.double(), w.double(), b.double(), padding=2)
+    # float32 accumulation: only the final rounding to `dtype` (<= 1 ulp) plus a little
+    torch.testing.assert_close(y.double(), ref, rtol=torch.finfo(dtype).eps, atol=1e-3)
+
+
+def test_stride_given_as_integer_tensor(device):
+    """F.conv1d takes int-like values (0-d integer tensors, numpy ints) for the int arguments."""
+    np = pytest.importorskip("numpy")
+    x = torch.randn(1, 2, 12, dtype=torch.float64, device=device)
+    w = torch.randn(2, 2, 3, dtype=torch.float64, device=device)
+    torch.testing.assert_close(conv1d_ext.conv1d(x, w, stride=torch.tensor(2), padding=np.int64(1)),
+                               F.conv1d(x, w, stride=torch.tensor(2), padding=np.int64(1)))

@@ -1,0 +1,301 @@
+"""Conv1dExt as a drop-in nn.Conv1d: outputs and all gradients for every padding mode, constructor and
+defaults, parameters and their initialisation, state_dict both ways, repr, from_conv1d, and
+convert_conv1d on whole models."""
+
+import copy
+import io
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conv_ref import accumulation_eps, examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import conv1d_ext
+from conv1d_ext import Conv1dExt, convert_conv1d
+
+
+@st.composite
+def module_configs(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 4]))
+    in_channels = groups * draw(st.integers(1, 3))
+    out_channels = groups * draw(st.integers(1, 3))
+    k = draw(st.integers(1, 6))
+    dilation = draw(st.integers(1, 3))
+    padding_mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+    padding = draw(st.sampled_from(["int", "same", "valid"]))
+    stride = 1 if padding == "same" else draw(st.integers(1, 3))
+    if padding == "int":
+        padding = draw(st.integers(0, 4))
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  bias=draw(st.booleans()), padding_mode=padding_mode)
+    span = dilation * (k - 1) + 1
+    pad_each = (span - 1) if padding == "same" else (0 if padding == "valid" else padding)
+    # reflect needs padding < length; circular padding <= length; all need padded length >= span
+    length = max(pad_each + 1, span, 1) + draw(st.integers(0, 12))
+    batch = draw(st.sampled_from([None, 0, 1, 3]))
+    return (in_channels, out_channels, k), kwargs, batch, length, draw(st.integers(0, 2**31))
+
+
+def twin_modules(args, kwargs, device, dtype):
+    """An nn.Conv1d and a Conv1dExt with identical parameters."""
+    ref = nn.Conv1d(*args, **kwargs, device=device, dtype=dtype)
+    ours = Conv1dExt(*args, **kwargs, device=device, dtype=dtype)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_module_matches_nn_conv1d(device, dtype, strict_fp32):
+    @settings(max_examples=examples(60))
+    @given(cfg=module_configs())
+    def check(cfg):
+        args, kwargs, batch, length, seed = cfg
+        torch.manual_seed(seed)
+        ref, ours = twin_modules(args, kwargs, device, torch.float64)
+        ours.to(dtype)
+        shape = (args[0], length) if batch is None else (batch, args[0], length)
+        x = torch.randn(shape, dtype=torch.float64, device=device).to(dtype)
+        x_ref = x.detach().double().requires_grad_()
+        x_ours = x.clone().requires_grad_()
+        y_ref, y = ref(x_ref), ours(x_ours)
+        assert y.shape == y_ref.shape and y.dtype == dtype
+        if y.numel() == 0:
+            return
+        gy = torch.randn_like(y_ref)
+        grads_ref = torch.autograd.grad(y_ref, [x_ref] + list(ref.parameters()), gy)
+        grads = torch.autograd.grad(y, [x_ours] + list(ours.parameters()), gy.to(dtype))
+        in_channels, out_channels, k = args
+        red = max(in_channels * k, y.numel() // out_channels + 1, out_channels * k)
+        for name, got, want in zip(["output", "input", "weight", "bias"], [y, *grads], [y_ref, *grads_ref]):
+            atol = 4 * accumulation_eps(dtype) * math.sqrt(red) * max(1.0, want.abs().max().item())
+            torch.testing.assert_close(got.detach().double(), want.detach(), rtol=0, atol=atol,
+                                       msg=lambda m, name=name: f"{name}: {m} ({cfg})")
+        assert torch.equal(x, x_ours.detach()), "the module modified its input"
+
+    check()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Drop-in: constructor, parameters, initialisation, state_dict, repr
+# ---------------------------------------------------------------------------------------------------
+
+CTOR_CASES = [
+    ((4, 8, 3), {}),
+    ((4, 8, 3), dict(stride=2, padding=1, dilation=2, groups=2, bias=False)),
+    ((6, 6, (5,)), dict(padding="same", padding_mode="reflect", groups=6)),
+    ((3, 5, 4), dict(padding="valid", padding_mode="circular", stride=(3,))),
+    ((2, 4, 2), dict(padding=(1,), padding_mode="replicate", dilation=(2,))),
+]
+
+
+@pytest.mark.parametrize("args,kwargs", CTOR_CASES)
+def test_is_an_nn_conv1d_with_the_same_parameters_repr_and_init(args, kwargs):
+    torch.manual_seed(0)
+    ref = nn.Conv1d(*args, **kwargs)
+    torch.manual_seed(0)
+    ours = Conv1dExt(*args, **kwargs)
+    assert isinstance(ours, nn.Conv1d)
+    assert ours.extra_repr() == ref.extra_repr()
+    assert repr(ours) == repr(ref).replace("Conv1d(", "Conv1dExt(", 1)
+    for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+                 "padding_mode", "transposed", "output_padding", "_reversed_padding_repeated_twice"):
+        assert getattr(ours, attr) == getattr(ref, attr), attr
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    for (name, p), p_ref in zip(ours.named_parameters(), ref.parameters()):
+        assert p.shape == p_ref.shape and p.dtype == p_ref.dtype and p.requires_grad, name
+        assert torch.equal(p, p_ref), f"{name}: the same seed must give the same initial values"
+
+
+def test_initialisation_statistics():
+    """kaiming_uniform_(a=sqrt(5)) weights and U(+-1/sqrt(fan_in)) bias, as nn.Conv1d."""
+    torch.manual_seed(1)
+    m = Conv1dExt(64, 128, 5, groups=2)
+    fan_in = 32 * 5
+    bound = 1 / math.sqrt(fan_in)
+    for p in (m.weight, m.bias):
+        assert p.abs().max() <= bound
+        assert p.abs().max() > 0.95 * bound  # fills the range
+    # a uniform(-b, b) sample: mean 0, std b/sqrt(3)
+    w = m.weight.detach().flatten()
+    assert abs(w.mean().item()) < 4 * bound / math.sqrt(3) / math.sqrt(w.numel())
+    assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_device_and_dtype_arguments(device, dtype):
+    m = Conv1dExt(4, 6, 3, device=device, dtype=dtype)
+    ref = nn.Conv1d(4, 6, 3, device=device, dtype=dtype)
+    for p, p_ref in zip(m.parameters(), ref.parameters()):
+        assert p.device == p_ref.device and p.dtype == p_ref.dtype
+    y = m(torch.randn(2, 4, 10, device=device, dtype=dtype))
+    assert y.dtype == dtype and y.device.type == device
+
+
+def test_state_dict_loads_both_ways():
+    torch.manual_seed(2)
+    ref = nn.Conv1d(4, 6, 3, padding=1, groups=2)
+    ours = Conv1dExt(4, 6, 3, padding=1, groups=2)
+    ours.load_state_dict(ref.state_dict())  # strict: same keys and shapes
+    x = torch.randn(2, 4, 9, dtype=torch.float32)
+    torch.testing.assert_close(ours(x), ref(x))
+    torch.manual_seed(3)
+    ours2 = Conv1dExt(4, 6, 3, padding=1, groups=2)
+    ref.load_state_dict(ours2.state_dict())
+    torch.testing.assert_close(ref(x), ours2(x))
+    # through a file, as checkpoints travel
+    buf = io.BytesIO()
+    torch.save(ours2.state_dict(), buf)
+    buf.seek(0)
+    fresh = nn.Conv1d(4, 6, 3, padding=1, groups=2)
+    fresh.load_state_dict(torch.load(buf))
+    torch.testing.assert_close(fresh(x), ours2(x))
+
+
+def test_whole_module_save_load_and_deepcopy():
+    m = Conv1dExt(3, 4, 3, padding="same")
+    x = torch.randn(1, 3, 8)
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert type(loaded) is Conv1dExt
+    torch.testing.assert_close(loaded(x), m(x))
+    clone = copy.deepcopy(m)
+    assert type(clone) is Conv1dExt and clone.weight is not m.weight
+    torch.testing.assert_close(clone(x), m(x))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(groups=0), dict(groups=-1), dict(groups=3), dict(padding="foo"), dict(padding="same", stride=2),
+    dict(padding_mode="bad"), dict(in_channels=4, out_channels=6, groups=4),
+])
+def test_constructor_errors_match_nn_conv1d(kwargs):
+    kw = dict(in_channels=4, out_channels=8, kernel_size=3)
+    kw.update(kwargs)
+    with pytest.raises(Exception) as expected:
+        nn.Conv1d(**kw)
+    with pytest.raises(type(expected.value)) as got:
+        Conv1dExt(**kw)
+    assert type(got.value) is type(expected.value)
+    assert str(got.value) == str(expected.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# from_conv1d and convert_conv1d
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("copy_params", [False, True])
+def test_from_conv1d(device, copy_params):
+    ref = nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2, padding_mode="reflect",
+                    device=device, dtype=torch.float64)
+    ref.bias.requires_grad_(False)
+    ref.eval()
+    ours = Conv1dExt.from_conv1d(ref, copy=copy_params)
+    assert type(ours) is Conv1dExt and not ours.training
+    assert ours.extra_repr() == ref.extra_repr()
+    for p, p_ref in zip(ours.parameters(), ref.parameters()):
+        assert (p is p_ref) == (not copy_params)
+        assert torch.equal(p, p_ref) and p.device == p_ref.device and p.dtype == p_ref.dtype
+        assert p.requires_grad == p_ref.requires_grad
+    x = torch.randn(2, 4, 11, device=device, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x))
+    with torch.no_grad():
+        ref.weight.add_(1.0)
+    assert torch.equal(ours.weight, ref.weight) == (not copy_params)
+
+
+def test_from_conv1d_rejects_what_it_cannot_convert():
+    with pytest.raises(TypeError):
+        Conv1dExt.from_conv1d(nn.Linear(3, 3))
+    with pytest.raises(ValueError):
+        Conv1dExt.from_conv1d(nn.LazyConv1d(4, 3))
+    with pytest.raises(ValueError):
+        Conv1dExt.from_conv1d(nn.utils.parametrizations.weight_norm(nn.Conv1d(2, 2, 3)))
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 8, 3, padding=1, groups=8)
+        self.mix = nn.Conv1d(8, 8, 1)
+
+    def forward(self, x):
+        return x + self.mix(F.gelu(self.conv(x)))
+
+
+class MyConv(nn.Conv1d):
+    """A user subclass with its own forward: not converted."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv1d(3, 8, 5, stride=2, padding=2, padding_mode="replicate")
+        self.blocks = nn.ModuleList([Block(), Block()])
+        self.wn = nn.utils.parametrizations.weight_norm(nn.Conv1d(8, 8, 3, padding="same", dilation=2))
+        self.old_wn = nn.utils.weight_norm(nn.Conv1d(8, 8, 3, padding=1))  # the hook-based weight_norm
+        self.custom = MyConv(8, 4, 1)
+        self.head = nn.Linear(4, 4)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for block in self.blocks:
+            x = block(x)
+        x = self.custom(self.old_wn(self.wn(x)))
+        return self.head(x.transpose(1, 2))
+
+
+def make_model():
+    torch.manual_seed(4)
+    return Model()
+
+
+def test_convert_conv1d_swaps_every_conv_in_place():
+    model = make_model()
+    reference_model = make_model()
+    params_before = [id(p) for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(2, 3, 32)
+    y_ref = reference_model(x)
+
+    assert convert_conv1d(model) is model
+    assert type(model.stem) is Conv1dExt
+    assert type(model.blocks[0].conv) is Conv1dExt and type(model.blocks[1].mix) is Conv1dExt
+    assert isinstance(model.wn, Conv1dExt) and nn.utils.parametrize.is_parametrized(model.wn)
+    assert type(model.old_wn) is Conv1dExt  # hooks kept: weight recomputed from weight_g, weight_v
+    assert type(model.custom) is MyConv
+    assert [id(p) for p in model.parameters()] == params_before
+    assert list(model.state_dict()) == list(reference_model.state_dict())
+
+    y = model(x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    # the gradients flow through the converted modules, parametrizations and hooks as before
+    y.square().sum().backward()
+    y_ref.square().sum().backward()
+    for (name, p), p_ref in zip(model.named_parameters(), reference_model.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5, msg=name)
+    optimizer.step()  # the optimizer still holds the model's parameters
+    assert not torch.equal(model.stem.weight, reference_model.stem.weight)
+
+
+def test_convert_conv1d_on_a_bare_conv_and_idempotence():
+    conv = nn.Conv1d(2, 3, 3)
+    assert convert_conv1d(conv) is conv and type(conv) is Conv1dExt
+    assert convert_conv1d(conv) is conv and type(conv) is Conv1dExt
+    lazy = nn.LazyConv1d(3, 3)
+    assert type(convert_conv1d(lazy)) is nn.LazyConv1d
+
+
+def test_public_api():
+    assert conv1d_ext.conv1d.__doc__ and conv1d_ext.Conv1dExt.__doc__ and conv1d_ext.convert_conv1d.__doc__
+    for name in ("conv1d", "conv1d_backward_input", "conv1d_backward_weight", "conv1d_backward_bias"):
+        assert hasattr(conv1d_ext.ops, name)
