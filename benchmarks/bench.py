@@ -166,13 +166,15 @@ def load_ours(args):
     if not hasattr(conv1d_ext, "conv1d"):
         sys.exit("conv1d_ext has no conv1d() yet (Python API missing); use --self-test-against-torch")
     isa = None
-    for attr in ("cpu_isa", "cpu_capability"):
-        fn = getattr(conv1d_ext, attr, None)
+    candidates = [getattr(conv1d_ext, "cpu_isa", None), getattr(conv1d_ext, "cpu_capability", None)]
+    if hasattr(torch.ops.conv1d_ext, "cpu_isa"):  # an op in the library: conv1d_ext::cpu_isa() -> str
+        candidates.append(torch.ops.conv1d_ext.cpu_isa)
+    for fn in candidates:
         if callable(fn):
             try:
                 isa = str(fn())
             except Exception as e:  # report, don't die
-                isa = f"{attr}() failed: {e}"
+                isa = f"cpu_isa() failed: {e}"
             break
     desc = f"conv1d_ext.conv1d from {os.path.dirname(os.path.abspath(conv1d_ext.__file__))}"
     return conv1d_ext.conv1d, desc, isa
@@ -530,6 +532,8 @@ def main(argv=None):
         model = cpu_model()
         info["machine"] = f"{model}, {cores} cores visible; torch threads = {threads}"
         info["isa_ours"] = isa if isa is not None else "not exposed by the package"
+        if os.environ.get("CONV1D_EXT_CPU_ISA"):
+            info["isa_ours"] += f" (CONV1D_EXT_CPU_ISA={os.environ['CONV1D_EXT_CPU_ISA']})"
         info["isa_torch"] = torch.backends.cpu.get_cpu_capability()
         tag = f"cpu-{slug(model)}-{cores}c"
         print(
