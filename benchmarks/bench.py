@@ -827,6 +827,7 @@ def markdown(rows, info, ceil, device, dtypes, modes, peak_flops):
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     configs = {r["shape"]: r["config"] for r in rows}
     mode_name = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
+    out += summary_table(by, shapes, configs, dtypes, modes, mode_name)
     for dtype in dtypes:
         d = SHORT[dtype]
         peak, peak_name = peak_flops(dtype)
@@ -886,6 +887,35 @@ def markdown(rows, info, ceil, device, dtypes, modes, peak_flops):
     out += ["## Shapes", ""]
     out += [f"- `{s}` ({configs[s]}): {sources.get(s, '')}" for s in shapes]
     return "\n".join(out) + "\n"
+
+
+def summary_table(by, shapes, configs, dtypes, modes, mode_name):
+    """One compact table (README-sized): speedup and our time per dtype and mode."""
+    cols = [(SHORT[dt], m) for dt in dtypes for m in modes]
+    out = ["## Summary: speedup over F.conv1d (our time)", ""]
+    out.append("| shape | config | " + " | ".join(f"{d} {mode_name[m]}" for d, m in cols) + " |")
+    out.append("|" + "---|" * (2 + len(cols)))
+    for s in shapes:
+        cells = [s, configs[s]]
+        for d, m in cols:
+            r = by.get((d, s, m))
+            if r is None or "speedup" not in r:
+                cells.append("—" if r is None else "**FAIL**")
+                continue
+            sp = f"{r['speedup']:.2f}×"
+            if r["speedup"] < 1.0:
+                sp = f"**{sp}**"
+            cell = f"{sp} ({fmt_ms(r['ours_ms'] / 1e3)} ms)"
+            if r["check"] != "ok":
+                cell += " **FAIL**"
+            cells.append(cell)
+        out.append("| " + " | ".join(cells) + " |")
+    row = ["geomean", ""]
+    for d, m in cols:
+        sps = [by[(d, s, m)]["speedup"] for s in shapes if "speedup" in by.get((d, s, m), {})]
+        row.append(f"{geomean(sps):.2f}×" if sps else "—")
+    out += ["| " + " | ".join(row) + " |", ""]
+    return out
 
 
 def goals(rows, device, modes):
