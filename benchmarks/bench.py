@@ -584,7 +584,7 @@ def main(argv=None):
         print(f"   GPU: {info['machine']}")
         print(
             f"   torch.backends.cudnn.benchmark = True; torch.backends.cudnn.allow_tf32 = {tf32} "
-            f"(both sides; our fp32 kernels compute plain fp32)"
+            f"(both sides: cuDNN obeys it; our fp32 kernels compute plain fp32 unless they read it too)"
         )
         ceil["gbps"] = ceilings.cuda_copy_gbps(torch)
         ceil["spec"] = spec
@@ -880,7 +880,7 @@ def markdown(rows, info, ceil, device, dtypes, modes, peak_flops):
                 f"{mn} ours ms",
                 f"{mn} speedup",
                 f"{mn} ours {unit} (% peak)",
-                f"{mn} ours GB/s",
+                f"{mn} ours GB/s (% bw)",
             ]
         head.append("check")
         out.append("| " + " | ".join(head) + " |")
@@ -899,12 +899,13 @@ def markdown(rows, info, ceil, device, dtypes, modes, peak_flops):
                 sp = f"{r['speedup']:.2f}×"
                 if r["speedup"] < 1.0:
                     sp = f"**{sp}**"
+                pct_bw = f" ({r['ours_pct_bw']:.0f}%)" if r.get("ours_pct_bw") is not None else ""
                 cells += [
                     fmt_ms(r["ref_ms"] / 1e3),
                     fmt_ms(r["ours_ms"] / 1e3),
                     sp,
                     f"{fmt_num(r['ours_gflops'] * scale)}{pct}",
-                    fmt_num(r["ours_gbps"]),
+                    f"{fmt_num(r['ours_gbps'])}{pct_bw}",
                 ]
                 if r["check"] != "ok":
                     checks.append(f"{mode_name[m]}: {r['check']}")
