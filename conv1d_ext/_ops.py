@@ -48,23 +48,61 @@ def _check_hyperparams(stride, pad_left, pad_right, dilation, groups):
     torch._check(groups > 0, lambda: "non-positive groups is not supported")
 
 
+_FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _check_floating(t, name):
+    torch._check(t.dtype in _FLOATING,
+                 lambda: f"conv1d_ext: {name} must be float32, float64, float16 or bfloat16, but got {t.dtype}")
+
+
+def _check_same_type_and_device(a, a_name, b, b_name):
+    torch._check(a.dtype == b.dtype,
+                 lambda: f"{a_name} type ({a.dtype}) and {b_name} type ({b.dtype}) should be the same")
+    torch._check(a.device == b.device,
+                 lambda: f"Expected {a_name} and {b_name} to be on the same device, but found {a_name} on "
+                 f"{a.device} and {b_name} on {b.device}")
+
+
+def _check_3d(t, name):
+    torch._check(t.dim() == 3, lambda: f"conv1d_ext: expected a 3-D {name}, but got size {list(t.shape)}")
+
+
+def _check_weight(weight, in_channels, groups, input_shape):
+    _check_3d(weight, "weight (out_channels, in_channels/groups, kernel_size)")
+    torch._check(weight.shape[0] >= groups,
+                 lambda: f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
+                 f"but got weight of size {list(weight.shape)} instead")
+    torch._check(weight.shape[0] % groups == 0,
+                 lambda: f"Given groups={groups}, expected weight to be divisible by {groups} at dimension "
+                 f"0, but got weight of size {list(weight.shape)} instead")
+    torch._check(weight.shape[1] * groups == in_channels,
+                 lambda: f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
+                 f"{list(input_shape)} to have {weight.shape[1] * groups} channels, but got {in_channels} "
+                 "channels instead")
+    torch._check(weight.shape[2] > 0,
+                 lambda: f"conv1d_ext: kernel_size must be positive, but got weight of size "
+                 f"{list(weight.shape)}")
+
+
 # ---------------------------------------------------------------------------------------------------
-# Fake kernels: output shape, dtype and device from the arguments, with the shape checks that decide
-# them (the C++ kernels repeat these checks with the same messages; see csrc/op_common.h).
+# Fake kernels: output shape, dtype and device from the arguments, after the same checks (and messages)
+# as the C++ kernels (csrc/op_common.h), so a bad call fails while tracing, not at run time.
 # ---------------------------------------------------------------------------------------------------
 
 
 @torch.library.register_fake(f"{_NS}::conv1d")
 def _conv1d_fake(input, weight, bias, stride, pad_left, pad_right, dilation, groups):
     _check_hyperparams(stride, pad_left, pad_right, dilation, groups)
-    torch._check(input.dim() == 3, lambda: f"conv1d_ext: expected a 3-D input, got {list(input.shape)}")
-    torch._check(weight.dim() == 3, lambda: f"conv1d_ext: expected a 3-D weight, got {list(weight.shape)}")
-    torch._check(
-        weight.shape[1] * groups == input.shape[1],
-        lambda: f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
-        f"{list(input.shape)} to have {weight.shape[1] * groups} channels, but got {input.shape[1]} "
-        "channels instead",
-    )
+    _check_3d(input, "input (batch, channels, length)")
+    _check_floating(input, "input")
+    _check_same_type_and_device(input, "Input", weight, "weight")
+    _check_weight(weight, input.shape[1], groups, input.shape)
+    if bias is not None:
+        _check_same_type_and_device(input, "Input", bias, "bias")
+        torch._check(bias.dim() == 1 and bias.shape[0] == weight.shape[0],
+                     lambda: f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional "
+                     f"with {weight.shape[0]} elements, but got bias of size {list(bias.shape)} instead")
     out_len = _check_out_len(input.shape[2], weight.shape[2], stride, pad_left, pad_right, dilation)
     return input.new_empty((input.shape[0], weight.shape[0], out_len))
 
@@ -73,8 +111,16 @@ def _conv1d_fake(input, weight, bias, stride, pad_left, pad_right, dilation, gro
 def _conv1d_backward_input_fake(grad_output, weight, input_len, stride, pad_left, pad_right, dilation,
                                 groups):
     _check_hyperparams(stride, pad_left, pad_right, dilation, groups)
-    torch._check(grad_output.dim() == 3 and weight.dim() == 3,
-                 lambda: "conv1d_ext: expected 3-D grad_output and weight")
+    _check_3d(grad_output, "grad_output")
+    torch._check(input_len >= 0, lambda: f"conv1d_ext: input_len must be non-negative, got {input_len}")
+    _check_floating(grad_output, "grad_output")
+    _check_same_type_and_device(grad_output, "grad_output", weight, "weight")
+    torch._check(weight.dim() == 3 and weight.shape[2] > 0 and weight.shape[0] % groups == 0
+                 and weight.shape[0] >= groups,
+                 lambda: f"conv1d_ext: weight of size {list(weight.shape)} does not fit groups={groups}")
+    torch._check(grad_output.shape[1] == weight.shape[0],
+                 lambda: f"conv1d_ext: grad_output has {grad_output.shape[1]} channels but weight has "
+                 f"{weight.shape[0]} output channels")
     out_len = _check_out_len(input_len, weight.shape[2], stride, pad_left, pad_right, dilation)
     torch._check(grad_output.shape[2] == out_len,
                  lambda: f"conv1d_ext: grad_output length {grad_output.shape[2]} does not match the "
@@ -86,8 +132,18 @@ def _conv1d_backward_input_fake(grad_output, weight, input_len, stride, pad_left
 def _conv1d_backward_weight_fake(grad_output, input, kernel_size, stride, pad_left, pad_right, dilation,
                                  groups):
     _check_hyperparams(stride, pad_left, pad_right, dilation, groups)
-    torch._check(grad_output.dim() == 3 and input.dim() == 3,
-                 lambda: "conv1d_ext: expected 3-D grad_output and input")
+    torch._check(kernel_size > 0, lambda: f"conv1d_ext: kernel_size must be positive, got {kernel_size}")
+    _check_3d(grad_output, "grad_output")
+    _check_3d(input, "input")
+    _check_floating(grad_output, "grad_output")
+    _check_same_type_and_device(grad_output, "grad_output", input, "input")
+    torch._check(grad_output.shape[0] == input.shape[0],
+                 lambda: f"conv1d_ext: grad_output batch {grad_output.shape[0]} does not match input batch "
+                 f"{input.shape[0]}")
+    torch._check(input.shape[1] % groups == 0 and grad_output.shape[1] % groups == 0
+                 and grad_output.shape[1] >= groups,
+                 lambda: f"conv1d_ext: channels (in {input.shape[1]}, out {grad_output.shape[1]}) must be "
+                 f"divisible by groups={groups}")
     out_len = _check_out_len(input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
     torch._check(grad_output.shape[2] == out_len,
                  lambda: f"conv1d_ext: grad_output length {grad_output.shape[2]} does not match the "
@@ -97,7 +153,8 @@ def _conv1d_backward_weight_fake(grad_output, input, kernel_size, stride, pad_le
 
 @torch.library.register_fake(f"{_NS}::conv1d_backward_bias")
 def _conv1d_backward_bias_fake(grad_output):
-    torch._check(grad_output.dim() == 3, lambda: "conv1d_ext: expected a 3-D grad_output")
+    _check_3d(grad_output, "grad_output")
+    _check_floating(grad_output, "grad_output")
     return grad_output.new_empty((grad_output.shape[1],))
 
 

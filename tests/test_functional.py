@@ -113,11 +113,13 @@ def test_empty_batch(device):
 
 
 def test_zero_input_channels(device):
-    """PyTorch accepts C_in = 0 (weight (C_out, 0, k)): the output is the bias alone."""
+    """C_in = 0 (weight (C_out, 0, k)): an empty sum, the output is the bias alone. (F.conv1d returns a
+    (N, 0, L_out) tensor here, so the reference is F.conv1d over one all-zero channel.)"""
     x = torch.randn(2, 0, 6, device=device)
     w = torch.randn(3, 0, 2, device=device)
     b = torch.randn(3, device=device)
-    torch.testing.assert_close(conv1d_ext.conv1d(x, w, b), F.conv1d(x, w, b))
+    expected = F.conv1d(torch.zeros(2, 1, 6, device=device), torch.zeros(3, 1, 2, device=device), b)
+    torch.testing.assert_close(conv1d_ext.conv1d(x, w, b), expected)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])

@@ -254,11 +254,13 @@ class Model(nn.Module):
         return self.head(x.transpose(1, 2))
 
 
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*:FutureWarning")
 def make_model():
     torch.manual_seed(4)
     return Model()
 
 
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*:FutureWarning")
 def test_convert_conv1d_swaps_every_conv_in_place():
     model = make_model()
     reference_model = make_model()

@@ -91,6 +91,30 @@ inline void pad_row(const scalar_t* row, int64_t in_len, int64_t pad_left, int64
     std::fill(buf + std::max(copy_end, left), buf + padded_len, acc_t<scalar_t>(0));
 }
 
+// ceil(a / b) for b > 0 and any sign of a.
+inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+// Zero-padded copy of one input row split by phase of the stride (a deinterleave), in the accumulation
+// type: buf[r * phase_len + q] = input[q * stride + r - pad_left] (zero outside the row), r < stride.
+// Padded position o*stride + k*dilation then sits at buf[tap_offset(k) + o] with
+// tap_offset(k) = ((k*dilation) % stride) * phase_len + (k*dilation) / stride: every tap of every
+// stride becomes a contiguous, vectorisable walk over o.
+template <typename scalar_t>
+inline void pad_row_phases(const scalar_t* row, int64_t in_len, int64_t pad_left, int64_t stride,
+                           int64_t phase_len, acc_t<scalar_t>* buf) {
+  using acc = acc_t<scalar_t>;
+  if (stride == 1) return pad_row(row, in_len, pad_left, phase_len, buf);
+  for (int64_t r = 0; r < stride; ++r) {
+    acc* dst = buf + r * phase_len;
+    const int64_t q0 = std::clamp<int64_t>(ceil_div(pad_left - r, stride), 0, phase_len);
+    const int64_t q1 = std::clamp<int64_t>(ceil_div(in_len + pad_left - r, stride), q0, phase_len);
+    std::fill(dst, dst + q0, acc(0));
+    const scalar_t* src = row + q0 * stride + r - pad_left;
+    for (int64_t q = q0; q < q1; ++q) dst[q] = static_cast<acc>(src[(q - q0) * stride]);
+    std::fill(dst + q1, dst + phase_len, acc(0));
+  }
+}
+
 // Sum of the lanes of v in a fixed order (deterministic).
 template <typename T>
 inline T lane_sum(const at::vec::Vectorized<T>& v) {

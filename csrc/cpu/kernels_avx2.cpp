@@ -6,6 +6,10 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+// at::vec's 16-bit operators pass __m256 lambdas whose (unused) function-pointer thunks GCC compiles
+// without AVX and warns about; those thunks live in at::vec::AVX2 and are never called.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 // GCC's target pragma changes code generation but not the feature macros; at::vec's AVX2 code
 // includes sleef.h, which declares its AVX2 functions only under them.
 #ifndef __AVX__
@@ -27,6 +31,7 @@
 
 C1D_INSTANTIATE_CPU_KERNELS()
 
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 #endif  // C1D_HAVE_AVX2_KERNELS

@@ -3,12 +3,14 @@
 // All pointers are to contiguous tensors in the layouts of conv1d_params.h.
 #pragma once
 
+// First: under emulation it defines __host__/__device__, which conv1d_params.h uses.
+#include "cuda_compat.cuh"
+
 #include <cstddef>
 #include <cstdint>
 
 #include "conv1d_params.h"
 #include "conv1d_kernels.h"
-#include "cuda_compat.cuh"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {

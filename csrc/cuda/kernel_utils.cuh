@@ -4,6 +4,9 @@
 // feature list at the top of dispatch.cu.
 #pragma once
 
+// First: under emulation it defines __host__/__device__, which conv1d_params.h uses.
+#include "cuda_compat.cuh"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -11,7 +14,6 @@
 #include <c10/util/Half.h>
 
 #include "conv1d_params.h"
-#include "cuda_compat.cuh"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
