@@ -153,8 +153,10 @@ struct RowArgs {
   }
 };
 
+// Occupancy: a bandwidth-bound kernel wants many loads in flight. Forward fits 64 registers without
+// spills (8 blocks of 128 threads per SM); backward's phase bookkeeping needs ~96 (ptxas -v).
 template <typename T, bool kBackward>
-__global__ void __launch_bounds__(kThreads) depthwise_rows_kernel(RowArgs<T, kBackward> args) {
+__global__ void __launch_bounds__(kThreads, kBackward ? 4 : 8) depthwise_rows_kernel(RowArgs<T, kBackward> args) {
   using A = acc_t<T>;
   constexpr int kOutPerThread = out_per_thread<T>();
   T* smem = dynamic_smem<T>();
