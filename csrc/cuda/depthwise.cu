@@ -73,7 +73,7 @@ __device__ inline int stage_span(const T* row, int64_t row_len, int64_t start, i
   for (int64_t c = threadIdx.x; c < num_vec; c += blockDim.x) {
     const int64_t pos = first + c * V;
     if (pos >= 0 && pos + V <= row_len) {
-      *reinterpret_cast<Vec16<T>*>(smem + c * V) = *reinterpret_cast<const Vec16<T>*>(row + pos);
+      store_aligned(smem + c * V, load_aligned<Vec16<T>>(row + pos));
     } else {
       for (int e = 0; e < V; ++e) {
         const int64_t q = pos + e;
