@@ -216,6 +216,34 @@ def test_every_cuda_kernel_conforms_and_runs(ops):
     assert emulated.unlaunched_kernels(launched) == [], f"kernels never launched; launched: {sorted(launched)}"
 
 
+@pytest.mark.parametrize("dtype", emulated.DTYPES)
+def test_results_do_not_depend_on_the_schedule(ops, dtype, monkeypatch):
+    """The kernels promise bit-identical results run to run (no float atomics, fixed reduction order):
+    another thread schedule (CUDA_EMU_SEED) and blocks on 1 or 2 OS threads must not change one bit."""
+    cases = emulated.EDGE_CASES[:5] + emulated.random_cases(6, seed=3)
+
+    def run_all():
+        outs = []
+        for c in cases:
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(c.batch, c.in_channels, c.length, generator=g).to(dtype)
+            w = torch.randn(c.out_channels, c.in_channels // c.groups, c.kernel_size, generator=g).to(dtype)
+            hyper = (c.stride, c.pad_left, c.pad_right, c.dilation, c.groups)
+            y = ops.conv1d(x, w, None, *hyper)
+            gy = torch.randn(y.shape, generator=g).to(dtype)
+            outs += [y, ops.conv1d_backward_input(gy, w, c.length, *hyper),
+                     ops.conv1d_backward_weight(gy, x, c.kernel_size, *hyper), ops.conv1d_backward_bias(gy)]
+        return outs
+
+    with emulated.torch_threads(1):
+        first = run_all()
+    monkeypatch.setenv("CUDA_EMU_SEED", "987654321")
+    with emulated.torch_threads(2):
+        second = run_all()
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
 # (name, file, text, replacement): each is a bug a kernel author could plausibly write.
 FAULTS = [
     # An off-by-one in a bound: the position one past the input row is read instead of zero padding.

@@ -143,8 +143,8 @@ __global__ void __launch_bounds__(kGemmThreads, Problem::kMinBlocksPerSM) implic
       if (has_next) load_step(k0 + BK);
 #pragma unroll
       for (int kk = 0; kk < BK; ++kk) {
-        const Quad<A> a = *reinterpret_cast<const Quad<A>*>(&a_tile[buf][kk][4 * tx]);
-        const Quad<A> b = *reinterpret_cast<const Quad<A>*>(&b_tile[buf][kk][4 * ty]);
+        const Quad<A> a = load_aligned<Quad<A>>(&a_tile[buf][kk][4 * tx]);
+        const Quad<A> b = load_aligned<Quad<A>>(&b_tile[buf][kk][4 * ty]);
 #pragma unroll
         for (int i = 0; i < kGemmTM; ++i)
 #pragma unroll

@@ -9,6 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#if defined(CONV1D_EXT_EMULATE)
+#include <cstring>
+#endif
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -53,6 +56,31 @@ struct alignas(16) Vec16 {
   static constexpr int kSize = 16 / sizeof(T);
   T v[kSize];
 };
+
+// Vector access to memory that must be aligned to alignof(V) (16 bytes). On a GPU a misaligned vector
+// access traps; on the emulator's x86 host it would silently work, so there it reads all-ones bytes
+// (NaN) instead, which the conformance tests see as wrong results.
+template <typename V, typename P>
+__device__ __forceinline__ V load_aligned(const P* ptr) {
+#if defined(CONV1D_EXT_EMULATE)
+  if (reinterpret_cast<uintptr_t>(ptr) % alignof(V) != 0) {
+    V poisoned;
+    std::memset(static_cast<void*>(&poisoned), 0xff, sizeof(V));
+    return poisoned;
+  }
+#endif
+  return *reinterpret_cast<const V*>(ptr);
+}
+template <typename V, typename P>
+__device__ __forceinline__ void store_aligned(P* ptr, const V& value) {
+#if defined(CONV1D_EXT_EMULATE)
+  if (reinterpret_cast<uintptr_t>(ptr) % alignof(V) != 0) {
+    std::memset(static_cast<void*>(ptr), 0xff, sizeof(V));
+    return;
+  }
+#endif
+  *reinterpret_cast<V*>(ptr) = value;
+}
 
 // A mixed-radix counter (hi, lo) with lo in [0, radix): the coordinates of a linear K index
 // hi*radix + lo, advanced by a fixed amount without dividing.
@@ -101,6 +129,11 @@ struct BackwardPhase {
   int64_t out_step;    // dilation / gcd(stride, dilation)
   int64_t len;         // number of input positions in the phase: ceil((in_len - rho) / stride)
 };
+
+// Phases that hold at least one grad_input position: rho < min(stride, in_len).
+C1D_HOST_DEVICE inline int64_t num_backward_phases(const Conv1dParams& p) {
+  return p.stride < p.in_len ? p.stride : p.in_len;
+}
 
 C1D_HOST_DEVICE inline BackwardPhase backward_phase(const Conv1dParams& p, int64_t rho) {
   BackwardPhase ph;

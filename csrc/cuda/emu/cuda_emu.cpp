@@ -431,7 +431,15 @@ struct Launch {
   unsigned nthreads;
   KernelInvoker invoke;
   const void* closure;
+  uint64_t seed;  // of the schedule (CUDA_EMU_SEED)
 };
+
+// CUDA_EMU_SEED (read at every launch, default 0) picks another, equally valid, thread schedule: results
+// of a correct kernel must not depend on it.
+uint64_t schedule_seed() {
+  const char* v = std::getenv("CUDA_EMU_SEED");
+  return v != nullptr && *v != 0 ? std::strtoull(v, nullptr, 10) : 0;
+}
 
 // The calling thread's copy of the static shared memory, or {nullptr, 0} if the link order broke the
 // assumption above (then it is not poisoned).
@@ -462,7 +470,7 @@ void run_block(Worker& w, const Launch& L, uint64_t block_linear) {
     start_fiber(f);
   }
   const Order order = schedule_order();
-  uint64_t rng = block_linear * 0x2545f4914f6cdd1dull + 12345;
+  uint64_t rng = block_linear * 0x2545f4914f6cdd1dull + 12345 + L.seed * 0x9e3779b97f4a7c15ull;
   // Orders `count` indices into `out` as the schedule says (a fresh shuffle each call).
   auto arrange = [&](unsigned count, unsigned* out) {
     for (unsigned i = 0; i < count; ++i) out[i] = order == Order::Reverse ? count - 1 - i : i;
@@ -534,7 +542,7 @@ void check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes) 
 void launch_erased(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, KernelInvoker invoke,
                    const void* closure) {
   check_launch(kernel, grid, block, smem_bytes);
-  const Launch L{grid, block, smem_bytes, block.x * block.y * block.z, invoke, closure};
+  const Launch L{grid, block, smem_bytes, block.x * block.y * block.z, invoke, closure, schedule_seed()};
   const int64_t nblocks = int64_t(grid.x) * grid.y * grid.z;
   auto run_blocks = [&L](int64_t begin, int64_t end) {
     Worker& w = tls_worker;

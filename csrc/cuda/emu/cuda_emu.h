@@ -8,7 +8,7 @@
 //     synchronisation point (__syncthreads, a warp intrinsic) or exits; then another runs. Between two
 //     block barriers the warps run one after another, each as far as it can (its lanes interleaved
 //     between warp intrinsics), in an order reshuffled every time (seeded: runs are reproducible;
-//     CUDA_EMU_ORDER=forward|reverse|shuffle). So one warp runs ahead of the others as far as CUDA
+//     CUDA_EMU_SEED picks another schedule; CUDA_EMU_ORDER=forward|reverse|shuffle). So one warp runs ahead of the others as far as CUDA
 //     allows, and a missing or misplaced barrier reorders shared-memory accesses and changes results;
 //   * __syncthreads is a barrier of the whole block: all threads must reach the same barrier (same
 //     source line); a thread that exits or waits elsewhere is reported as a divergent barrier/deadlock;
