@@ -22,9 +22,10 @@ inline void store_row_vec(out_t* out, const AccVec<scalar_t>& v) {
   }
 }
 
-// out[o] = bias + sum_k w[k] * buf[offset[k] + o] for o in [0, n), in the accumulation type.
+// out[o] = bias + sum_k w[k] * buf[offset[k] + o] for o in [0, n), in the accumulation type
+// (kAccumulate: out[o] += sum_k ..., out is an accumulation-type row and bias is ignored).
 // kFixedTaps > 0 makes the tap count a compile-time constant (weights and offsets stay in registers).
-template <int kFixedTaps, typename scalar_t, typename out_t>
+template <int kFixedTaps, bool kAccumulate, typename scalar_t, typename out_t>
 inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, const int64_t* offset,
                           int64_t taps, acc_t<scalar_t> bias, int64_t n, out_t* out) {
   using acc = acc_t<scalar_t>;
@@ -41,6 +42,10 @@ inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, 
     }
     for (; o + 2 * W <= n; o += 2 * W) {
       Vec a0(bias), a1(bias);
+      if constexpr (kAccumulate) {
+        a0 = Vec::loadu(out + o);
+        a1 = Vec::loadu(out + o + W);
+      }
       for (int64_t k = 0; k < kFixedTaps; ++k) {
         a0 = at::vec::fmadd(Vec::loadu(src[k] + o), wv[k], a0);
         a1 = at::vec::fmadd(Vec::loadu(src[k] + o + W), wv[k], a1);
@@ -51,6 +56,12 @@ inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, 
   } else {
     for (; o + 4 * W <= n; o += 4 * W) {
       Vec a0(bias), a1(bias), a2(bias), a3(bias);
+      if constexpr (kAccumulate) {
+        a0 = Vec::loadu(out + o);
+        a1 = Vec::loadu(out + o + W);
+        a2 = Vec::loadu(out + o + 2 * W);
+        a3 = Vec::loadu(out + o + 3 * W);
+      }
       for (int64_t k = 0; k < K; ++k) {
         const Vec wk(w[k]);
         const acc* src = buf + offset[k] + o;
@@ -67,19 +78,21 @@ inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, 
   }
   for (; o < n; ++o) {
     acc s = bias;
+    if constexpr (kAccumulate) s = out[o];
     for (int64_t k = 0; k < K; ++k) s += w[k] * buf[offset[k] + o];
     out[o] = static_cast<out_t>(s);
   }
 }
 
-template <typename scalar_t, typename out_t>
+template <typename scalar_t, bool kAccumulate = false, typename out_t>
 inline void depthwise_row_any(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, const int64_t* offset,
                               int64_t taps, acc_t<scalar_t> bias, int64_t n, out_t* out) {
+  static_assert(!kAccumulate || std::is_same_v<out_t, acc_t<scalar_t>>, "accumulate into float rows");
   switch (taps) {
-    case 2: return depthwise_row<2, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 3: return depthwise_row<3, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 4: return depthwise_row<4, scalar_t>(buf, w, offset, taps, bias, n, out);
-    default: return depthwise_row<0, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 2: return depthwise_row<2, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 3: return depthwise_row<3, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 4: return depthwise_row<4, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    default: return depthwise_row<0, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
   }
 }
 
@@ -206,20 +219,20 @@ void depthwise_backward_input(const Conv1dParams& p, const scalar_t* grad_output
   const int64_t max_shift = (K - 1) * p.dilation / s;
   const int64_t q_end_max = ceil_div(p.in_len + p.pad_left, s);
   const int64_t gpad_len = q_end_max + max_shift;
-  // Straight into grad_input only for the plain case; otherwise sum in the accumulation type first.
+  // Straight into grad_input for the plain case; otherwise each phase sums its rows (channel
+  // multiplier) in the accumulation type, phase-major, and is interleaved into grad_input at the end.
   const bool direct_store = (s == 1 && p.out_per_group == 1);
   const int64_t work = p.out_per_group * K * p.out_len;
   at::parallel_for(0, rows, grain_for(work), [&](int64_t row_begin, int64_t row_end) {
     std::vector<acc> gpad_scratch(gpad_len + kAliasSlack<acc>);
     std::vector<acc> w(K);
     std::vector<int64_t> offset(K);
-    std::vector<acc> phase_out(direct_store ? 0 : q_end_max);
-    std::vector<acc> sum(direct_store ? 0 : p.in_len);
+    std::vector<acc> phase_sum(direct_store ? 0 : s * q_end_max);
     for (int64_t row = row_begin; row < row_end; ++row) {
       const int64_t b = row / p.in_channels;
       const int64_t ic = row % p.in_channels;
       scalar_t* gi_row = grad_input + row * p.in_len;
-      if (!direct_store) std::fill(sum.begin(), sum.end(), acc(0));
+      if (!direct_store) std::fill(phase_sum.begin(), phase_sum.end(), acc(0));
       for (int64_t j = 0; j < p.out_per_group; ++j) {
         const int64_t oc = ic * p.out_per_group + j;
         const scalar_t* go_row = grad_output + (b * p.out_channels + oc) * p.out_len;
@@ -240,18 +253,22 @@ void depthwise_backward_input(const Conv1dParams& p, const scalar_t* grad_output
             offset[n_taps] = max_shift - reach / s;
             ++n_taps;
           }
-          const int64_t first = q0 * s + r - p.pad_left;
           if (direct_store) {
-            depthwise_row_any<scalar_t>(gpad + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0,
-                                        gi_row + first);
+            depthwise_row_any<scalar_t>(gpad + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0, gi_row);
           } else if (n_taps > 0) {
-            depthwise_row_any<scalar_t>(gpad + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0,
-                                        phase_out.data());
-            for (int64_t q = 0; q < q1 - q0; ++q) sum[first + q * s] += phase_out[q];
+            depthwise_row_any<scalar_t, true>(gpad + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0,
+                                              phase_sum.data() + r * q_end_max);
           }
         }
       }
-      if (!direct_store) convert_from_acc(sum.data(), gi_row, p.in_len);
+      if (direct_store) continue;
+      for (int64_t r = 0; r < s; ++r) {
+        const int64_t q0 = std::max<int64_t>(0, ceil_div(p.pad_left - r, s));
+        const int64_t q1 = ceil_div(p.in_len + p.pad_left - r, s);
+        const acc* src = phase_sum.data() + r * q_end_max;
+        scalar_t* dst = gi_row + q0 * s + r - p.pad_left;
+        for (int64_t q = 0; q < q1 - q0; ++q) dst[q * s] = static_cast<scalar_t>(src[q]);
+      }
     }
   });
 }
