@@ -32,14 +32,33 @@ inline AccVec<scalar_t> load_acc(const scalar_t* p) {
   }
 }
 
+// Stores one vector of the accumulation type as scalar_t (16-bit types: round to nearest even, as
+// c10's scalar conversions do, so both ISA builds give identical bits).
 template <typename scalar_t>
 inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
-  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-    at::vec::convert_float_bfloat16(v, v).store(p, AccVec<scalar_t>::size());
-  } else if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-    at::vec::convert_float_half(v, v).store(p, AccVec<scalar_t>::size());
-  } else {
+  if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
     v.store(p);
+  } else {
+#if defined(CPU_CAPABILITY_AVX2)
+    const __m256 x = v;
+    if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                       _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    } else {
+      const __m256i bits = _mm256_castps_si256(x);
+      const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+      __m256i rounded =
+          _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
+      const __m256 is_nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+      rounded = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7fc0), _mm256_castps_si256(is_nan));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                       _mm_packus_epi32(_mm256_castsi256_si128(rounded), _mm256_extracti128_si256(rounded, 1)));
+    }
+#else
+    __at_align__ float lanes[AccVec<scalar_t>::size()];
+    v.store(lanes);
+    for (int64_t i = 0; i < AccVec<scalar_t>::size(); ++i) p[i] = static_cast<scalar_t>(lanes[i]);
+#endif
   }
 }
 
