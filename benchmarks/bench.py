@@ -628,7 +628,10 @@ def main(argv=None):
     rows = []
     progress = Progress(len(cases), enabled=not args.no_progress)
     n_fail = 0
+    interrupted = False
     for dtype, shape, mode in cases:
+        if interrupted:
+            break
         label = f"{SHORT[dtype]} {shape.name} {mode}"
         progress.set_label(label)
         row = dict(
@@ -708,6 +711,9 @@ def main(argv=None):
             bw = ceil.get("gbps")
             row["ours_pct_bw"] = 100 * row["ours_gbps"] / bw if bw else None
             del case, runs
+        except KeyboardInterrupt:  # Ctrl-C: stop the sweep, still write what was measured
+            interrupted = True
+            row["check"] = "FAIL: interrupted"
         except Exception as e:
             row["check"] = f"FAIL: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         if row["check"] != "ok":
@@ -729,6 +735,9 @@ def main(argv=None):
                 row["ours_pct_bw"] = 100 * row["ours_gbps"] / ceil["gbps"]
     info["elapsed"] = time.time() - t_start
     info["n_fail"] = n_fail
+    if interrupted:
+        print(f"== INTERRUPTED after {len(rows)} of {len(cases)} cases: partial results")
+        full_sweep = False
     print(
         f"== sweep finished in {info['elapsed']:.0f} s ({info['elapsed'] / 60:.1f} min), "
         f"{len(rows)} cases, {n_fail} failed"
