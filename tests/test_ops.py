@@ -21,7 +21,7 @@ from conv_ref import (
 from hypothesis import example, given, settings
 
 # Examples per (backend, dtype). The emulator runs every GPU thread of a launch on the CPU: fewer, smaller.
-EXAMPLES = {"cpu": 150, "cuda": 150, "emulated": 20}
+EXAMPLES = {"cpu": 150, "cuda": 150, "emulated": 50}
 
 
 @contextlib.contextmanager
