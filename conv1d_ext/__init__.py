@@ -26,5 +26,24 @@ def cpu_isa():
     return ops.cpu_isa()
 
 
-__all__ = ["Conv1dExt", "conv1d", "convert_conv1d", "cpu_isa", "ops"]
+OP_NAMES = ("conv1d", "conv1d_backward_input", "conv1d_backward_weight", "conv1d_backward_bias")
+
+
+def build_info():
+    """What this build holds: torch version, the CPU kernel path, and whether every op has CUDA kernels
+    compiled in (``cuda_kernels``) and a GPU to run them (``cuda_available``)."""
+    import torch
+
+    def has_kernel(op, key):
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"conv1d_ext::{op}", key)
+
+    return {
+        "torch": torch.__version__,
+        "cpu_isa": cpu_isa(),
+        "cuda_kernels": all(has_kernel(op, "CUDA") for op in OP_NAMES),
+        "cuda_available": torch.cuda.is_available(),
+    }
+
+
+__all__ = ["Conv1dExt", "build_info", "conv1d", "convert_conv1d", "cpu_isa", "ops"]
 __version__ = "0.1.0"

@@ -241,7 +241,7 @@ def random_cases(count: int, seed: int = 0, max_length: int = 200) -> list[Case]
     return cases
 
 
-# Shapes that reach the multi-tile / multi-chunk paths: depthwise rows longer than a tile (512 outputs),
+# Shapes that reach the multi-tile / multi-chunk paths: GEMMs of several 64x64 tiles, depthwise rows longer than a tile (512 outputs),
 # depthwise and bias reductions in several chunks, split-K dense backward-weight, K > one GEMM step,
 # a zero-sized batch.
 EDGE_CASES = [
@@ -249,6 +249,7 @@ EDGE_CASES = [
     Case(3, 4, 8, 1500, 9, 2, 4, 4, 2, 4),
     Case(2, 3, 3, 2100, 3, 1, 1, 1, 1, 3, contiguous=False),
     Case(2, 24, 16, 300, 5, 1, 2, 2, 1, 1),
+    Case(2, 70, 80, 90, 3, 1, 1, 1, 1, 1),  # several GEMM tiles along M, N and K in every op
     Case(3, 12, 18, 150, 3, 3, 0, 2, 2, 3),
     Case(0, 4, 4, 20, 3, 1, 1, 1, 1, 1),
     Case(1, 2, 4, 1, 1, 1, 0, 0, 1, 2),

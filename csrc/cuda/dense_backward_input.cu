@@ -18,7 +18,9 @@ struct BackwardInputProblem {
   using T = Scalar;
   using A = acc_t<T>;
   static constexpr bool kAMFast = true;  // consecutive m = consecutive grad_output positions
-  static constexpr bool kBNFast = true;  // consecutive n: weight stride kernel_size (small)
+  static constexpr bool kBNFast = false;  // weight reads are few and cached; one K cursor saves registers
+  // Its phase bookkeeping needs ~168 registers; capping at 128 spills (ptxas -v).
+  static constexpr int kMinBlocksPerSM = 1;
 
   Conv1dParams p;
   const T* grad_output;

@@ -18,6 +18,8 @@ struct BackwardWeightProblem {
   using A = acc_t<T>;
   static constexpr bool kAMFast = false;  // consecutive k = consecutive t in both operands
   static constexpr bool kBNFast = false;
+  // 2 blocks of 256 threads per SM fit in 128 registers without spills (ptxas -v); double needs more.
+  static constexpr int kMinBlocksPerSM = sizeof(acc_t<Scalar>) == 4 ? 2 : 1;
 
   Conv1dParams p;
   const T* grad_output;

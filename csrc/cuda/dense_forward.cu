@@ -16,6 +16,8 @@ struct ForwardProblem {
   using A = acc_t<T>;
   static constexpr bool kAMFast = true;   // consecutive m = consecutive t: contiguous input for stride 1
   static constexpr bool kBNFast = false;  // consecutive k: contiguous weight row
+  // 2 blocks of 256 threads per SM fit in 128 registers without spills (ptxas -v); double needs more.
+  static constexpr int kMinBlocksPerSM = sizeof(acc_t<Scalar>) == 4 ? 2 : 1;
 
   Conv1dParams p;
   const T* input;

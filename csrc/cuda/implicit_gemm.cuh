@@ -3,14 +3,15 @@
 // tensors; the core owns tiling, shared memory, register blocking and the K loop.
 //
 // Per block: a BM x BN tile of C = A (M x K) * B (K x N), K walked in steps of BK through shared
-// memory; each of the 256 threads accumulates a TM x TN register tile. Element (m, n) of the thread
-// tile is m = m0 + tx + 16*i, n = n0 + ty + 16*j, so a warp's shared-memory reads are conflict-free
-// and its stores run along m (the contiguous axis of the forward output).
+// memory; each of the 256 threads accumulates a TM x TN = 4 x 4 register tile, rows
+// m = m0 + 4*tx + i and columns n = n0 + 4*ty + j, so each K step reads its 4 A and 4 B values as
+// one 16-byte shared-memory load each (two for double) instead of eight scalar loads.
 //
 // Problem interface (see dense_forward.cu for the simplest one):
 //   using T; using A (accumulator);
 //   int64_t m_size, n_size, num_z;          // tile grid: m_size/n_size are upper bounds over z
 //   static constexpr bool kAMFast, kBNFast;  // which axis consecutive threads load (the contiguous one)
+//   static constexpr int kMinBlocksPerSM;    // __launch_bounds__ occupancy hint (2 caps at 128 registers)
 //   Z    z_info(int64_t z);                  // per-z data: fields m_size, k_begin, k_end + problem's own
 //   ARow a_row(const Z&, int64_t m);   ACur a_cursor(const Z&, int64_t kk);   void a_advance(const Z&, ACur&);
 //   A    a_load(const Z&, const ARow&, const ACur&);     (only called for m < z.m_size, kk < z.k_end)
@@ -33,10 +34,18 @@ constexpr int kGemmBK = 16;
 constexpr int kGemmThreads = 256;
 constexpr int kGemmTM = kGemmBM / 16;  // 4
 constexpr int kGemmTN = kGemmBN / 16;  // 4
-constexpr int kGemmPad = 1;            // breaks the bank pattern of K-fast shared-memory stores
+// Row padding of the shared tiles: keeps rows 16-byte aligned (vector reads) while shifting the banks
+// of consecutive rows, which K-fast stores hit.
+template <typename A> constexpr int gemm_pad() { return 16 / static_cast<int>(sizeof(A)); }
+
+// Four accumulator values read from shared memory in one (float) or two (double) 16-byte loads.
+template <typename A>
+struct alignas(16) Quad {
+  A v[4];
+};
 
 template <typename Problem>
-__global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Problem prob) {
+__global__ void __launch_bounds__(kGemmThreads, Problem::kMinBlocksPerSM) implicit_gemm_kernel(Problem prob) {
   using A = typename Problem::A;
   constexpr int BM = kGemmBM, BN = kGemmBN, BK = kGemmBK;
   constexpr int kLoadsA = BM * BK / kGemmThreads;  // 4 elements of A per thread per K step
@@ -49,8 +58,10 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Problem pro
   constexpr int kBCols = kBNFast ? 1 : kLoadsB;
   constexpr int kBCurs = kBNFast ? kLoadsB : 1;
 
-  __shared__ A a_tile[2][BK][BM + kGemmPad];  // double-buffered
-  __shared__ A b_tile[2][BK][BN + kGemmPad];
+  constexpr int kPad = gemm_pad<A>();
+  static_assert(kGemmTM == 4 && kGemmTN == 4, "fragments are read as Quad<A>");
+  __shared__ __align__(16) A a_tile[2][BK][BM + kPad];  // double-buffered
+  __shared__ __align__(16) A b_tile[2][BK][BN + kPad];
 
   const int tid = threadIdx.x;
   const int tx = tid % 16;
@@ -132,15 +143,12 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Problem pro
       if (has_next) load_step(k0 + BK);
 #pragma unroll
       for (int kk = 0; kk < BK; ++kk) {
-        A a[kGemmTM], b[kGemmTN];
-#pragma unroll
-        for (int i = 0; i < kGemmTM; ++i) a[i] = a_tile[buf][kk][tx + 16 * i];
-#pragma unroll
-        for (int j = 0; j < kGemmTN; ++j) b[j] = b_tile[buf][kk][ty + 16 * j];
+        const Quad<A> a = *reinterpret_cast<const Quad<A>*>(&a_tile[buf][kk][4 * tx]);
+        const Quad<A> b = *reinterpret_cast<const Quad<A>*>(&b_tile[buf][kk][4 * ty]);
 #pragma unroll
         for (int i = 0; i < kGemmTM; ++i)
 #pragma unroll
-          for (int j = 0; j < kGemmTN; ++j) acc[i][j] += a[i] * b[j];
+          for (int j = 0; j < kGemmTN; ++j) acc[i][j] += a.v[i] * b.v[j];
       }
       if (has_next) store_step(buf ^ 1);
       __syncthreads();
@@ -149,12 +157,12 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Problem pro
 
 #pragma unroll
     for (int i = 0; i < kGemmTM; ++i) {
-      const int64_t m = m0 + tx + 16 * i;
+      const int64_t m = m0 + 4 * tx + i;
       if (m >= zi.m_size) continue;
       const auto row = prob.c_row(zi, m);
 #pragma unroll
       for (int j = 0; j < kGemmTN; ++j) {
-        const int64_t n = n0 + ty + 16 * j;
+        const int64_t n = n0 + 4 * ty + j;
         if (n < prob.n_size) prob.store(zi, row, n, acc[i][j]);
       }
     }
