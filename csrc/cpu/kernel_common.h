@@ -115,6 +115,31 @@ inline void pad_row_phases(const scalar_t* row, int64_t in_len, int64_t pad_left
   }
 }
 
+// Scratch rows and 4 KiB aliasing: a load whose address matches a recent, still-pending store in the low
+// 12 bits waits as if it depended on it. A fill loop (read src[i], store scratch[fill_index + i]) followed
+// by a compute loop (read scratch[read_index + o + small], store out[o]) over 4096-long float rows ran 4x
+// slower when the rows happened to sit at the same offset mod 4 KiB. kAliasSlack extra elements let
+// alias_safe_start() place the scratch row so that both loops read 1-3 KiB (mod 4 KiB) away from what
+// they store. out may be null (the compute loop stores nothing).
+template <typename T>
+constexpr int64_t kAliasSlack = 4096 / sizeof(T);
+
+template <typename T>
+inline T* alias_safe_start(T* scratch, const void* out, int64_t read_index, const void* src,
+                           int64_t fill_index) {
+  const auto addr = [](const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr); };
+  T* start = scratch;
+  for (std::uintptr_t gap : {1024u, 2048u, 3072u}) {
+    const std::uintptr_t target = (out ? addr(out) : 0) + gap;  // where scratch[read_index] should sit
+    std::uintptr_t delta = (target - addr(scratch + read_index)) & 4095;
+    delta -= delta % sizeof(T);
+    start = scratch + delta / sizeof(T);
+    const std::uintptr_t fill_gap = (addr(start + fill_index) - addr(src)) & 4095;
+    if (fill_gap >= 512 && fill_gap <= 3584) break;
+  }
+  return start;
+}
+
 // Sum of the lanes of v in a fixed order (deterministic).
 template <typename T>
 inline T lane_sum(const at::vec::Vectorized<T>& v) {
