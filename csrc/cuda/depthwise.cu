@@ -25,8 +25,11 @@ namespace C1D_KERNEL_NS {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kOutPerThread = 4;
-constexpr int kTileOut = kThreads * kOutPerThread;
+// Outputs per thread = elements per 16-byte vector (4 float, 8 half/bfloat16, 2 double): a full tile's
+// span is about one vector load per thread at stride 1.
+template <typename T> constexpr int out_per_thread() { return Vec16<T>::kSize; }
+template <typename T> constexpr int tile_out_max() { return kThreads * out_per_thread<T>(); }
+inline int64_t tile_out_max(size_t elem_size) { return kThreads * static_cast<int64_t>(16 / elem_size); }
 constexpr int kTapGroup = 8;
 constexpr size_t kSmemBudget = 48 * 1024;  // no opt-in needed on any architecture
 constexpr int kMinTileOut = kThreads;      // smaller tiles: the implicit GEMM does better
@@ -41,14 +44,14 @@ C1D_HOST_DEVICE inline int64_t span_capacity(int64_t tile_out, int64_t x_step, i
   return (tile_out - 1) * x_step + (group - 1) * dist + 1 + 2 * Vec16<T>::kSize;
 }
 
-// The largest tile (<= kTileOut) whose span fits the budget; 0 when even kMinTileOut does not fit.
+// The largest tile (<= tile_out_max) whose span fits the budget; 0 when even kMinTileOut does not fit.
 inline int64_t pick_tile_out(int64_t x_step, int64_t tap_dist, int64_t num_taps, size_t elem_size) {
   const int64_t vec = 16 / static_cast<int64_t>(elem_size);
   const int64_t group = imin<int64_t>(num_taps, kTapGroup);
   const int64_t dist = tap_dist < 0 ? -tap_dist : tap_dist;
   const int64_t budget = static_cast<int64_t>(kSmemBudget / elem_size) - 2 * vec - (group - 1) * dist - 1;
   if (budget < 0) return 0;
-  const int64_t tile = imin<int64_t>(kTileOut, budget / x_step + 1);
+  const int64_t tile = imin<int64_t>(tile_out_max(elem_size), budget / x_step + 1);
   return tile >= kMinTileOut ? tile : 0;
 }
 
@@ -152,6 +155,7 @@ struct RowArgs {
 template <typename T, bool kBackward>
 __global__ void __launch_bounds__(kThreads) depthwise_rows_kernel(RowArgs<T, kBackward> args) {
   using A = acc_t<T>;
+  constexpr int kOutPerThread = out_per_thread<T>();
   T* smem = dynamic_smem<T>();
   const int64_t items = args.rows * args.tiles_per_row;
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
@@ -217,6 +221,8 @@ struct WeightArgs {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) depthwise_weight_kernel(WeightArgs<T> a) {
   using A = acc_t<T>;
+  constexpr int kOutPerThread = out_per_thread<T>();
+  constexpr int kTileOut = tile_out_max<T>();
   __shared__ A scratch[kThreads / 32];
   T* smem = dynamic_smem<T>();
   const Conv1dParams& p = a.p;
@@ -293,9 +299,9 @@ struct WeightPlan {
   int64_t tiles_per_row, chunks, tiles_per_chunk;
 };
 
-WeightPlan weight_plan(const Conv1dParams& p) {
+WeightPlan weight_plan(const Conv1dParams& p, size_t elem_size) {
   WeightPlan plan;
-  plan.tiles_per_row = ceil_div(p.out_len, kTileOut);
+  plan.tiles_per_row = ceil_div(p.out_len, tile_out_max(elem_size));
   const int64_t total = p.batch * plan.tiles_per_row;
   int64_t chunks = imax<int64_t>(1, kTargetBlocks / p.out_channels);
   chunks = imin(chunks, imax<int64_t>(1, total / kMinTilesPerChunk));
@@ -304,11 +310,11 @@ WeightPlan weight_plan(const Conv1dParams& p) {
   return plan;
 }
 
-// The weight kernel's tile is fixed (kTileOut outputs at the forward stride and dilation).
+// The weight kernel's tile is fixed (tile_out_max outputs at the forward stride and dilation).
 bool weight_kernel_fits(const Conv1dParams& p, size_t elem_size) {
   const int64_t vec = 16 / static_cast<int64_t>(elem_size);
   const int64_t group = imin<int64_t>(p.kernel_size, kTapGroup);
-  const int64_t elems = (kTileOut - 1) * p.stride + (group - 1) * p.dilation + 1 + 2 * vec;
+  const int64_t elems = (tile_out_max(elem_size) - 1) * p.stride + (group - 1) * p.dilation + 1 + 2 * vec;
   return elems <= static_cast<int64_t>(kSmemBudget / elem_size);
 }
 
@@ -362,8 +368,9 @@ void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const
                 dim3(kThreads), smem, stream, args);
 }
 
-size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t acc_size) {
-  const WeightPlan plan = weight_plan(p);
+size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+  const WeightPlan plan = weight_plan(p, elem_size);
+  const size_t acc_size = elem_size == 8 ? 8 : 4;
   if (plan.chunks <= 1) return 0;
   return static_cast<size_t>(plan.chunks * p.out_channels * p.kernel_size) * acc_size;
 }
@@ -371,7 +378,7 @@ size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t a
 template <typename T>
 void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input,
                                T* grad_weight, void* workspace, Stream stream) {
-  const WeightPlan plan = weight_plan(p);
+  const WeightPlan plan = weight_plan(p, sizeof(T));
   WeightArgs<T> args;
   args.p = p;
   args.grad_output = grad_output;
@@ -381,7 +388,7 @@ void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, cons
   args.tiles_per_row = plan.tiles_per_row;
   args.chunks = plan.chunks;
   args.tiles_per_chunk = plan.tiles_per_chunk;
-  const size_t smem = smem_bytes_for<T>(kTileOut, p.stride, p.dilation, p.kernel_size);
+  const size_t smem = smem_bytes_for<T>(tile_out_max<T>(), p.stride, p.dilation, p.kernel_size);
   launch_kernel(depthwise_weight_kernel<T>, dim3(grid_for(p.out_channels * plan.chunks)), dim3(kThreads),
                 smem, stream, args);
   if (plan.chunks > 1) {

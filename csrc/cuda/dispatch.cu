@@ -73,7 +73,7 @@ size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) 
     case Family::kDense:
       return dense_backward_weight_workspace_bytes(p, acc_size_of(elem_size));
     case Family::kDepthwise:
-      return depthwise_backward_weight_workspace_bytes(p, acc_size_of(elem_size));
+      return depthwise_backward_weight_workspace_bytes(p, elem_size);
     case Family::kDirect:
       break;
   }

@@ -53,7 +53,7 @@ void depthwise_forward(const Conv1dParams& p, const T* input, const T* weight, c
 template <typename T>
 void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight,
                               T* grad_input, Stream stream);
-size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t acc_size);
+size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size);
 template <typename T>
 void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input,
                                T* grad_weight, void* workspace, Stream stream);
