@@ -1,5 +1,5 @@
 // Dense/grouped backward-input as implicit GEMM over the stride's phases (see BackwardPhase in
-// kernel_utils.cuh): z = (group, rho). In phase rho, grad_input position i = rho + stride*u and
+// kernel_utils.cuh): z = (group, rho), rho < min(stride, in_len). In phase rho, grad_input position i = rho + stride*u and
 //   M = batch * phase.len   (m = (b, u)),   N = in_per_group   (n = input channel in the group),
 //   K = out_per_group * phase.num_taps      (k = (oc, tap index j); tap = first_tap + j*tap_step).
 // A[m, k] = grad_output[b, g*out_per_group + oc, u + out_offset - j*out_step]  (0 outside [0, out_len)),
@@ -27,6 +27,7 @@ struct BackwardInputProblem {
   const T* weight;
   T* grad_input;
   int64_t m_size, n_size, num_z;
+  int64_t phases;  // num_backward_phases(p)
 
   struct Z {
     int64_t m_size, k_begin, k_end;
@@ -49,8 +50,8 @@ struct BackwardInputProblem {
 
   __device__ Z z_info(int64_t z) const {
     Z zi;
-    zi.group = z / p.stride;
-    zi.rho = z % p.stride;
+    zi.group = z / phases;
+    zi.rho = z % phases;
     zi.ph = backward_phase(p, zi.rho);
     zi.m_size = p.batch * zi.ph.len;
     zi.k_begin = 0;
@@ -101,7 +102,8 @@ void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* 
   prob.grad_input = grad_input;
   prob.m_size = p.batch * ceil_div(p.in_len, p.stride);  // phase 0 is the longest
   prob.n_size = p.in_per_group;
-  prob.num_z = p.groups * p.stride;
+  prob.phases = num_backward_phases(p);
+  prob.num_z = p.groups * prob.phases;
   launch_implicit_gemm(prob, stream);
 }
 

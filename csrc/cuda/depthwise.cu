@@ -105,6 +105,7 @@ struct RowArgs {
   const T* bias;  // forward only, may be null
   T* y;           // forward: output; backward: grad_input
   int64_t rows, tiles_per_row, tile_out;
+  int64_t phases;  // backward: num_backward_phases(p)
 
   __device__ RowJob<T> job(int64_t row) const {
     RowJob<T> j;
@@ -128,7 +129,7 @@ struct RowArgs {
       j.tap_dist = p.dilation;
       j.bias = bias != nullptr ? to_acc(bias[oc]) : acc_t<T>(0);
     } else {  // row = (b, g, rho)
-      const int64_t rho = row % p.stride, bg = row / p.stride;
+      const int64_t rho = row % phases, bg = row / phases;
       const int64_t g = bg % p.in_channels, b = bg / p.in_channels;
       const BackwardPhase ph = backward_phase(p, rho);
       j.y = y + bg * p.in_len;
@@ -342,6 +343,7 @@ void depthwise_forward(const Conv1dParams& p, const T* input, const T* weight, c
   args.w = weight;
   args.bias = bias;
   args.y = output;
+  args.phases = 1;
   args.rows = p.batch * p.out_channels;
   args.tile_out = pick_tile_out(p.stride, p.dilation, p.kernel_size, sizeof(T));
   args.tiles_per_row = ceil_div(p.out_len, args.tile_out);
@@ -359,7 +361,8 @@ void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const
   args.w = weight;
   args.bias = nullptr;
   args.y = grad_input;
-  args.rows = p.batch * p.in_channels * p.stride;
+  args.phases = num_backward_phases(p);
+  args.rows = p.batch * p.in_channels * args.phases;
   const int64_t out_step = p.dilation / gcd64(p.stride, p.dilation);
   args.tile_out = pick_tile_out(1, out_step, p.kernel_size, sizeof(T));
   args.tiles_per_row = ceil_div(ceil_div(p.in_len, p.stride), args.tile_out);  // phase 0 is longest

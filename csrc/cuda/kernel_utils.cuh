@@ -102,6 +102,11 @@ struct BackwardPhase {
   int64_t len;         // number of input positions in the phase: ceil((in_len - rho) / stride)
 };
 
+// Phases that hold at least one grad_input position: rho < min(stride, in_len).
+C1D_HOST_DEVICE inline int64_t num_backward_phases(const Conv1dParams& p) {
+  return p.stride < p.in_len ? p.stride : p.in_len;
+}
+
 C1D_HOST_DEVICE inline BackwardPhase backward_phase(const Conv1dParams& p, int64_t rho) {
   BackwardPhase ph;
   const int64_t g = gcd64(p.stride, p.dilation);
