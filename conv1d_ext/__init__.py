@@ -6,6 +6,7 @@
   gradients); ``Conv1dExt.from_conv1d(conv)`` builds one from an existing nn.Conv1d.
 * ``conv1d``: ``torch.nn.functional.conv1d``'s interface and semantics.
 * ``convert_conv1d(model)``: turns every nn.Conv1d in a model into a Conv1dExt, in place.
+* ``cpu_isa()``: which CPU kernel build runs here ("avx2" or "default").
 
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
 conv1d_backward_bias); they have fake kernels and autograd (double backward included), so they work under
@@ -18,5 +19,31 @@ from .module import Conv1dExt, convert_conv1d
 
 ops = _ops.ops
 
-__all__ = ["Conv1dExt", "conv1d", "convert_conv1d", "ops"]
+
+def cpu_isa():
+    """Which CPU kernel build runs on this machine: "avx2" (AVX2+FMA+F16C) or "default" (baseline x86-64
+    / other CPUs). Chosen once when the library loads; CONV1D_EXT_CPU_ISA=default forces the baseline."""
+    return ops.cpu_isa()
+
+
+OP_NAMES = ("conv1d", "conv1d_backward_input", "conv1d_backward_weight", "conv1d_backward_bias")
+
+
+def build_info():
+    """What this build holds: torch version, the CPU kernel path, and whether every op has CUDA kernels
+    compiled in (``cuda_kernels``) and a GPU to run them (``cuda_available``)."""
+    import torch
+
+    def has_kernel(op, key):
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"conv1d_ext::{op}", key)
+
+    return {
+        "torch": torch.__version__,
+        "cpu_isa": cpu_isa(),
+        "cuda_kernels": all(has_kernel(op, "CUDA") for op in OP_NAMES),
+        "cuda_available": torch.cuda.is_available(),
+    }
+
+
+__all__ = ["Conv1dExt", "build_info", "conv1d", "convert_conv1d", "cpu_isa", "ops"]
 __version__ = "0.1.0"

@@ -12,6 +12,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#if defined(CONV1D_EXT_EMULATE)
+// conv1d_params.h marks its helpers __host__ __device__, which only the emulator defines for g++.
+#include "cuda_compat.cuh"
+#endif
+
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 

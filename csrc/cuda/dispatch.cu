@@ -1,0 +1,139 @@
+// The one dispatch point per op: picks the kernel family for the problem's shape, and the explicit
+// instantiations of the host entry points (conv1d_kernels.h) for float, double, c10::Half, c10::BFloat16.
+//
+// Families (each in its own file): depthwise.cu (in_per_group == 1, small channel multiplier),
+// dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu (implicit GEMM, any groups),
+// backward_bias.cu, direct.cu (one thread per output; fallback for any shape).
+//
+// CUDA features the kernels use -- everything the emulator (csrc/cuda/emu/) must provide:
+//   * __global__ / __device__ / __host__ __device__ functions, __forceinline__, __launch_bounds__;
+//     device lambdas inside kernels ([&] captures, called in the same thread);
+//   * threadIdx.x, blockIdx.x, blockDim.x, gridDim.x (1-D grids and blocks only; dim3 for launches);
+//   * static __shared__ arrays declared inside kernels (2-D arrays of float/double) and dynamic shared
+//     memory through dynamic_smem<T>() (cuda_compat.cuh);
+//   * __syncthreads();
+//   * __shfl_down_sync(0xffffffff, v, offset) on float and double (full warps; blockDim.x % 32 == 0);
+//   * launches only through launch_kernel() (cuda_compat.cuh); kernel arguments are trivially copyable
+//     structs passed by value;
+//   * 16-byte vector loads/stores as plain loads of an alignas(16) struct (Vec16 in kernel_utils.cuh),
+//     only on 16-byte aligned addresses (checked through reinterpret_cast<uintptr_t>);
+//   * c10::Half / c10::BFloat16 converted to and from float with static_cast.
+// Not used: atomics, inline PTX, cub, cooperative groups, __ldg, textures, streams beyond the one
+// passed in, host-device synchronisation.
+//
+// Debug override (tests): CONV1D_EXT_CUDA_FAMILY=direct|dense forces that family for every op it can
+// run (depthwise kernels only run depthwise problems; "depthwise" forces them wherever applicable).
+#include <cstdlib>
+#include <cstring>
+
+#include "families.h"
+#include "kernel_utils.cuh"
+
+namespace conv1d_ext {
+namespace C1D_KERNEL_NS {
+namespace {
+
+enum class Family { kDirect, kDense, kDepthwise };
+enum class Op { kForward, kBackwardInput, kBackwardWeight };
+
+size_t acc_size_of(size_t elem_size) { return elem_size == 8 ? 8 : 4; }
+
+// Depthwise kernels pay off while each output channel reads its own input row; with a large channel
+// multiplier (e.g. 1 -> 64 channels) the implicit GEMM reuses each input tile across output channels.
+constexpr int64_t kMaxDepthwiseMultiplier = 8;
+
+const char* family_override() {
+  const char* v = std::getenv("CONV1D_EXT_CUDA_FAMILY");
+  return (v != nullptr && v[0] != '\0') ? v : nullptr;
+}
+
+Family choose_family(const Conv1dParams& p, Op op, size_t elem_size) {
+  const bool depthwise_fits =
+      p.is_depthwise() &&
+      (op == Op::kForward          ? depthwise_forward_supported(p, elem_size)
+       : op == Op::kBackwardInput  ? depthwise_backward_input_supported(p, elem_size)
+                                   : depthwise_backward_weight_supported(p, elem_size));
+  if (const char* forced = family_override()) {
+    if (std::strcmp(forced, "direct") == 0) return Family::kDirect;
+    if (std::strcmp(forced, "dense") == 0) return Family::kDense;
+    if (std::strcmp(forced, "depthwise") == 0 && depthwise_fits) return Family::kDepthwise;
+  }
+  if (depthwise_fits && p.out_per_group <= kMaxDepthwiseMultiplier) return Family::kDepthwise;
+  return Family::kDense;
+}
+
+}  // namespace
+
+size_t forward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
+
+size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
+
+size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+  switch (choose_family(p, Op::kBackwardWeight, elem_size)) {
+    case Family::kDense:
+      return dense_backward_weight_workspace_bytes(p, acc_size_of(elem_size));
+    case Family::kDepthwise:
+      return depthwise_backward_weight_workspace_bytes(p, elem_size);
+    case Family::kDirect:
+      break;
+  }
+  return 0;
+}
+
+size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t elem_size) {
+  return bias_workspace_bytes(batch, channels, len, acc_size_of(elem_size));
+}
+
+template <typename T>
+void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+             void* /*workspace*/, void* stream) {
+  const Stream s = static_cast<Stream>(stream);
+  switch (choose_family(p, Op::kForward, sizeof(T))) {
+    case Family::kDepthwise: return depthwise_forward(p, input, weight, bias, output, s);
+    case Family::kDense: return dense_forward(p, input, weight, bias, output, s);
+    case Family::kDirect: return direct_forward(p, input, weight, bias, output, s);
+  }
+}
+
+template <typename T>
+void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                    void* /*workspace*/, void* stream) {
+  const Stream s = static_cast<Stream>(stream);
+  switch (choose_family(p, Op::kBackwardInput, sizeof(T))) {
+    case Family::kDepthwise: return depthwise_backward_input(p, grad_output, weight, grad_input, s);
+    case Family::kDense: return dense_backward_input(p, grad_output, weight, grad_input, s);
+    case Family::kDirect: return direct_backward_input(p, grad_output, weight, grad_input, s);
+  }
+}
+
+template <typename T>
+void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                     void* workspace, void* stream) {
+  const Stream s = static_cast<Stream>(stream);
+  switch (choose_family(p, Op::kBackwardWeight, sizeof(T))) {
+    case Family::kDepthwise:
+      return depthwise_backward_weight(p, grad_output, input, grad_weight, workspace, s);
+    case Family::kDense: return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s);
+    case Family::kDirect: return direct_backward_weight(p, grad_output, input, grad_weight, s);
+  }
+}
+
+template <typename T>
+void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
+                   void* workspace, void* stream) {
+  bias_reduce(batch, channels, len, grad_output, grad_bias, workspace, static_cast<Stream>(stream));
+}
+
+#define C1D_INSTANTIATE(T)                                                                           \
+  template void forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, void*, void*);     \
+  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);        \
+  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);       \
+  template void backward_bias<T>(int64_t, int64_t, int64_t, const T*, T*, void*, void*);
+C1D_INSTANTIATE(float)
+C1D_INSTANTIATE(double)
+C1D_INSTANTIATE(c10::Half)
+C1D_INSTANTIATE(c10::BFloat16)
+#undef C1D_INSTANTIATE
+
+}  // namespace C1D_KERNEL_NS
+}  // namespace conv1d_ext

@@ -1,0 +1,68 @@
+// Launchers of the CUDA kernel families, called only from the per-op dispatch in dispatch.cu.
+// Each family lives in its own .cu file and instantiates its launchers for the four dtypes there.
+// All pointers are to contiguous tensors in the layouts of conv1d_params.h.
+#pragma once
+
+// First: under emulation it defines __host__/__device__, which conv1d_params.h uses.
+#include "cuda_compat.cuh"
+
+#include <cstddef>
+#include <cstdint>
+
+#include "conv1d_params.h"
+#include "conv1d_kernels.h"
+
+namespace conv1d_ext {
+namespace C1D_KERNEL_NS {
+
+// --- direct.cu: one thread per output element; any shape, no shared memory. The fallback for
+// shapes the tiled families cannot stage (e.g. a receptive field larger than shared memory).
+template <typename T>
+void direct_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                    Stream stream);
+template <typename T>
+void direct_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                           Stream stream);
+template <typename T>
+void direct_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                            Stream stream);
+
+// --- dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu: implicit GEMM, any groups.
+template <typename T>
+void dense_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                   Stream stream);
+template <typename T>
+void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                          Stream stream);
+// Split-K over batch x length: `splits` partial sums into `workspace` (acc type), then a fixed-order
+// reduction; with splits == 1 the GEMM writes grad_weight directly.
+int64_t dense_backward_weight_splits(const Conv1dParams& p);
+size_t dense_backward_weight_workspace_bytes(const Conv1dParams& p, size_t acc_size);
+template <typename T>
+void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                           void* workspace, Stream stream);
+
+// --- depthwise.cu: in_per_group == 1 (channel multiplier out_per_group allowed).
+// *_supported says whether the tiled kernel can stage this shape in shared memory.
+bool depthwise_forward_supported(const Conv1dParams& p, size_t elem_size);
+bool depthwise_backward_input_supported(const Conv1dParams& p, size_t elem_size);
+bool depthwise_backward_weight_supported(const Conv1dParams& p, size_t elem_size);
+template <typename T>
+void depthwise_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                       Stream stream);
+template <typename T>
+void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight,
+                              T* grad_input, Stream stream);
+size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size);
+template <typename T>
+void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input,
+                               T* grad_weight, void* workspace, Stream stream);
+
+// --- backward_bias.cu: deterministic two-pass reduction.
+size_t bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t acc_size);
+template <typename T>
+void bias_reduce(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
+                 void* workspace, Stream stream);
+
+}  // namespace C1D_KERNEL_NS
+}  // namespace conv1d_ext
