@@ -487,6 +487,7 @@ def parse_args(argv=None):
         action="store_true",
         help="benchmark F.conv1d against itself (harness check without the extension)",
     )
+    p.add_argument("--note", default=None, help="a line of context for the markdown (e.g. machine load)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -529,6 +530,7 @@ def main(argv=None):
     info["torch"] = torch.__version__
     info["python"] = platform.python_version()
     info["ours"] = ours_desc
+    info["note"] = args.note
     info["malloc"] = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in _MALLOC_ENV)
     print(f"== conv1d_ext benchmark ({'quick' if args.quick else 'sweep'}) on {device}")
     print(
@@ -628,7 +630,10 @@ def main(argv=None):
     rows = []
     progress = Progress(len(cases), enabled=not args.no_progress)
     n_fail = 0
+    interrupted = False
     for dtype, shape, mode in cases:
+        if interrupted:
+            break
         label = f"{SHORT[dtype]} {shape.name} {mode}"
         progress.set_label(label)
         row = dict(
@@ -708,6 +713,9 @@ def main(argv=None):
             bw = ceil.get("gbps")
             row["ours_pct_bw"] = 100 * row["ours_gbps"] / bw if bw else None
             del case, runs
+        except KeyboardInterrupt:  # Ctrl-C: stop the sweep, still write what was measured
+            interrupted = True
+            row["check"] = "FAIL: interrupted"
         except Exception as e:
             row["check"] = f"FAIL: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         if row["check"] != "ok":
@@ -729,6 +737,9 @@ def main(argv=None):
                 row["ours_pct_bw"] = 100 * row["ours_gbps"] / ceil["gbps"]
     info["elapsed"] = time.time() - t_start
     info["n_fail"] = n_fail
+    if interrupted:
+        print(f"== INTERRUPTED after {len(rows)} of {len(cases)} cases: partial results")
+        full_sweep = False
     print(
         f"== sweep finished in {info['elapsed']:.0f} s ({info['elapsed'] / 60:.1f} min), "
         f"{len(rows)} cases, {n_fail} failed"
@@ -853,6 +864,7 @@ def markdown(rows, info, ceil, device, dtypes, modes, peak_flops):
         f"- measured ceilings: {info['ceilings']}",
         f"- timing: {info['timing']}",
         f"- env: {info['malloc']} (both sides)",
+        *([f"- note: {info['note']}"] if info.get("note") else []),
         f"- {info['date']}; sweep took {info['elapsed']:.0f} s; "
         f"{'all checks passed' if not info['n_fail'] else str(info['n_fail']) + ' CHECK FAILURES'}",
         "- speedup = F.conv1d time / ours; FLOPs 2·N·C_out·L_out·C_in/g·k (fwd+bwd 3×); bytes: inputs read "

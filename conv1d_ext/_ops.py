@@ -9,10 +9,10 @@ Python:
 * autograd for every op, written with the same four ops. Each backward is linear in its inputs and is
   itself made of differentiable ops, so double backward (gradgradcheck, gradient penalties) works:
 
-    conv1d(x, w, b)            -> dx = backward_input(gy, w),  dw = backward_weight(gy, x),  db = backward_bias(gy)
-    backward_input(gy, w)      -> dgy = conv1d(G, w),          dw = backward_weight(gy, G)      (G: grad of dx)
-    backward_weight(gy, x)     -> dgy = conv1d(x, H),          dx = backward_input(gy, H)       (H: grad of dw)
-    backward_bias(gy)          -> dgy = gb broadcast over batch and length
+    conv1d(x, w, b)         -> dx = backward_input(gy, w), dw = backward_weight(gy, x), db = backward_bias(gy)
+    backward_input(gy, w)   -> dgy = conv1d(G, w),         dw = backward_weight(gy, G)    (G: grad of dx)
+    backward_weight(gy, x)  -> dgy = conv1d(x, H),         dx = backward_input(gy, H)     (H: grad of dw)
+    backward_bias(gy)       -> dgy = grad of db broadcast over batch and length
 
   Only the gradients autograd asks for (ctx.needs_input_grad) are computed.
 """
@@ -53,7 +53,8 @@ _FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 def _check_floating(t, name):
     torch._check(t.dtype in _FLOATING,
-                 lambda: f"conv1d_ext: {name} must be float32, float64, float16 or bfloat16, but got {t.dtype}")
+                 lambda: f"conv1d_ext: {name} must be float32, float64, float16 or bfloat16, but got "
+                 f"{t.dtype}")
 
 
 def _check_same_type_and_device(a, a_name, b, b_name):

@@ -64,7 +64,7 @@ def _emulated_backend():
         pytest.skip("tests/emulated.py (the CUDA emulator harness) is not in this tree")
     from emulated import emulated_ops  # tests/ is on sys.path (pytest rootdir-relative import)
 
-    return Backend("emulated", emulated_ops(), "cpu", small=True)
+    return Backend("emulated", emulated_ops(), "cpu", small=False)
 
 
 @pytest.fixture(scope="session", params=[

@@ -219,8 +219,9 @@ def assert_close_to_reference(name, ours, ref, magnitude, reduction_len, dtype, 
     if got.numel() == 0:
         return
     bad_nan = ~torch.isfinite(got)
-    assert not bad_nan.any(), (f"{name}: {int(bad_nan.sum())} of {got.numel()} elements not finite (unwritten "
-                               f"output?), first at {tuple(bad_nan.nonzero()[0].tolist())}. {context}")
+    assert not bad_nan.any(), (f"{name}: {int(bad_nan.sum())} of {got.numel()} elements not finite "
+                               f"(unwritten output?), first at {tuple(bad_nan.nonzero()[0].tolist())}. "
+                               f"{context}")
     tol = tolerance(dtype, ref, magnitude, reduction_len, tf32)
     err = (got - ref).abs()
     bad = err > tol

@@ -38,12 +38,11 @@ def test_cpu_isa_reports_the_build_in_use():
 def test_baseline_isa_kernels_match_pytorch():
     if conv1d_ext.cpu_isa() == "default":
         pytest.skip("this process already runs the baseline kernels")
-    env = dict(os.environ, CONV1D_EXT_CPU_ISA="default", CONV1D_EXT_TEST_SCALE="0.4")
+    env = dict(os.environ, CONV1D_EXT_CPU_ISA="default", CONV1D_EXT_TEST_SCALE="0.3")
     code = "import torch, conv1d_ext; assert conv1d_ext.cpu_isa() == 'default', conv1d_ext.cpu_isa()"
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(TESTS_DIR / "test_ops.py"), str(TESTS_DIR / "test_functional.py"),
-         "-k", "(test_ops_match_pytorch or test_conv1d_matches_functional) and cpu"],
+         str(TESTS_DIR / "test_ops.py"), "-k", "cpu"],
         env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

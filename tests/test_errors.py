@@ -18,7 +18,8 @@ def t(*shape, dtype=torch.float32, device="cpu"):
 # name -> (lambda device: (args, kwargs)), a regex our message must match
 CASES = {
     "input_1d": (lambda d: ((t(10, device=d), t(6, 2, 3, device=d)), {"groups": 2}),
-                 r"Expected 2D \(unbatched\) or 3D \(batched\) input to conv1d, but got input of size: \[10\]"),
+                 r"Expected 2D \(unbatched\) or 3D \(batched\) input to conv1d, but got input of size: "
+                 r"\[10\]"),
     "input_4d": (lambda d: ((t(1, 4, 2, 10, device=d), t(6, 2, 3, device=d)), {"groups": 2}),
                  r"Expected 2D \(unbatched\) or 3D \(batched\) input.*\[1, 4, 2, 10\]"),
     "channels_vs_groups": (lambda d: ((t(2, 4, 10, device=d), t(6, 3, 3, device=d)), {"groups": 2}),
@@ -104,7 +105,7 @@ def test_same_exception_type_as_pytorch(device, case):
     assert type(got.value) is type(expected.value), \
         f"F.conv1d raises {type(expected.value).__name__}: {expected.value}; we raise " \
         f"{type(got.value).__name__}: {got.value}"
-    assert all(torch.equal(a, b) for a, b in zip(tensors, before))
+    assert all(torch.equal(a, b) for a, b in zip(tensors, before, strict=False))
 
 
 @pytest.mark.cuda
@@ -149,6 +150,7 @@ def test_module_forward_errors_match_nn_conv1d():
 
 # The ops are public too (torch.ops.conv1d_ext.*): malformed calls must raise, never crash or write
 # out of bounds. PyTorch has no such ops, so the expected type is PyTorch's for argument errors.
+bwd_in, bwd_w = ops.conv1d_backward_input, ops.conv1d_backward_weight
 OP_CASES = {
     "conv1d_input_2d": lambda: ops.conv1d(t(4, 10), t(6, 4, 3), None, 1, 0, 0, 1, 1),
     "conv1d_channels": lambda: ops.conv1d(t(2, 5, 10), t(6, 4, 3), None, 1, 0, 0, 1, 1),
@@ -156,15 +158,15 @@ OP_CASES = {
     "conv1d_pad_right_negative": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), None, 1, 0, -1, 1, 1),
     "conv1d_kernel_size_0": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 0), None, 1, 0, 0, 1, 1),
     "conv1d_bias_dtype": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), t(6).double(), 1, 0, 0, 1, 1),
-    "backward_input_len_mismatch": lambda: ops.conv1d_backward_input(t(2, 6, 7), t(6, 4, 3), 10, 1, 0, 0, 1, 1),
-    "backward_input_negative_len": lambda: ops.conv1d_backward_input(t(2, 6, 7), t(6, 4, 3), -1, 1, 0, 0, 1, 1),
-    "backward_input_channels": lambda: ops.conv1d_backward_input(t(2, 5, 8), t(6, 4, 3), 10, 1, 0, 0, 1, 1),
-    "backward_input_groups": lambda: ops.conv1d_backward_input(t(2, 6, 8), t(6, 4, 3), 10, 1, 0, 0, 1, 4),
-    "backward_weight_batch": lambda: ops.conv1d_backward_weight(t(3, 6, 8), t(2, 4, 10), 3, 1, 0, 0, 1, 1),
-    "backward_weight_len": lambda: ops.conv1d_backward_weight(t(2, 6, 9), t(2, 4, 10), 3, 1, 0, 0, 1, 1),
-    "backward_weight_kernel_0": lambda: ops.conv1d_backward_weight(t(2, 6, 11), t(2, 4, 10), 0, 1, 0, 0, 1, 1),
-    "backward_weight_groups": lambda: ops.conv1d_backward_weight(t(2, 6, 8), t(2, 4, 10), 3, 1, 0, 0, 1, 3),
-    "backward_weight_dtype": lambda: ops.conv1d_backward_weight(t(2, 6, 8), t(2, 4, 10).double(), 3, 1, 0, 0,
+    "backward_input_len_mismatch": lambda: bwd_in(t(2, 6, 7), t(6, 4, 3), 10, 1, 0, 0, 1, 1),
+    "backward_input_negative_len": lambda: bwd_in(t(2, 6, 7), t(6, 4, 3), -1, 1, 0, 0, 1, 1),
+    "backward_input_channels": lambda: bwd_in(t(2, 5, 8), t(6, 4, 3), 10, 1, 0, 0, 1, 1),
+    "backward_input_groups": lambda: bwd_in(t(2, 6, 8), t(6, 4, 3), 10, 1, 0, 0, 1, 4),
+    "backward_weight_batch": lambda: bwd_w(t(3, 6, 8), t(2, 4, 10), 3, 1, 0, 0, 1, 1),
+    "backward_weight_len": lambda: bwd_w(t(2, 6, 9), t(2, 4, 10), 3, 1, 0, 0, 1, 1),
+    "backward_weight_kernel_0": lambda: bwd_w(t(2, 6, 11), t(2, 4, 10), 0, 1, 0, 0, 1, 1),
+    "backward_weight_groups": lambda: bwd_w(t(2, 6, 8), t(2, 4, 10), 3, 1, 0, 0, 1, 3),
+    "backward_weight_dtype": lambda: bwd_w(t(2, 6, 8), t(2, 4, 10).double(), 3, 1, 0, 0,
                                                                 1, 1),
     "backward_bias_2d": lambda: ops.conv1d_backward_bias(t(6, 8)),
     "backward_bias_int": lambda: ops.conv1d_backward_bias(torch.ones(2, 6, 8, dtype=torch.int64)),

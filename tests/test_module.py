@@ -70,7 +70,8 @@ def test_module_matches_nn_conv1d(device, dtype, strict_fp32):
         grads = torch.autograd.grad(y, [x_ours] + list(ours.parameters()), gy.to(dtype))
         in_channels, out_channels, k = args
         red = max(in_channels * k, y.numel() // out_channels + 1, out_channels * k)
-        for name, got, want in zip(["output", "input", "weight", "bias"], [y, *grads], [y_ref, *grads_ref]):
+        names = ["output", "input", "weight", "bias"]  # no bias: the zip stops at weight
+        for name, got, want in zip(names, [y, *grads], [y_ref, *grads_ref], strict=False):
             atol = 4 * accumulation_eps(dtype) * math.sqrt(red) * max(1.0, want.abs().max().item())
             torch.testing.assert_close(got.detach().double(), want.detach(), rtol=0, atol=atol,
                                        msg=lambda m, name=name: f"{name}: {m} ({cfg})")
@@ -106,7 +107,7 @@ def test_is_an_nn_conv1d_with_the_same_parameters_repr_and_init(args, kwargs):
         assert getattr(ours, attr) == getattr(ref, attr), attr
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
     assert list(ours.state_dict()) == list(ref.state_dict())
-    for (name, p), p_ref in zip(ours.named_parameters(), ref.parameters()):
+    for (name, p), p_ref in zip(ours.named_parameters(), ref.parameters(), strict=False):
         assert p.shape == p_ref.shape and p.dtype == p_ref.dtype and p.requires_grad, name
         assert torch.equal(p, p_ref), f"{name}: the same seed must give the same initial values"
 
@@ -130,7 +131,7 @@ def test_initialisation_statistics():
 def test_device_and_dtype_arguments(device, dtype):
     m = Conv1dExt(4, 6, 3, device=device, dtype=dtype)
     ref = nn.Conv1d(4, 6, 3, device=device, dtype=dtype)
-    for p, p_ref in zip(m.parameters(), ref.parameters()):
+    for p, p_ref in zip(m.parameters(), ref.parameters(), strict=False):
         assert p.device == p_ref.device and p.dtype == p_ref.dtype
     y = m(torch.randn(2, 4, 10, device=device, dtype=dtype))
     assert y.dtype == dtype and y.device.type == device
@@ -199,7 +200,7 @@ def test_from_conv1d(device, copy_params):
     ours = Conv1dExt.from_conv1d(ref, copy=copy_params)
     assert type(ours) is Conv1dExt and not ours.training
     assert ours.extra_repr() == ref.extra_repr()
-    for p, p_ref in zip(ours.parameters(), ref.parameters()):
+    for p, p_ref in zip(ours.parameters(), ref.parameters(), strict=False):
         assert (p is p_ref) == (not copy_params)
         assert torch.equal(p, p_ref) and p.device == p_ref.device and p.dtype == p_ref.dtype
         assert p.requires_grad == p_ref.requires_grad
@@ -283,7 +284,7 @@ def test_convert_conv1d_swaps_every_conv_in_place():
     # the gradients flow through the converted modules, parametrizations and hooks as before
     y.square().sum().backward()
     y_ref.square().sum().backward()
-    for (name, p), p_ref in zip(model.named_parameters(), reference_model.parameters()):
+    for (name, p), p_ref in zip(model.named_parameters(), reference_model.parameters(), strict=False):
         torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5, msg=name)
     optimizer.step()  # the optimizer still holds the model's parameters
     assert not torch.equal(model.stem.weight, reference_model.stem.weight)

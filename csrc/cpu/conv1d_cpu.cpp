@@ -13,6 +13,12 @@
 #include "op_common.h"
 
 namespace conv1d_ext {
+
+bool cpu::force_direct_kernels() {
+  const char* env = std::getenv("CONV1D_EXT_CPU_KERNELS");
+  return env != nullptr && std::string(env) == "direct";
+}
+
 namespace {
 
 // AVX2 kernels when the CPU has AVX2, FMA and F16C; CONV1D_EXT_CPU_ISA=default forces the portable

@@ -64,8 +64,10 @@ constexpr int kWgradCols = 6;
 constexpr int64_t kWgradBlock = 512;               // positions per backward-weight work item
 constexpr int64_t kWgradPanelBytes = 128 * 1024;   // grad_output panels reused per column tile (L2)
 
-// Per-thread source block budget: fits L2 (512 KiB on Zen 3) beside the weight tile and the stage.
-constexpr int64_t kSourceBlockBytes = 96 * 1024;
+// Per-thread source block budget. The micro-kernel reads the L1 micro-panel, not this block, so the
+// block may exceed L2; long blocks keep the per-row copies in and out long (the packing and the
+// output stores walk a row in runs of the block length; short runs are latency-bound).
+constexpr int64_t kSourceBlockBytes = 256 * 1024;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -87,22 +89,29 @@ inline void load_as_acc(const scalar_t* src, acc_t* dst, int64_t n) {
   }
 }
 
-// dst[i] = src[i] + add (add is the bias, or 0).
+// dst[i] = src[i] + add (add is the bias, or 0), in one pass.
 template <typename scalar_t, typename acc_t>
 inline void store_from_acc(const acc_t* src, acc_t add, scalar_t* dst, int64_t n) {
-  if (add != acc_t(0)) {
-    // Rare path (bias): add in place on the stage, which the caller owns and no longer needs.
-    acc_t* s = const_cast<acc_t*>(src);
-    int64_t i = 0;
-    const Vec<acc_t> va(add);
-    for (; i + Vec<acc_t>::size() <= n; i += Vec<acc_t>::size()) (Vec<acc_t>::loadu(s + i) + va).store(s + i);
-    for (; i < n; ++i) s[i] += add;
+  if (add == acc_t(0)) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      std::memcpy(dst, src, n * sizeof(acc_t));
+    } else {
+      at::vec::convert(src, dst, n);
+    }
+    return;
   }
+  constexpr int64_t W = Vec<acc_t>::size();
+  const Vec<acc_t> va(add);
+  int64_t i = 0;
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    std::memcpy(dst, src, n * sizeof(acc_t));
+    for (; i + W <= n; i += W) (Vec<acc_t>::loadu(src + i) + va).store(dst + i);
   } else {
-    at::vec::convert(src, dst, n);
+    for (; i + 2 * W <= n; i += 2 * W) {
+      at::vec::convert_from_float<scalar_t>(Vec<acc_t>::loadu(src + i) + va, Vec<acc_t>::loadu(src + i + W) + va)
+          .store(dst + i);
+    }
   }
+  for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i] + add);
 }
 
 // ---- source packing ----

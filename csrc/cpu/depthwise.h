@@ -22,9 +22,10 @@ inline void store_row_vec(out_t* out, const AccVec<scalar_t>& v) {
   }
 }
 
-// out[o] = bias + sum_k w[k] * buf[offset[k] + o] for o in [0, n), in the accumulation type.
+// out[o] = bias + sum_k w[k] * buf[offset[k] + o] for o in [0, n), in the accumulation type
+// (kAccumulate: out[o] += sum_k ..., out is an accumulation-type row and bias is ignored).
 // kFixedTaps > 0 makes the tap count a compile-time constant (weights and offsets stay in registers).
-template <int kFixedTaps, typename scalar_t, typename out_t>
+template <int kFixedTaps, bool kAccumulate, typename scalar_t, typename out_t>
 inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, const int64_t* offset,
                           int64_t taps, acc_t<scalar_t> bias, int64_t n, out_t* out) {
   using acc = acc_t<scalar_t>;
@@ -41,6 +42,10 @@ inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, 
     }
     for (; o + 2 * W <= n; o += 2 * W) {
       Vec a0(bias), a1(bias);
+      if constexpr (kAccumulate) {
+        a0 = Vec::loadu(out + o);
+        a1 = Vec::loadu(out + o + W);
+      }
       for (int64_t k = 0; k < kFixedTaps; ++k) {
         a0 = at::vec::fmadd(Vec::loadu(src[k] + o), wv[k], a0);
         a1 = at::vec::fmadd(Vec::loadu(src[k] + o + W), wv[k], a1);
@@ -51,6 +56,12 @@ inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, 
   } else {
     for (; o + 4 * W <= n; o += 4 * W) {
       Vec a0(bias), a1(bias), a2(bias), a3(bias);
+      if constexpr (kAccumulate) {
+        a0 = Vec::loadu(out + o);
+        a1 = Vec::loadu(out + o + W);
+        a2 = Vec::loadu(out + o + 2 * W);
+        a3 = Vec::loadu(out + o + 3 * W);
+      }
       for (int64_t k = 0; k < K; ++k) {
         const Vec wk(w[k]);
         const acc* src = buf + offset[k] + o;
@@ -67,19 +78,21 @@ inline void depthwise_row(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, 
   }
   for (; o < n; ++o) {
     acc s = bias;
+    if constexpr (kAccumulate) s = out[o];
     for (int64_t k = 0; k < K; ++k) s += w[k] * buf[offset[k] + o];
     out[o] = static_cast<out_t>(s);
   }
 }
 
-template <typename scalar_t, typename out_t>
+template <typename scalar_t, bool kAccumulate = false, typename out_t>
 inline void depthwise_row_any(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, const int64_t* offset,
                               int64_t taps, acc_t<scalar_t> bias, int64_t n, out_t* out) {
+  static_assert(!kAccumulate || std::is_same_v<out_t, acc_t<scalar_t>>, "accumulate into float rows");
   switch (taps) {
-    case 2: return depthwise_row<2, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 3: return depthwise_row<3, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 4: return depthwise_row<4, scalar_t>(buf, w, offset, taps, bias, n, out);
-    default: return depthwise_row<0, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 2: return depthwise_row<2, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 3: return depthwise_row<3, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 4: return depthwise_row<4, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    default: return depthwise_row<0, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
   }
 }
 
@@ -97,30 +110,96 @@ struct PhaseLayout {
   int64_t size(const Conv1dParams& p) const { return p.stride * phase_len; }
 };
 
-// One work item per output row; consecutive rows of a channel multiplier reuse the padded input row.
+// Channel multiplier: kRows output rows reading the same padded input row, out[j][o] = bias[j] +
+// sum_k w[j * taps + k] * buf[offset[k] + o]. A tile of kRows channels x 2 vectors of positions keeps
+// 2 * kRows accumulators in registers and loads each input vector once for all kRows channels.
+template <int kRows, typename scalar_t>
+inline void depthwise_rows(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w, const int64_t* offset,
+                           int64_t taps, const acc_t<scalar_t>* bias, int64_t n, scalar_t* const* out) {
+  using acc = acc_t<scalar_t>;
+  using Vec = AccVec<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  int64_t o = 0;
+  for (; o + 2 * W <= n; o += 2 * W) {
+    Vec a[kRows][2];
+    for (int j = 0; j < kRows; ++j) a[j][0] = a[j][1] = Vec(bias[j]);
+    for (int64_t k = 0; k < taps; ++k) {
+      const acc* src = buf + offset[k] + o;
+      const Vec x0 = Vec::loadu(src), x1 = Vec::loadu(src + W);
+      for (int j = 0; j < kRows; ++j) {
+        const Vec wk(w[j * taps + k]);
+        a[j][0] = at::vec::fmadd(x0, wk, a[j][0]);
+        a[j][1] = at::vec::fmadd(x1, wk, a[j][1]);
+      }
+    }
+    for (int j = 0; j < kRows; ++j) {
+      store_acc(out[j] + o, a[j][0]);
+      store_acc(out[j] + o + W, a[j][1]);
+    }
+  }
+  for (; o < n; ++o) {
+    for (int j = 0; j < kRows; ++j) {
+      acc s = bias[j];
+      for (int64_t k = 0; k < taps; ++k) s += w[j * taps + k] * buf[offset[k] + o];
+      out[j][o] = static_cast<scalar_t>(s);
+    }
+  }
+}
+
+// Work items: (batch, input channel, tile of up to kMultTile of its out_per_group output rows). The padded
+// input row is built once per item (and kept while consecutive items share it).
 template <typename scalar_t>
 void depthwise_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,
                        const scalar_t* bias, scalar_t* output) {
   using acc = acc_t<scalar_t>;
-  const int64_t rows = p.batch * p.out_channels;
+  constexpr int64_t kMultTile = 4;
+  const int64_t K = p.kernel_size, m = p.out_per_group;
+  const int64_t tiles_per_channel = (m + kMultTile - 1) / kMultTile;
+  const int64_t items = p.batch * p.in_channels * tiles_per_channel;
   const PhaseLayout layout(p);
-  at::parallel_for(0, rows, grain_for(p.kernel_size * p.out_len), [&](int64_t row_begin, int64_t row_end) {
-    std::vector<acc> buf(layout.size(p));
-    std::vector<acc> w(p.kernel_size);
+  const int64_t work = std::min(m, kMultTile) * K * p.out_len;
+  at::parallel_for(0, items, grain_for(work), [&](int64_t item_begin, int64_t item_end) {
+    std::vector<acc> scratch(layout.size(p) + kAliasSlack<acc>);
+    acc* buf = scratch.data();
+    std::vector<acc> w(kMultTile * K);
+    acc tile_bias[kMultTile];
+    scalar_t* tile_out[kMultTile];
     int64_t buffered_row = -1;  // input row held in buf
-    for (int64_t row = row_begin; row < row_end; ++row) {
-      const int64_t b = row / p.out_channels;
-      const int64_t oc = row % p.out_channels;
-      const int64_t in_row = b * p.in_channels + oc / p.out_per_group;
+    for (int64_t item = item_begin; item < item_end; ++item) {
+      const int64_t in_row = item / tiles_per_channel;  // b * in_channels + ic
+      const int64_t ic = in_row % p.in_channels, b = in_row / p.in_channels;
+      const int64_t j0 = (item % tiles_per_channel) * kMultTile;
       if (in_row != buffered_row) {
-        pad_row_phases(input + in_row * p.in_len, p.in_len, p.pad_left, p.stride, layout.phase_len,
-                       buf.data());
+        buf = alias_safe_start(scratch.data(), output + (b * p.out_channels + ic * m + j0) * p.out_len, 0,
+                               input + in_row * p.in_len, p.pad_left);
+        pad_row_phases(input + in_row * p.in_len, p.in_len, p.pad_left, p.stride, layout.phase_len, buf);
         buffered_row = in_row;
       }
-      for (int64_t k = 0; k < p.kernel_size; ++k) w[k] = static_cast<acc>(weight[oc * p.kernel_size + k]);
-      depthwise_row_any<scalar_t>(buf.data(), w.data(), layout.offset.data(), p.kernel_size,
-                                  bias ? static_cast<acc>(bias[oc]) : acc(0), p.out_len,
-                                  output + row * p.out_len);
+      const int64_t rows = std::min(kMultTile, m - j0);
+      for (int64_t j = 0; j < rows; ++j) {
+        const int64_t oc = ic * m + j0 + j;
+        for (int64_t k = 0; k < K; ++k) w[j * K + k] = static_cast<acc>(weight[oc * K + k]);
+        tile_bias[j] = bias ? static_cast<acc>(bias[oc]) : acc(0);
+        tile_out[j] = output + (b * p.out_channels + oc) * p.out_len;
+      }
+      switch (rows) {
+        case 1:
+          depthwise_row_any<scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias[0],
+                                      p.out_len, tile_out[0]);
+          break;
+        case 2:
+          depthwise_rows<2, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len,
+                                      tile_out);
+          break;
+        case 3:
+          depthwise_rows<3, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len,
+                                      tile_out);
+          break;
+        default:
+          depthwise_rows<4, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len,
+                                      tile_out);
+          break;
+      }
     }
   });
 }
@@ -140,24 +219,27 @@ void depthwise_backward_input(const Conv1dParams& p, const scalar_t* grad_output
   const int64_t max_shift = (K - 1) * p.dilation / s;
   const int64_t q_end_max = ceil_div(p.in_len + p.pad_left, s);
   const int64_t gpad_len = q_end_max + max_shift;
-  // Straight into grad_input only for the plain case; otherwise sum in the accumulation type first.
+  // Straight into grad_input for the plain case; otherwise each phase sums its rows (channel
+  // multiplier) in the accumulation type, phase-major, and is interleaved into grad_input at the end.
   const bool direct_store = (s == 1 && p.out_per_group == 1);
   const int64_t work = p.out_per_group * K * p.out_len;
   at::parallel_for(0, rows, grain_for(work), [&](int64_t row_begin, int64_t row_end) {
-    std::vector<acc> gpad(gpad_len);
+    std::vector<acc> gpad_scratch(gpad_len + kAliasSlack<acc>);
     std::vector<acc> w(K);
     std::vector<int64_t> offset(K);
-    std::vector<acc> phase_out(direct_store ? 0 : q_end_max);
-    std::vector<acc> sum(direct_store ? 0 : p.in_len);
+    std::vector<acc> phase_sum(direct_store ? 0 : s * q_end_max);
     for (int64_t row = row_begin; row < row_end; ++row) {
       const int64_t b = row / p.in_channels;
       const int64_t ic = row % p.in_channels;
       scalar_t* gi_row = grad_input + row * p.in_len;
-      if (!direct_store) std::fill(sum.begin(), sum.end(), acc(0));
+      if (!direct_store) std::fill(phase_sum.begin(), phase_sum.end(), acc(0));
       for (int64_t j = 0; j < p.out_per_group; ++j) {
         const int64_t oc = ic * p.out_per_group + j;
-        pad_row(grad_output + (b * p.out_channels + oc) * p.out_len, p.out_len, max_shift, gpad_len,
-                gpad.data());
+        const scalar_t* go_row = grad_output + (b * p.out_channels + oc) * p.out_len;
+        // Stride 1 reads gpad + pad_left + o while storing gi_row + o.
+        acc* gpad = alias_safe_start(gpad_scratch.data(), direct_store ? gi_row : nullptr, p.pad_left, go_row,
+                                     max_shift);
+        pad_row(go_row, p.out_len, max_shift, gpad_len, gpad);
         for (int64_t r = 0; r < s; ++r) {
           // Phase r covers q in [q0, q1): grad_input positions q*s + r - pad_left in [0, in_len).
           const int64_t q0 = std::max<int64_t>(0, ceil_div(p.pad_left - r, s));
@@ -171,18 +253,22 @@ void depthwise_backward_input(const Conv1dParams& p, const scalar_t* grad_output
             offset[n_taps] = max_shift - reach / s;
             ++n_taps;
           }
-          const int64_t first = q0 * s + r - p.pad_left;
           if (direct_store) {
-            depthwise_row_any<scalar_t>(gpad.data() + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0,
-                                        gi_row + first);
+            depthwise_row_any<scalar_t>(gpad + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0, gi_row);
           } else if (n_taps > 0) {
-            depthwise_row_any<scalar_t>(gpad.data() + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0,
-                                        phase_out.data());
-            for (int64_t q = 0; q < q1 - q0; ++q) sum[first + q * s] += phase_out[q];
+            depthwise_row_any<scalar_t, true>(gpad + q0, w.data(), offset.data(), n_taps, acc(0), q1 - q0,
+                                              phase_sum.data() + r * q_end_max);
           }
         }
       }
-      if (!direct_store) convert_from_acc(sum.data(), gi_row, p.in_len);
+      if (direct_store) continue;
+      for (int64_t r = 0; r < s; ++r) {
+        const int64_t q0 = std::max<int64_t>(0, ceil_div(p.pad_left - r, s));
+        const int64_t q1 = ceil_div(p.in_len + p.pad_left - r, s);
+        const acc* src = phase_sum.data() + r * q_end_max;
+        scalar_t* dst = gi_row + q0 * s + r - p.pad_left;
+        for (int64_t q = 0; q < q1 - q0; ++q) dst[q * s] = static_cast<scalar_t>(src[q]);
+      }
     }
   });
 }
@@ -224,32 +310,36 @@ inline void depthwise_weight_row(const scalar_t* go, const acc_t<scalar_t>* buf,
   }
 }
 
-// grad_weight[oc, 0, :]: one work item per input channel (its out_per_group output channels), reducing
-// over the batch inside the item: deterministic, each item writes only its own weights.
+// grad_weight[oc, 0, :]: one work item per output channel, reducing over the batch inside the item:
+// deterministic, each item writes only its own weights. A thread's consecutive output channels that share
+// an input channel (channel multiplier) share each padded input row.
 template <typename scalar_t>
 void depthwise_backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
                                scalar_t* grad_weight) {
   using acc = acc_t<scalar_t>;
-  const int64_t K = p.kernel_size;
+  const int64_t K = p.kernel_size, m = p.out_per_group;
   const PhaseLayout layout(p);
-  const int64_t work = p.batch * p.out_per_group * K * p.out_len;
-  at::parallel_for(0, p.in_channels, grain_for(work), [&](int64_t c_begin, int64_t c_end) {
-    std::vector<acc> buf(layout.size(p));
-    std::vector<acc> sums(p.out_per_group * K);
-    for (int64_t ic = c_begin; ic < c_end; ++ic) {
-      std::fill(sums.begin(), sums.end(), acc(0));
+  const int64_t work = p.batch * K * p.out_len;
+  at::parallel_for(0, p.out_channels, grain_for(work), [&](int64_t oc_begin, int64_t oc_end) {
+    std::vector<acc> scratch(layout.size(p) + kAliasSlack<acc>);
+    std::vector<acc> sums((oc_end - oc_begin) * K);
+    for (int64_t seg_begin = oc_begin; seg_begin < oc_end;) {
+      const int64_t ic = seg_begin / m;
+      const int64_t seg_end = std::min(oc_end, (ic + 1) * m);  // output channels of input channel ic
+      acc* seg_sums = sums.data() + (seg_begin - oc_begin) * K;
+      std::fill(seg_sums, seg_sums + (seg_end - seg_begin) * K, acc(0));
       for (int64_t b = 0; b < p.batch; ++b) {
-        pad_row_phases(input + (b * p.in_channels + ic) * p.in_len, p.in_len, p.pad_left, p.stride,
-                       layout.phase_len, buf.data());
-        for (int64_t j = 0; j < p.out_per_group; ++j) {
-          const int64_t oc = ic * p.out_per_group + j;
-          depthwise_weight_row(grad_output + (b * p.out_channels + oc) * p.out_len, buf.data(),
-                               layout.offset.data(), K, p.out_len, sums.data() + j * K);
-        }
+        const scalar_t* in_row = input + (b * p.in_channels + ic) * p.in_len;
+        acc* buf = alias_safe_start(scratch.data(), nullptr, 0, in_row, p.pad_left);
+        pad_row_phases(in_row, p.in_len, p.pad_left, p.stride, layout.phase_len, buf);
+        for (int64_t oc = seg_begin; oc < seg_end; ++oc)
+          depthwise_weight_row(grad_output + (b * p.out_channels + oc) * p.out_len, buf,
+                               layout.offset.data(), K, p.out_len, seg_sums + (oc - seg_begin) * K);
       }
-      for (int64_t i = 0; i < p.out_per_group * K; ++i)
-        grad_weight[ic * p.out_per_group * K + i] = static_cast<scalar_t>(sums[i]);
+      seg_begin = seg_end;
     }
+    for (int64_t i = 0; i < (oc_end - oc_begin) * K; ++i)
+      grad_weight[oc_begin * K + i] = static_cast<scalar_t>(sums[i]);
   });
 }
 

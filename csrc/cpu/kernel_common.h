@@ -32,14 +32,33 @@ inline AccVec<scalar_t> load_acc(const scalar_t* p) {
   }
 }
 
+// Stores one vector of the accumulation type as scalar_t (16-bit types: round to nearest even, as
+// c10's scalar conversions do, so both ISA builds give identical bits).
 template <typename scalar_t>
 inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
-  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-    at::vec::convert_float_bfloat16(v, v).store(p, AccVec<scalar_t>::size());
-  } else if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-    at::vec::convert_float_half(v, v).store(p, AccVec<scalar_t>::size());
-  } else {
+  if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
     v.store(p);
+  } else {
+#if defined(CPU_CAPABILITY_AVX2)
+    const __m256 x = v;
+    if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                       _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    } else {
+      const __m256i bits = _mm256_castps_si256(x);
+      const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+      __m256i rounded =
+          _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
+      const __m256 is_nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+      rounded = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7fc0), _mm256_castps_si256(is_nan));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                       _mm_packus_epi32(_mm256_castsi256_si128(rounded), _mm256_extracti128_si256(rounded, 1)));
+    }
+#else
+    __at_align__ float lanes[AccVec<scalar_t>::size()];
+    v.store(lanes);
+    for (int64_t i = 0; i < AccVec<scalar_t>::size(); ++i) p[i] = static_cast<scalar_t>(lanes[i]);
+#endif
   }
 }
 
@@ -113,6 +132,31 @@ inline void pad_row_phases(const scalar_t* row, int64_t in_len, int64_t pad_left
     for (int64_t q = q0; q < q1; ++q) dst[q] = static_cast<acc>(src[(q - q0) * stride]);
     std::fill(dst + q1, dst + phase_len, acc(0));
   }
+}
+
+// Scratch rows and 4 KiB aliasing: a load whose address matches a recent, still-pending store in the low
+// 12 bits waits as if it depended on it. A fill loop (read src[i], store scratch[fill_index + i]) followed
+// by a compute loop (read scratch[read_index + o + small], store out[o]) over 4096-long float rows ran 4x
+// slower when the rows happened to sit at the same offset mod 4 KiB. kAliasSlack extra elements let
+// alias_safe_start() place the scratch row so that both loops read 1-3 KiB (mod 4 KiB) away from what
+// they store. out may be null (the compute loop stores nothing).
+template <typename T>
+constexpr int64_t kAliasSlack = 4096 / sizeof(T);
+
+template <typename T>
+inline T* alias_safe_start(T* scratch, const void* out, int64_t read_index, const void* src,
+                           int64_t fill_index) {
+  const auto addr = [](const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr); };
+  T* start = scratch;
+  for (std::uintptr_t gap : {1024u, 2048u, 3072u}) {
+    const std::uintptr_t target = (out ? addr(out) : 0) + gap;  // where scratch[read_index] should sit
+    std::uintptr_t delta = (target - addr(scratch + read_index)) & 4095;
+    delta -= delta % sizeof(T);
+    start = scratch + delta / sizeof(T);
+    const std::uintptr_t fill_gap = (addr(start + fill_index) - addr(src)) & 4095;
+    if (fill_gap >= 512 && fill_gap <= 3584) break;
+  }
+  return start;
 }
 
 // Sum of the lanes of v in a fixed order (deterministic).

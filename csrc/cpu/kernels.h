@@ -21,6 +21,8 @@
 //     (cpu_isa(): __builtin_cpu_supports avx2+fma+f16c, CONV1D_EXT_CPU_ISA=default forces the baseline).
 //   * Each entry point below is the ONE dispatch point of its op (kernels_impl.h): depthwise kernels,
 //     dense_tiled_* when dense_tiled_supports(p), else the generic direct kernels.
+//     CONV1D_EXT_CPU_KERNELS=direct sends every problem to the generic direct kernels (so tests can
+//     compare that fallback with PyTorch too; otherwise it only runs for in_channels == 0).
 // All pointers are to contiguous tensors laid out as described in conv1d_params.h.
 #pragma once
 
@@ -49,6 +51,9 @@
 
 namespace conv1d_ext {
 namespace cpu {
+// True when CONV1D_EXT_CPU_KERNELS=direct (read on every call; defined in conv1d_cpu.cpp).
+bool force_direct_kernels();
+
 C1D_DECLARE_CPU_KERNELS(DEFAULT)
 #ifdef C1D_HAVE_AVX2_KERNELS
 C1D_DECLARE_CPU_KERNELS(AVX2)

@@ -17,7 +17,9 @@ namespace CPU_CAPABILITY {
 template <typename scalar_t>
 void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,
                     const scalar_t* bias, scalar_t* output) {
-  if (p.is_depthwise()) {
+  if (force_direct_kernels()) {
+    direct_forward(p, input, weight, bias, output);
+  } else if (p.is_depthwise()) {
     depthwise_forward(p, input, weight, bias, output);
   } else if (dense_tiled_supports(p)) {
     dense_tiled_forward(p, input, weight, bias, output);
@@ -29,7 +31,9 @@ void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t
 template <typename scalar_t>
 void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
                            scalar_t* grad_input) {
-  if (p.is_depthwise()) {
+  if (force_direct_kernels()) {
+    direct_backward_input(p, grad_output, weight, grad_input);
+  } else if (p.is_depthwise()) {
     depthwise_backward_input(p, grad_output, weight, grad_input);
   } else if (dense_tiled_supports(p)) {
     dense_tiled_backward_input(p, grad_output, weight, grad_input);
@@ -41,7 +45,9 @@ void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output, c
 template <typename scalar_t>
 void conv1d_backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
                             scalar_t* grad_weight) {
-  if (p.is_depthwise()) {
+  if (force_direct_kernels()) {
+    direct_backward_weight(p, grad_output, input, grad_weight);
+  } else if (p.is_depthwise()) {
     depthwise_backward_weight(p, grad_output, input, grad_weight);
   } else if (dense_tiled_supports(p)) {
     dense_tiled_backward_weight(p, grad_output, input, grad_weight);
