@@ -68,6 +68,10 @@ FIXED_CASES = [
     ConvCase(2, 1, 33, 17, 9, 1, 1, 4, 4, 70, True),  # long reductions, tiles with tails
     ConvCase(2, 16, 1, 1, 4, 1, 1, 3, 0, 67, True),  # causal depthwise k=4
     ConvCase(1, 1, 1, 1, 1, 4, 1, 0, 0, 1, False),  # smallest
+    # long rows: several CPU length blocks (512 positions) and GPU tiles along the length, with tails
+    ConvCase(2, 1, 8, 16, 3, 1, 1, 1, 1, 1100, True),
+    ConvCase(1, 2, 3, 5, 5, 2, 2, 1, 3, 2077, True, "strided", "contiguous", "transposed"),
+    ConvCase(2, 24, 1, 1, 3, 1, 2, 1, 0, 1500, True),  # depthwise, causal padding
 ]
 
 
