@@ -241,9 +241,9 @@ def random_cases(count: int, seed: int = 0, max_length: int = 200) -> list[Case]
     return cases
 
 
-# Shapes that reach the multi-tile / multi-chunk paths: GEMMs of several 64x64 tiles, depthwise rows longer than a tile (512 outputs),
-# depthwise and bias reductions in several chunks, split-K dense backward-weight, K > one GEMM step,
-# a zero-sized batch.
+# Shapes that reach the multi-tile / multi-chunk paths: GEMMs of several 64x64 tiles, depthwise rows
+# longer than a tile (512 outputs), depthwise and bias reductions in several chunks, split-K dense
+# backward-weight, K > one GEMM step, a zero-sized batch.
 EDGE_CASES = [
     Case(4, 6, 6, 1100, 4, 1, 3, 0, 1, 6),
     Case(3, 4, 8, 1500, 9, 2, 4, 4, 2, 4),
@@ -315,10 +315,11 @@ def check_case(ops, c: Case, dtype, seed: int = 0) -> list[str]:
     except RuntimeError as e:  # e.g. the emulator reporting a deadlock or a divergent barrier
         return [f"raised: {str(e).splitlines()[0]}"]
     problems = []
-    if not all(torch.equal(o, t) for o, t in zip(originals, [t for t in (x, w, b, gy) if t is not None])):
+    if not all(torch.equal(o, t) for o, t in zip(originals, [t for t in (x, w, b, gy) if t is not None], strict=True)):
         problems.append("an input was modified")
-    ref = dict(zip(got, _reference(c, x, w, b, gy)))
-    bound = dict(zip(got, _reference(c, x.abs(), w.abs(), b.abs() if b is not None else None, gy.abs())))
+    ref = dict(zip(got, _reference(c, x, w, b, gy), strict=True))
+    bound = dict(zip(got, _reference(c, x.abs(), w.abs(), b.abs() if b is not None else None, gy.abs()),
+                     strict=True))
     for name, value in got.items():
         if value.shape != ref[name].shape or value.dtype != dtype:
             problems.append(f"{name}: shape/dtype {tuple(value.shape)}/{value.dtype}, "

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 
+import emulated
 import pytest
 import torch
-
-import emulated
 
 # Every op output starts as NaN (csrc/op_common.h), so an element a kernel never writes fails the check.
 os.environ.setdefault("CONV1D_EXT_POISON_OUTPUTS", "1")
@@ -240,7 +239,7 @@ def test_results_do_not_depend_on_the_schedule(ops, dtype, monkeypatch):
     monkeypatch.setenv("CUDA_EMU_SEED", "987654321")
     with emulated.torch_threads(2):
         second = run_all()
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert torch.equal(a, b)
 
 
@@ -266,7 +265,8 @@ FAULTS = [
      "__syncthreads();  // scratch may still be read by a previous call", ""),
     # The split-K reduction drops the last split.
     ("split_k_drops_last_partial", "csrc/cuda/dense_backward_weight.cu",
-     "for (int64_t s = 0; s < splits; ++s) sum += partials", "for (int64_t s = 0; s + 1 < splits; ++s) sum += partials"),
+     "for (int64_t s = 0; s < splits; ++s) sum += partials",
+     "for (int64_t s = 0; s + 1 < splits; ++s) sum += partials"),
 ]
 
 
