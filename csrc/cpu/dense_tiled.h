@@ -138,6 +138,34 @@ inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t m0, in
   std::fill(row + j_hi, row + row_len, acc_t(0));
 }
 
+// All phases of one source row in a single sequential pass (each source element read once):
+// rows[r * row_len + j] = src[(m0 + j) * phases + r + base]. Equivalent to pack_source_row per phase.
+template <typename scalar_t, typename acc_t>
+inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t base,
+                               int64_t row_len, acc_t* rows) {
+  if (phases == 1) {
+    pack_source_row(src, src_len, m0, 1, 0, base, row_len, rows);
+    return;
+  }
+  const int64_t first = m0 * phases + base;  // source position of rows[0][0]
+  // j in [j_lo, j_hi): every phase of column j is inside [0, src_len).
+  int64_t j_lo = first >= 0 ? 0 : ceil_div(-first, phases);
+  int64_t j_hi = src_len - phases - first >= 0 ? (src_len - phases - first) / phases + 1 : 0;
+  j_lo = std::min(j_lo, row_len);
+  j_hi = std::max(j_lo, std::min(j_hi, row_len));
+  auto edge = [&](int64_t j) {
+    for (int64_t r = 0; r < phases; ++r) {
+      const int64_t pos = first + j * phases + r;
+      rows[r * row_len + j] = (pos >= 0 && pos < src_len) ? static_cast<acc_t>(src[pos]) : acc_t(0);
+    }
+  };
+  for (int64_t j = 0; j < j_lo; ++j) edge(j);
+  const scalar_t* sp = src + first;
+  for (int64_t j = j_lo; j < j_hi; ++j)
+    for (int64_t r = 0; r < phases; ++r) rows[r * row_len + j] = static_cast<acc_t>(sp[j * phases + r]);
+  for (int64_t j = j_hi; j < row_len; ++j) edge(j);
+}
+
 // ---- forward / backward-input engine ----
 
 // One tap of a destination phase: which packed phase row and which shift within it, and which weight
@@ -305,9 +333,8 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
 
       const scalar_t* src_g = src + (n * G + g) * plan.red_ch * plan.src_len;
       for (int64_t c = 0; c < plan.red_ch; ++c)
-        for (int64_t r = 0; r < plan.src_phases; ++r)
-          pack_source_row(src_g + c * plan.src_len, plan.src_len, m0, plan.src_phases, r, plan.src_base,
-                          row_len, packed.data() + (c * plan.src_phases + r) * row_len);
+        pack_source_phases(src_g + c * plan.src_len, plan.src_len, m0, plan.src_phases, plan.src_base, row_len,
+                           packed.data() + c * plan.src_phases * row_len);
 
       for (int64_t f = 0; f < nphases; ++f) {
         const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
@@ -434,9 +461,8 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
         for (int64_t g = 0; g < G; ++g) {
           const scalar_t* x_g = input + (n * p.in_channels + g * Cig) * p.in_len;
           for (int64_t c = 0; c < Cig; ++c)
-            for (int64_t r = 0; r < s; ++r)
-              pack_source_row(x_g + c * p.in_len, p.in_len, o0, s, r, -p.pad_left, row_len,
-                              packed.data() + (c * s + r) * row_len);
+            pack_source_phases(x_g + c * p.in_len, p.in_len, o0, s, -p.pad_left, row_len,
+                               packed.data() + c * s * row_len);
           // grad_output block as panels of kWgradVecs*W out channels: [panel][pos][channel in panel],
           // zero beyond Cog, so each micro-kernel step loads one contiguous 64-byte line.
           const scalar_t* go_g = grad_output + (n * p.out_channels + g * Cog) * p.out_len + o0;
