@@ -195,15 +195,16 @@ struct DirectPlan {
 // acc[c][v] = (accumulate ? out[c][v] : 0) + sum_r w[r][c] * panel[r][v*W + lane];
 // the tile is written back to out (row stride ld). The panel is contiguous and aligned (tile width
 // per step), so the kTileVecs loads never split a cache line and the stream prefetches well.
+// init (when not accumulating; may be null = zeros): per-channel starting value, the bias.
 template <typename acc_t>
 inline void conv_microtile(const acc_t* panel, const acc_t* w, int64_t reduction, bool accumulate,
-                           acc_t* out, int64_t ld) {
+                           const acc_t* init, acc_t* out, int64_t ld) {
   constexpr int W = Vec<acc_t>::size();
   constexpr int TW = kTileVecs * W;
   Vec<acc_t> acc[kTileCh][kTileVecs];
   for (int c = 0; c < kTileCh; ++c)
     for (int v = 0; v < kTileVecs; ++v)
-      acc[c][v] = accumulate ? Vec<acc_t>::loadu(out + c * ld + v * W) : Vec<acc_t>(acc_t(0));
+      acc[c][v] = accumulate ? Vec<acc_t>::loadu(out + c * ld + v * W) : Vec<acc_t>(init ? init[c] : acc_t(0));
   for (int64_t r = 0; r < reduction; ++r) {
     const acc_t* s = panel + r * TW;
     Vec<acc_t> x[kTileVecs];
@@ -315,6 +316,12 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
   }
   const int64_t stage_len = lb * nphases;
   const int64_t items = plan.batch * G * nblocks;
+  // Full channel tiles of a single-phase float/double destination are written straight into it (no
+  // stage copy); the bias is then the accumulators' starting value.
+  constexpr bool kDirectOut = std::is_same_v<scalar_t, acc_t>;
+  const int64_t full_tiles = plan.out_ch / kTileCh;
+  std::vector<acc_t> bias_acc(bias ? G * plan.out_ch : 0);
+  for (int64_t c = 0; c < (int64_t)bias_acc.size(); ++c) bias_acc[c] = static_cast<acc_t>(bias[c]);
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> packed(rows * row_len);
     // phase_stage: one destination phase of the block for every channel, [channel][j];
@@ -336,6 +343,8 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
         pack_source_phases(src_g + c * plan.src_len, plan.src_len, m0, plan.src_phases, plan.src_base, row_len,
                            packed.data() + c * plan.src_phases * row_len);
 
+      const int64_t d_first = m0 * nphases + plan.dst_base;  // destination index of stage index 0
+      const int64_t dst_g = n * G * plan.out_ch + g * plan.out_ch;  // first destination row of the group
       for (int64_t f = 0; f < nphases; ++f) {
         const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
         const acc_t* wg = wpack[f].data() + g * ch_tiles * red * kTileCh;
@@ -344,12 +353,21 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
             for (int64_t c = 0; c < ch_pad; ++c) std::fill_n(phase_stage.data() + c * lb + j0, tw, acc_t(0));
             continue;
           }
+          const int64_t d0 = d_first + j0;  // destination index of this tile's first position
+          const bool direct_span = kDirectOut && nphases == 1 && d0 >= 0 && d0 + tw <= plan.dst_len;
           for (int64_t r0 = 0; r0 < red; r0 += chunk[f]) {
             const int64_t rn = std::min(chunk[f], red - r0);
             gather_panel(packed.data(), offs[f].data() + r0, j0, rn, panel);
-            for (int64_t t = 0; t < ch_tiles; ++t)
-              conv_microtile(panel, wg + (t * red + r0) * kTileCh, rn, r0 > 0,
-                             phase_stage.data() + t * kTileCh * lb + j0, lb);
+            for (int64_t t = 0; t < ch_tiles; ++t) {
+              const acc_t* wt = wg + (t * red + r0) * kTileCh;
+              if (direct_span && t < full_tiles) {
+                acc_t* out = reinterpret_cast<acc_t*>(dst) + (dst_g + t * kTileCh) * plan.dst_len + d0;
+                const acc_t* init = bias ? bias_acc.data() + g * plan.out_ch + t * kTileCh : nullptr;
+                conv_microtile<acc_t>(panel, wt, rn, r0 > 0, init, out, plan.dst_len);
+              } else {
+                conv_microtile<acc_t>(panel, wt, rn, r0 > 0, nullptr, phase_stage.data() + t * kTileCh * lb + j0, lb);
+              }
+            }
           }
         }
         if (nphases > 1) {
@@ -359,16 +377,27 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
       }
 
       // Destination elements of this block: a contiguous run [d_lo, d_hi) of each destination row.
+      // Copy the staged elements of this block, [d_lo, d_hi) of each destination row, except the
+      // tiles the micro-kernel already wrote to the destination.
       const acc_t* out_stage = nphases > 1 ? stage.data() : phase_stage.data();
-      const int64_t d_first = m0 * nphases + plan.dst_base;  // stage index 0
       const int64_t d_lo = std::max<int64_t>(d_first, 0);
       const int64_t d_hi = std::min<int64_t>(d_first + mcount * nphases, plan.dst_len);
       if (d_hi <= d_lo) continue;
       for (int64_t oc = 0; oc < plan.out_ch; ++oc) {
         const int64_t ch = g * plan.out_ch + oc;
         const acc_t b = bias ? static_cast<acc_t>(bias[ch]) : acc_t(0);
-        scalar_t* drow = dst + (n * G * plan.out_ch + ch) * plan.dst_len;
-        store_from_acc(out_stage + oc * stage_len + (d_lo - d_first), b, drow + d_lo, d_hi - d_lo);
+        scalar_t* drow = dst + (dst_g + oc) * plan.dst_len;
+        const acc_t* srow = out_stage + oc * stage_len - d_first;  // indexed by destination index
+        if (kDirectOut && nphases == 1 && oc < full_tiles * kTileCh) {
+          for (int64_t j0 = 0; j0 < mcount; j0 += tw) {
+            const int64_t d0 = d_first + j0;
+            if (d0 >= 0 && d0 + tw <= plan.dst_len) continue;  // written directly
+            const int64_t lo = std::max(d0, d_lo), hi = std::min(d0 + tw, d_hi);
+            if (hi > lo) store_from_acc(srow + lo, b, drow + lo, hi - lo);
+          }
+        } else {
+          store_from_acc(srow + d_lo, b, drow + d_lo, d_hi - d_lo);
+        }
       }
     }
   });
