@@ -340,11 +340,16 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
 
       const scalar_t* src_g = src + (n * G + g) * plan.red_ch * plan.src_len;
       for (int64_t c = 0; c < plan.red_ch; ++c)
-        pack_source_phases(src_g + c * plan.src_len, plan.src_len, m0, plan.src_phases, plan.src_base, row_len,
-                           packed.data() + c * plan.src_phases * row_len);
+        pack_source_phases(src_g + c * plan.src_len, plan.src_len, m0, plan.src_phases, plan.src_base,
+                           row_len, packed.data() + c * plan.src_phases * row_len);
 
       const int64_t d_first = m0 * nphases + plan.dst_base;  // destination index of stage index 0
       const int64_t dst_g = n * G * plan.out_ch + g * plan.out_ch;  // first destination row of the group
+      // A tile of positions whose full channel tiles go straight to the destination.
+      auto direct_tile = [&](int64_t j0) {
+        const int64_t d0 = d_first + j0;
+        return kDirectOut && nphases == 1 && j0 + tw <= mcount && d0 >= 0 && d0 + tw <= plan.dst_len;
+      };
       for (int64_t f = 0; f < nphases; ++f) {
         const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
         const acc_t* wg = wpack[f].data() + g * ch_tiles * red * kTileCh;
@@ -353,19 +358,21 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
             for (int64_t c = 0; c < ch_pad; ++c) std::fill_n(phase_stage.data() + c * lb + j0, tw, acc_t(0));
             continue;
           }
+          const bool direct_span = direct_tile(j0);
           const int64_t d0 = d_first + j0;  // destination index of this tile's first position
-          const bool direct_span = kDirectOut && nphases == 1 && d0 >= 0 && d0 + tw <= plan.dst_len;
           for (int64_t r0 = 0; r0 < red; r0 += chunk[f]) {
             const int64_t rn = std::min(chunk[f], red - r0);
             gather_panel(packed.data(), offs[f].data() + r0, j0, rn, panel);
             for (int64_t t = 0; t < ch_tiles; ++t) {
               const acc_t* wt = wg + (t * red + r0) * kTileCh;
               if (direct_span && t < full_tiles) {
+                // Only reached when scalar_t is acc_t (kDirectOut).
                 acc_t* out = reinterpret_cast<acc_t*>(dst) + (dst_g + t * kTileCh) * plan.dst_len + d0;
                 const acc_t* init = bias ? bias_acc.data() + g * plan.out_ch + t * kTileCh : nullptr;
                 conv_microtile<acc_t>(panel, wt, rn, r0 > 0, init, out, plan.dst_len);
               } else {
-                conv_microtile<acc_t>(panel, wt, rn, r0 > 0, nullptr, phase_stage.data() + t * kTileCh * lb + j0, lb);
+                acc_t* out = phase_stage.data() + t * kTileCh * lb + j0;
+                conv_microtile<acc_t>(panel, wt, rn, r0 > 0, nullptr, out, lb);
               }
             }
           }
@@ -376,7 +383,6 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
         }
       }
 
-      // Destination elements of this block: a contiguous run [d_lo, d_hi) of each destination row.
       // Copy the staged elements of this block, [d_lo, d_hi) of each destination row, except the
       // tiles the micro-kernel already wrote to the destination.
       const acc_t* out_stage = nphases > 1 ? stage.data() : phase_stage.data();
@@ -390,8 +396,8 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
         const acc_t* srow = out_stage + oc * stage_len - d_first;  // indexed by destination index
         if (kDirectOut && nphases == 1 && oc < full_tiles * kTileCh) {
           for (int64_t j0 = 0; j0 < mcount; j0 += tw) {
+            if (direct_tile(j0)) continue;
             const int64_t d0 = d_first + j0;
-            if (d0 >= 0 && d0 + tw <= plan.dst_len) continue;  // written directly
             const int64_t lo = std::max(d0, d_lo), hi = std::min(d0 + tw, d_hi);
             if (hi > lo) store_from_acc(srow + lo, b, drow + lo, hi - lo);
           }
