@@ -69,7 +69,9 @@ cpu_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")) +
 cuda_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")) +
                     glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cpp")))
 
-cxx_flags = ["-O3", "-std=c++20", "-fvisibility=hidden"]
+# -fopenmp: at::parallel_for is inline (ATen/Parallel-inl.h); without it the kernels run on one thread.
+cxx_flags = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp"]
+link_flags = ["-fopenmp"]
 include_dirs = [os.path.join(ROOT, "csrc")]
 
 if _want_cuda():
@@ -84,6 +86,7 @@ if _want_cuda():
         include_dirs=include_dirs,
         define_macros=[("CONV1D_EXT_WITH_CUDA", "1")],
         extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+        extra_link_args=link_flags,
         py_limited_api=False,
     )
 else:
@@ -92,6 +95,7 @@ else:
         cpu_sources,
         include_dirs=include_dirs,
         extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=link_flags,
     )
 
 setup(
