@@ -195,16 +195,15 @@ struct DirectPlan {
 // acc[c][v] = (accumulate ? out[c][v] : 0) + sum_r w[r][c] * panel[r][v*W + lane];
 // the tile is written back to out (row stride ld). The panel is contiguous and aligned (tile width
 // per step), so the kTileVecs loads never split a cache line and the stream prefetches well.
-// init (when not accumulating; may be null = zeros): per-channel starting value, the bias.
 template <typename acc_t>
 inline void conv_microtile(const acc_t* panel, const acc_t* w, int64_t reduction, bool accumulate,
-                           const acc_t* init, acc_t* out, int64_t ld) {
+                           acc_t* out, int64_t ld) {
   constexpr int W = Vec<acc_t>::size();
   constexpr int TW = kTileVecs * W;
   Vec<acc_t> acc[kTileCh][kTileVecs];
   for (int c = 0; c < kTileCh; ++c)
     for (int v = 0; v < kTileVecs; ++v)
-      acc[c][v] = accumulate ? Vec<acc_t>::loadu(out + c * ld + v * W) : Vec<acc_t>(init ? init[c] : acc_t(0));
+      acc[c][v] = accumulate ? Vec<acc_t>::loadu(out + c * ld + v * W) : Vec<acc_t>(acc_t(0));
   for (int64_t r = 0; r < reduction; ++r) {
     const acc_t* s = panel + r * TW;
     Vec<acc_t> x[kTileVecs];
@@ -316,14 +315,9 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
   }
   const int64_t stage_len = lb * nphases;
   const int64_t items = plan.batch * G * nblocks;
-  // Switch: full channel tiles of a single-phase float/double destination written straight into it
-  // (no stage copy; the bias is then the accumulators' starting value). OFF: measured slower
-  // (dense B8 C64 L4096 k3 forward 72 vs 92 GF/s; the micro-kernel's stores then miss the cache and
-  // stall it, while the stage stays in L2 and is copied out in long runs).
-  constexpr bool kDirectOut = false;
-  const int64_t full_tiles = plan.out_ch / kTileCh;
-  std::vector<acc_t> bias_acc(bias ? G * plan.out_ch : 0);
-  for (int64_t c = 0; c < (int64_t)bias_acc.size(); ++c) bias_acc[c] = static_cast<acc_t>(bias[c]);
+  // The micro-kernel writes into a per-thread stage that is copied out (bias added) in long runs.
+  // Writing full tiles straight into the destination measured slower (dense B8 C64 L4096 k3 forward
+  // 72 vs 92 GF/s): the micro-kernel's stores then miss the cache and stall it.
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> packed(rows * row_len);
     // phase_stage: one destination phase of the block for every channel, [channel][j];
@@ -347,11 +341,6 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
 
       const int64_t d_first = m0 * nphases + plan.dst_base;  // destination index of stage index 0
       const int64_t dst_g = n * G * plan.out_ch + g * plan.out_ch;  // first destination row of the group
-      // A tile of positions whose full channel tiles go straight to the destination.
-      auto direct_tile = [&](int64_t j0) {
-        const int64_t d0 = d_first + j0;
-        return kDirectOut && nphases == 1 && j0 + tw <= mcount && d0 >= 0 && d0 + tw <= plan.dst_len;
-      };
       for (int64_t f = 0; f < nphases; ++f) {
         const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
         const acc_t* wg = wpack[f].data() + g * ch_tiles * red * kTileCh;
@@ -360,22 +349,13 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
             for (int64_t c = 0; c < ch_pad; ++c) std::fill_n(phase_stage.data() + c * lb + j0, tw, acc_t(0));
             continue;
           }
-          const bool direct_span = direct_tile(j0);
-          const int64_t d0 = d_first + j0;  // destination index of this tile's first position
           for (int64_t r0 = 0; r0 < red; r0 += chunk[f]) {
             const int64_t rn = std::min(chunk[f], red - r0);
             gather_panel(packed.data(), offs[f].data() + r0, j0, rn, panel);
             for (int64_t t = 0; t < ch_tiles; ++t) {
               const acc_t* wt = wg + (t * red + r0) * kTileCh;
-              if (direct_span && t < full_tiles) {
-                // Only reached when scalar_t is acc_t (kDirectOut).
-                acc_t* out = reinterpret_cast<acc_t*>(dst) + (dst_g + t * kTileCh) * plan.dst_len + d0;
-                const acc_t* init = bias ? bias_acc.data() + g * plan.out_ch + t * kTileCh : nullptr;
-                conv_microtile<acc_t>(panel, wt, rn, r0 > 0, init, out, plan.dst_len);
-              } else {
-                acc_t* out = phase_stage.data() + t * kTileCh * lb + j0;
-                conv_microtile<acc_t>(panel, wt, rn, r0 > 0, nullptr, out, lb);
-              }
+              acc_t* out = phase_stage.data() + t * kTileCh * lb + j0;
+              conv_microtile<acc_t>(panel, wt, rn, r0 > 0, out, lb);
             }
           }
         }
@@ -385,8 +365,7 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
         }
       }
 
-      // Copy the staged elements of this block, [d_lo, d_hi) of each destination row, except the
-      // tiles the micro-kernel already wrote to the destination.
+      // Copy the staged elements of this block, [d_lo, d_hi) of each destination row.
       const acc_t* out_stage = nphases > 1 ? stage.data() : phase_stage.data();
       const int64_t d_lo = std::max<int64_t>(d_first, 0);
       const int64_t d_hi = std::min<int64_t>(d_first + mcount * nphases, plan.dst_len);
@@ -396,16 +375,7 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
         const acc_t b = bias ? static_cast<acc_t>(bias[ch]) : acc_t(0);
         scalar_t* drow = dst + (dst_g + oc) * plan.dst_len;
         const acc_t* srow = out_stage + oc * stage_len - d_first;  // indexed by destination index
-        if (kDirectOut && nphases == 1 && oc < full_tiles * kTileCh) {
-          for (int64_t j0 = 0; j0 < mcount; j0 += tw) {
-            if (direct_tile(j0)) continue;
-            const int64_t d0 = d_first + j0;
-            const int64_t lo = std::max(d0, d_lo), hi = std::min(d0 + tw, d_hi);
-            if (hi > lo) store_from_acc(srow + lo, b, drow + lo, hi - lo);
-          }
-        } else {
-          store_from_acc(srow + d_lo, b, drow + d_lo, d_hi - d_lo);
-        }
+        store_from_acc(srow + d_lo, b, drow + d_lo, d_hi - d_lo);
       }
     }
   });
