@@ -46,3 +46,16 @@ def test_baseline_isa_kernels_match_pytorch():
          str(TESTS_DIR / "test_ops.py"), "-k", "cpu"],
         env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+@pytest.mark.subprocess
+def test_generic_direct_kernels_match_pytorch():
+    """The generic direct kernels are the fallback behind the specialised families (depthwise,
+    dense_tiled), so the main process rarely reaches them; CONV1D_EXT_CPU_KERNELS=direct routes every
+    problem there, and the op conformance tests run again in a child process."""
+    env = dict(os.environ, CONV1D_EXT_CPU_KERNELS="direct", CONV1D_EXT_TEST_SCALE="0.3")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         str(TESTS_DIR / "test_ops.py"), "-k", "cpu"],
+        env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
