@@ -88,10 +88,7 @@ void bias_reduce(int64_t batch, int64_t channels, int64_t len, const T* grad_out
 
 #define C1D_INSTANTIATE(T)                                                                         \
   template void bias_reduce<T>(int64_t, int64_t, int64_t, const T*, T*, void*, Stream);
-C1D_INSTANTIATE(float)
-C1D_INSTANTIATE(double)
-C1D_INSTANTIATE(c10::Half)
-C1D_INSTANTIATE(c10::BFloat16)
+C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 
 }  // namespace C1D_KERNEL_NS

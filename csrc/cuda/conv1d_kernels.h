@@ -28,6 +28,10 @@
 #define C1D_KERNEL_NS cuda
 #endif
 
+// The dtypes every entry point and kernel family is instantiated for, in one place:
+// C1D_FOR_EACH_DTYPE(M) expands M(T) once per dtype.
+#define C1D_FOR_EACH_DTYPE(M) M(float) M(double) M(c10::Half) M(c10::BFloat16)
+
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
 

@@ -109,10 +109,7 @@ void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* 
 
 #define C1D_INSTANTIATE(T)                                                                       \
   template void dense_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream);
-C1D_INSTANTIATE(float)
-C1D_INSTANTIATE(double)
-C1D_INSTANTIATE(c10::Half)
-C1D_INSTANTIATE(c10::BFloat16)
+C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 
 }  // namespace C1D_KERNEL_NS

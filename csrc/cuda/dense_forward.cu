@@ -96,10 +96,7 @@ void dense_forward(const Conv1dParams& p, const T* input, const T* weight, const
 
 #define C1D_INSTANTIATE(T)                                                                       \
   template void dense_forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, Stream);
-C1D_INSTANTIATE(float)
-C1D_INSTANTIATE(double)
-C1D_INSTANTIATE(c10::Half)
-C1D_INSTANTIATE(c10::BFloat16)
+C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 
 }  // namespace C1D_KERNEL_NS

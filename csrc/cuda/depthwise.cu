@@ -407,10 +407,7 @@ void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, cons
   template void depthwise_forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, Stream); \
   template void depthwise_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream);    \
   template void depthwise_backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, Stream);
-C1D_INSTANTIATE(float)
-C1D_INSTANTIATE(double)
-C1D_INSTANTIATE(c10::Half)
-C1D_INSTANTIATE(c10::BFloat16)
+C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 
 }  // namespace C1D_KERNEL_NS

@@ -129,10 +129,7 @@ void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_o
   template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);        \
   template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);       \
   template void backward_bias<T>(int64_t, int64_t, int64_t, const T*, T*, void*, void*);
-C1D_INSTANTIATE(float)
-C1D_INSTANTIATE(double)
-C1D_INSTANTIATE(c10::Half)
-C1D_INSTANTIATE(c10::BFloat16)
+C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 
 }  // namespace C1D_KERNEL_NS
