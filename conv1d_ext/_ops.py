@@ -1,6 +1,6 @@
 """Python side of the conv1d_ext custom ops: fake (meta) kernels and autograd.
 
-Importing conv1d_ext._C loads the C++ library, which defines the four op schemas (csrc/ops.cpp) and
+Importing conv1d_ext._C loads the C++ library, which defines the four op schemas (csrc/op_schemas.h) and
 registers their CPU (and, when built, CUDA) kernels. This module adds what the dispatcher needs from
 Python:
 
@@ -30,132 +30,98 @@ def conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation):
     return (in_len + pad_left + pad_right - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
-def _check_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation):
-    padded = in_len + pad_left + pad_right
-    span = dilation * (kernel_size - 1) + 1
-    torch._check(
-        padded >= span,
-        lambda: f"Calculated padded input size per channel: ({padded}). Kernel size: ({span}). "
-        "Kernel size can't be greater than actual input size",
-    )
-    return conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation)
-
-
-def _check_hyperparams(stride, pad_left, pad_right, dilation, groups):
-    torch._check(stride > 0, lambda: "non-positive stride is not supported")
-    torch._check(dilation > 0, lambda: "non-positive dilation is not supported")
-    torch._check(pad_left >= 0 and pad_right >= 0, lambda: "negative padding is not supported")
-    torch._check(groups > 0, lambda: "non-positive groups is not supported")
-
+# ---------------------------------------------------------------------------------------------------
+# Fake kernels: output shape, dtype and device from the arguments, so torch.compile, FakeTensor and meta
+# tensors work without running a kernel. They check what the shape computation needs, and reject every
+# call the real kernels reject with the same exception type (RuntimeError), so a bad call fails while
+# tracing; the detailed messages (PyTorch's wording) live once, in the C++ checks (csrc/op_common.h).
+# ---------------------------------------------------------------------------------------------------
 
 _FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def _check_floating(t, name):
-    torch._check(t.dtype in _FLOATING,
-                 lambda: f"conv1d_ext: {name} must be float32, float64, float16 or bfloat16, but got "
-                 f"{t.dtype}")
+def _require(op, condition, what):
+    torch._check(condition, lambda: f"conv1d_ext::{op}: {what}")
 
 
-def _check_same_type_and_device(a, a_name, b, b_name):
-    torch._check(a.dtype == b.dtype,
-                 lambda: f"{a_name} type ({a.dtype}) and {b_name} type ({b.dtype}) should be the same")
-    torch._check(a.device == b.device,
-                 lambda: f"Expected {a_name} and {b_name} to be on the same device, but found {a_name} on "
-                 f"{a.device} and {b_name} on {b.device}")
+def _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups):
+    _require(op, stride > 0 and dilation > 0 and groups > 0 and pad_left >= 0 and pad_right >= 0,
+             "stride, dilation and groups must be positive, padding non-negative")
 
 
-def _check_3d(t, name):
-    torch._check(t.dim() == 3, lambda: f"conv1d_ext: expected a 3-D {name}, but got size {list(t.shape)}")
+def _check_dims(op, **tensors):
+    for name, (t, dim) in tensors.items():
+        _require(op, t.dim() == dim, f"{name} must be {dim}-D")
 
 
-def _check_weight(weight, in_channels, groups, input_shape):
-    _check_3d(weight, "weight (out_channels, in_channels/groups, kernel_size)")
-    torch._check(weight.shape[0] >= groups,
-                 lambda: f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
-                 f"but got weight of size {list(weight.shape)} instead")
-    torch._check(weight.shape[0] % groups == 0,
-                 lambda: f"Given groups={groups}, expected weight to be divisible by {groups} at dimension "
-                 f"0, but got weight of size {list(weight.shape)} instead")
-    torch._check(weight.shape[1] * groups == in_channels,
-                 lambda: f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
-                 f"{list(input_shape)} to have {weight.shape[1] * groups} channels, but got {in_channels} "
-                 "channels instead")
-    torch._check(weight.shape[2] > 0,
-                 lambda: f"conv1d_ext: kernel_size must be positive, but got weight of size "
-                 f"{list(weight.shape)}")
+def _check_dtypes(op, first, *others):
+    _require(op, first.dtype in _FLOATING, "tensors must be float32, float64, float16 or bfloat16")
+    _require(op, all(t.dtype == first.dtype and t.device == first.device for t in others),
+             "tensors must have the same dtype and device")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Fake kernels: output shape, dtype and device from the arguments, after the same checks (and messages)
-# as the C++ kernels (csrc/op_common.h), so a bad call fails while tracing, not at run time.
-# ---------------------------------------------------------------------------------------------------
+def _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation):
+    _require(op, in_len + pad_left + pad_right >= dilation * (kernel_size - 1) + 1,
+             "the padded input is shorter than the kernel's span")
+    return conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation)
+
+
+def _check_groups(op, in_channels, out_channels, groups):
+    _require(op, in_channels % groups == 0 and out_channels % groups == 0 and out_channels >= groups,
+             "channels must be divisible by groups")
 
 
 @torch.library.register_fake(f"{_NS}::conv1d")
 def _conv1d_fake(input, weight, bias, stride, pad_left, pad_right, dilation, groups):
-    _check_hyperparams(stride, pad_left, pad_right, dilation, groups)
-    _check_3d(input, "input (batch, channels, length)")
-    _check_floating(input, "input")
-    _check_same_type_and_device(input, "Input", weight, "weight")
-    _check_weight(weight, input.shape[1], groups, input.shape)
-    if bias is not None:
-        _check_same_type_and_device(input, "Input", bias, "bias")
-        torch._check(bias.dim() == 1 and bias.shape[0] == weight.shape[0],
-                     lambda: f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional "
-                     f"with {weight.shape[0]} elements, but got bias of size {list(bias.shape)} instead")
-    out_len = _check_out_len(input.shape[2], weight.shape[2], stride, pad_left, pad_right, dilation)
-    return input.new_empty((input.shape[0], weight.shape[0], out_len))
+    op = "conv1d"
+    _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups)
+    _check_dims(op, input=(input, 3), weight=(weight, 3), **({"bias": (bias, 1)} if bias is not None else {}))
+    _check_dtypes(op, input, weight, *([bias] if bias is not None else []))
+    out_channels, in_per_group, kernel_size = weight.shape
+    _check_groups(op, in_per_group * groups, out_channels, groups)
+    _require(op, input.shape[1] == in_per_group * groups and kernel_size > 0,
+             "weight does not fit the input's channels")
+    _require(op, bias is None or bias.shape[0] == out_channels, "bias size must be out_channels")
+    out_len = _check_out_len(op, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
+    return input.new_empty((input.shape[0], out_channels, out_len))
 
 
 @torch.library.register_fake(f"{_NS}::conv1d_backward_input")
 def _conv1d_backward_input_fake(grad_output, weight, input_len, stride, pad_left, pad_right, dilation,
                                 groups):
-    _check_hyperparams(stride, pad_left, pad_right, dilation, groups)
-    _check_3d(grad_output, "grad_output")
-    torch._check(input_len >= 0, lambda: f"conv1d_ext: input_len must be non-negative, got {input_len}")
-    _check_floating(grad_output, "grad_output")
-    _check_same_type_and_device(grad_output, "grad_output", weight, "weight")
-    torch._check(weight.dim() == 3 and weight.shape[2] > 0 and weight.shape[0] % groups == 0
-                 and weight.shape[0] >= groups,
-                 lambda: f"conv1d_ext: weight of size {list(weight.shape)} does not fit groups={groups}")
-    torch._check(grad_output.shape[1] == weight.shape[0],
-                 lambda: f"conv1d_ext: grad_output has {grad_output.shape[1]} channels but weight has "
-                 f"{weight.shape[0]} output channels")
-    out_len = _check_out_len(input_len, weight.shape[2], stride, pad_left, pad_right, dilation)
-    torch._check(grad_output.shape[2] == out_len,
-                 lambda: f"conv1d_ext: grad_output length {grad_output.shape[2]} does not match the "
-                 f"output length {out_len} of an input of length {input_len}")
-    return grad_output.new_empty((grad_output.shape[0], weight.shape[1] * groups, input_len))
+    op = "conv1d_backward_input"
+    _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups)
+    _check_dims(op, grad_output=(grad_output, 3), weight=(weight, 3))
+    _check_dtypes(op, grad_output, weight)
+    out_channels, in_per_group, kernel_size = weight.shape
+    _check_groups(op, in_per_group * groups, out_channels, groups)
+    _require(op, grad_output.shape[1] == out_channels and kernel_size > 0 and input_len >= 0,
+             "grad_output, weight and input_len do not fit")
+    out_len = _check_out_len(op, input_len, kernel_size, stride, pad_left, pad_right, dilation)
+    _require(op, grad_output.shape[2] == out_len, "grad_output's length does not fit input_len")
+    return grad_output.new_empty((grad_output.shape[0], in_per_group * groups, input_len))
 
 
 @torch.library.register_fake(f"{_NS}::conv1d_backward_weight")
 def _conv1d_backward_weight_fake(grad_output, input, kernel_size, stride, pad_left, pad_right, dilation,
                                  groups):
-    _check_hyperparams(stride, pad_left, pad_right, dilation, groups)
-    torch._check(kernel_size > 0, lambda: f"conv1d_ext: kernel_size must be positive, got {kernel_size}")
-    _check_3d(grad_output, "grad_output")
-    _check_3d(input, "input")
-    _check_floating(grad_output, "grad_output")
-    _check_same_type_and_device(grad_output, "grad_output", input, "input")
-    torch._check(grad_output.shape[0] == input.shape[0],
-                 lambda: f"conv1d_ext: grad_output batch {grad_output.shape[0]} does not match input batch "
-                 f"{input.shape[0]}")
-    torch._check(input.shape[1] % groups == 0 and grad_output.shape[1] % groups == 0
-                 and grad_output.shape[1] >= groups,
-                 lambda: f"conv1d_ext: channels (in {input.shape[1]}, out {grad_output.shape[1]}) must be "
-                 f"divisible by groups={groups}")
-    out_len = _check_out_len(input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
-    torch._check(grad_output.shape[2] == out_len,
-                 lambda: f"conv1d_ext: grad_output length {grad_output.shape[2]} does not match the "
-                 f"output length {out_len} of the input")
+    op = "conv1d_backward_weight"
+    _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups)
+    _check_dims(op, grad_output=(grad_output, 3), input=(input, 3))
+    _check_dtypes(op, grad_output, input)
+    _check_groups(op, input.shape[1], grad_output.shape[1], groups)
+    _require(op, grad_output.shape[0] == input.shape[0] and kernel_size > 0,
+             "grad_output and input do not fit")
+    out_len = _check_out_len(op, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
+    _require(op, grad_output.shape[2] == out_len, "grad_output's length does not fit the input")
     return grad_output.new_empty((grad_output.shape[1], input.shape[1] // groups, kernel_size))
 
 
 @torch.library.register_fake(f"{_NS}::conv1d_backward_bias")
 def _conv1d_backward_bias_fake(grad_output):
-    _check_3d(grad_output, "grad_output")
-    _check_floating(grad_output, "grad_output")
+    op = "conv1d_backward_bias"
+    _check_dims(op, grad_output=(grad_output, 3))
+    _check_dtypes(op, grad_output)
     return grad_output.new_empty((grad_output.shape[1],))
 
 

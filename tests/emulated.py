@@ -1,5 +1,5 @@
 """Build and load the emulated-CUDA extension: the project's csrc/cuda/*.cu kernel sources compiled
-unchanged by g++ (CONV1D_EXT_EMULATE) and run on the CPU by the emulator in csrc/cuda/emu/.
+unchanged by g++ (CONV1D_EXT_EMULATE) and run on the CPU by the emulator in tests/cuda_emu/.
 
     emulated_ops()      -> torch.ops.conv1d_ext_emu  (conv1d, conv1d_backward_input/_weight/_bias on CPU
                            tensors, computed by the CUDA kernels)
@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+EMU = ROOT / "tests" / "cuda_emu"  # the emulator: test infrastructure, never copied into a fault tree
 BUILD = ROOT / ".emu_build"
 OBJ = BUILD / "obj"
 LIB = BUILD / "lib"
@@ -52,7 +53,7 @@ def _compile_flags() -> list[str]:
         # kernels, template statics and emulator state must not be merged by the dynamic linker.
         "-fvisibility=hidden", "-fvisibility-inlines-hidden",
         "-DCONV1D_EXT_EMULATE", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
-        "-Icsrc", "-Icsrc/cuda",
+        "-Icsrc", "-Icsrc/cuda", f"-I{EMU}",
     ]
     torch_inc = os.path.join(os.path.dirname(torch.__file__), "include")
     for inc in (torch_inc, os.path.join(torch_inc, "torch", "csrc", "api", "include")):
@@ -69,12 +70,12 @@ def _link_flags() -> list[str]:
 def _units(tree: Path, ns: str) -> list[tuple[str, list[str]]]:
     """(source relative to tree, extra flags) of the emulated conv1d_ext build."""
     kernels = sorted(p.relative_to(tree).as_posix() for p in (tree / "csrc" / "cuda").glob("*.cu"))
-    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"])]  # first: begins the static shared memory section
+    units = [(f"{EMU}/cuda_emu.cpp", ["-O2"])]  # first: begins the static shared memory section
     # nvcc includes cuda_runtime.h before every .cu file; the emulator's header takes its place.
-    units += [(k, ["-x", "c++", "-include", "csrc/cuda/emu/cuda_emu.h"]) for k in kernels]
-    units += [("csrc/cuda/emu/emu_ops.cpp", []),
-              ("csrc/cuda/emu/emu_namespace.cpp", [f"-DCONV1D_EXT_EMU_NS={ns}"]),
-              ("csrc/cuda/emu/cuda_emu_end.cpp", [])]  # last: ends the static shared memory section
+    units += [(k, ["-x", "c++", "-include", "cuda_emu.h"]) for k in kernels]
+    units += [(f"{EMU}/emu_ops.cpp", []),
+              (f"{EMU}/emu_namespace.cpp", [f"-DCONV1D_EXT_EMU_NS={ns}"]),
+              (f"{EMU}/cuda_emu_end.cpp", [])]  # last: ends the static shared memory section
     return units
 
 
@@ -169,10 +170,10 @@ def emulated_ops():
 
 
 def selftest_ops():
-    """torch.ops.cuda_emu_selftest: the emulator's own test kernels (csrc/cuda/emu/selftest_kernels.cu)."""
-    units = [("csrc/cuda/emu/cuda_emu.cpp", ["-O2"]), ("csrc/cuda/emu/selftest_kernels.cu",
-                                                   ["-x", "c++", "-include", "csrc/cuda/emu/cuda_emu.h"]),
-             ("csrc/cuda/emu/cuda_emu_end.cpp", [])]
+    """torch.ops.cuda_emu_selftest: the emulator's own test kernels (tests/cuda_emu/selftest_kernels.cu)."""
+    units = [(f"{EMU}/cuda_emu.cpp", ["-O2"]),
+             (f"{EMU}/selftest_kernels.cu", ["-x", "c++", "-include", "cuda_emu.h"]),
+             (f"{EMU}/cuda_emu_end.cpp", [])]
     return _load(_build(ROOT, units, "cuda_emu_selftest"), "cuda_emu_selftest")
 
 

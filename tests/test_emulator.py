@@ -1,6 +1,6 @@
-"""The CUDA emulator (csrc/cuda/emu/) tested on its own, and proof that the emulated suite catches bugs.
+"""The CUDA emulator (tests/cuda_emu/) tested on its own, and proof that the emulated suite catches bugs.
 
-(a) Self-tests with the emulator's own kernels (csrc/cuda/emu/selftest_kernels.cu): barrier semantics
+(a) Self-tests with the emulator's own kernels (tests/cuda_emu/selftest_kernels.cu): barrier semantics
     (a kernel that needs __syncthreads is wrong without it), warp intrinsics against a reference of the
     CUDA semantics, atomics under concurrent blocks, poisoned dynamic shared memory, static shared
     memory per block, built-in index variables, misuse reported as errors, launch limits.

@@ -158,6 +158,15 @@ OP_CASES = {
     "conv1d_pad_right_negative": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), None, 1, 0, -1, 1, 1),
     "conv1d_kernel_size_0": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 0), None, 1, 0, 0, 1, 1),
     "conv1d_bias_dtype": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), t(6).double(), 1, 0, 0, 1, 1),
+    "conv1d_bias_size": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), t(5), 1, 0, 0, 1, 1),
+    "conv1d_weight_2d": lambda: ops.conv1d(t(2, 4, 10), t(6, 4), None, 1, 0, 0, 1, 1),
+    "conv1d_stride_0": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), None, 0, 0, 0, 1, 1),
+    "conv1d_dilation_0": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), None, 1, 0, 0, 0, 1),
+    "conv1d_groups_0": lambda: ops.conv1d(t(2, 4, 10), t(6, 4, 3), None, 1, 0, 0, 1, 0),
+    "conv1d_weight_not_divisible": lambda: ops.conv1d(t(2, 4, 10), t(5, 2, 3), None, 1, 0, 0, 1, 2),
+    "conv1d_kernel_too_long": lambda: ops.conv1d(t(2, 4, 2), t(6, 4, 3), None, 1, 0, 0, 1, 1),
+    "conv1d_int_input": lambda: ops.conv1d(torch.ones(2, 4, 10, dtype=torch.int64),
+                                           torch.ones(6, 4, 3, dtype=torch.int64), None, 1, 0, 0, 1, 1),
     "backward_input_len_mismatch": lambda: bwd_in(t(2, 6, 7), t(6, 4, 3), 10, 1, 0, 0, 1, 1),
     "backward_input_negative_len": lambda: bwd_in(t(2, 6, 7), t(6, 4, 3), -1, 1, 0, 0, 1, 1),
     "backward_input_channels": lambda: bwd_in(t(2, 5, 8), t(6, 4, 3), 10, 1, 0, 0, 1, 1),
@@ -180,10 +189,14 @@ def test_ops_reject_malformed_arguments(case):
 
 
 @pytest.mark.parametrize("case", list(OP_CASES))
-def test_fake_kernels_reject_malformed_shapes_too(case):
-    """Under FakeTensorMode (torch.compile's tracing) the same calls fail, instead of tracing a graph with
-    impossible shapes."""
+def test_fake_kernels_reject_what_the_kernels_reject(case):
+    """Under FakeTensorMode (torch.compile's tracing) the same calls fail with the same exception type as
+    the real kernels, raised by the fake kernel's own check (its message starts with the op's name; a
+    missing fake kernel would raise another RuntimeError), instead of tracing impossible shapes."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    with FakeTensorMode(), pytest.raises(RuntimeError):
+    with pytest.raises(Exception) as real:
         OP_CASES[case]()
+    with FakeTensorMode(), pytest.raises(Exception, match=r"^conv1d_ext::\w+: ") as fake:
+        OP_CASES[case]()
+    assert type(fake.value) is type(real.value), (real.value, fake.value)

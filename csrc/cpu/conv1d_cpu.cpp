@@ -1,16 +1,15 @@
-// CPU implementations of the conv1d_ext ops: argument checks (op_common.h), contiguous operands,
-// output allocation, the ONE dtype dispatch, and the choice of instruction set (kernels.h). The choice of
-// kernel family happens once per op inside the per-ISA entry points (kernels_impl.h).
+// The CPU kernels of the conv1d_ext ops, registered through the shared op layer (op_layer.h: checks,
+// outputs, the one dtype dispatch), and the choice of instruction set (kernels.h). The choice of kernel
+// family happens once per op inside the per-ISA entry points (kernels_impl.h).
 #include <cctype>
 #include <cstdlib>
 #include <string>
 
-#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
 #include "cpu/kernels.h"
-#include "op_common.h"
+#include "op_layer.h"
 
 namespace conv1d_ext {
 
@@ -70,83 +69,36 @@ CpuKernels<scalar_t> kernels_for_this_cpu() {
           &cpu::DEFAULT::conv1d_backward_weight<scalar_t>, &cpu::DEFAULT::conv1d_backward_bias<scalar_t>};
 }
 
-// The one dtype dispatch: calls fn(CpuKernels<scalar_t>, scalar_t{}) for float, double, bfloat16, half.
-// (The dtype was already checked by op_common.h, so the dispatch's own error message never shows.)
-template <typename Fn>
-void dispatch_dtype(at::ScalarType dtype, Fn&& fn) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "conv1d_ext",
-                                  [&] { fn(kernels_for_this_cpu<scalar_t>(), scalar_t{}); });
-}
+// The CPU kernels as an op_layer.h backend: no device, no workspace (the kernels keep per-thread
+// scratch of their own), and the instruction set chosen per call of kernels_for_this_cpu().
+struct CpuBackend {
+  static NoGuard guard(const at::Tensor&) { return {}; }
+  static Workspace workspace(size_t, const at::Tensor&) { return {}; }
+  static size_t forward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
+  static size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
+  static size_t backward_weight_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
+  static size_t backward_bias_workspace_bytes(int64_t, int64_t, int64_t, size_t) { return 0; }
 
-at::Tensor conv1d_cpu(const at::Tensor& input, const at::Tensor& weight,
-                      const c10::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left,
-                      int64_t pad_right, int64_t dilation, int64_t groups) {
-  const Conv1dParams p =
-      check_forward_args(input, weight, bias, stride, pad_left, pad_right, dilation, groups);
-  at::Tensor output = new_output({p.batch, p.out_channels, p.out_len}, input.options());
-  if (output.numel() == 0) return output;
-  const at::Tensor input_c = input.contiguous();
-  const at::Tensor weight_c = weight.contiguous();
-  const at::Tensor bias_c = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
-  dispatch_dtype(input.scalar_type(), [&](auto kernels, auto zero) {
-    using scalar_t = decltype(zero);
-    kernels.forward(p, input_c.const_data_ptr<scalar_t>(), weight_c.const_data_ptr<scalar_t>(),
-                    bias_c.defined() ? bias_c.const_data_ptr<scalar_t>() : nullptr,
-                    output.mutable_data_ptr<scalar_t>());
-  });
-  return output;
-}
-
-at::Tensor conv1d_backward_input_cpu(const at::Tensor& grad_output, const at::Tensor& weight,
-                                     int64_t input_len, int64_t stride, int64_t pad_left,
-                                     int64_t pad_right, int64_t dilation, int64_t groups) {
-  const Conv1dParams p = check_backward_input_args(grad_output, weight, input_len, stride, pad_left,
-                                                   pad_right, dilation, groups);
-  at::Tensor grad_input = new_output({p.batch, p.in_channels, p.in_len}, grad_output.options());
-  if (grad_input.numel() == 0) return grad_input;
-  const at::Tensor grad_output_c = grad_output.contiguous();
-  const at::Tensor weight_c = weight.contiguous();
-  dispatch_dtype(grad_output.scalar_type(), [&](auto kernels, auto zero) {
-                   using scalar_t = decltype(zero);
-                   kernels.backward_input(p, grad_output_c.const_data_ptr<scalar_t>(),
-                                          weight_c.const_data_ptr<scalar_t>(),
-                                          grad_input.mutable_data_ptr<scalar_t>());
-                 });
-  return grad_input;
-}
-
-at::Tensor conv1d_backward_weight_cpu(const at::Tensor& grad_output, const at::Tensor& input,
-                                      int64_t kernel_size, int64_t stride, int64_t pad_left,
-                                      int64_t pad_right, int64_t dilation, int64_t groups) {
-  const Conv1dParams p = check_backward_weight_args(grad_output, input, kernel_size, stride, pad_left,
-                                                    pad_right, dilation, groups);
-  at::Tensor grad_weight =
-      new_output({p.out_channels, p.in_per_group, p.kernel_size}, grad_output.options());
-  if (grad_weight.numel() == 0) return grad_weight;
-  const at::Tensor grad_output_c = grad_output.contiguous();
-  const at::Tensor input_c = input.contiguous();
-  dispatch_dtype(grad_output.scalar_type(), [&](auto kernels, auto zero) {
-                   using scalar_t = decltype(zero);
-                   kernels.backward_weight(p, grad_output_c.const_data_ptr<scalar_t>(),
-                                           input_c.const_data_ptr<scalar_t>(),
-                                           grad_weight.mutable_data_ptr<scalar_t>());
-                 });
-  return grad_weight;
-}
-
-at::Tensor conv1d_backward_bias_cpu(const at::Tensor& grad_output) {
-  check_backward_bias_args(grad_output);
-  const int64_t batch = grad_output.size(0), channels = grad_output.size(1), len = grad_output.size(2);
-  at::Tensor grad_bias = new_output({channels}, grad_output.options());
-  if (grad_bias.numel() == 0) return grad_bias;
-  const at::Tensor grad_output_c = grad_output.contiguous();
-  dispatch_dtype(grad_output.scalar_type(), [&](auto kernels, auto zero) {
-                   using scalar_t = decltype(zero);
-                   kernels.backward_bias(batch, channels, len, grad_output_c.const_data_ptr<scalar_t>(),
-                                         grad_bias.mutable_data_ptr<scalar_t>());
-                 });
-  return grad_bias;
-}
+  template <typename T>
+  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output, void*) {
+    kernels_for_this_cpu<T>().forward(p, input, weight, bias, output);
+  }
+  template <typename T>
+  static void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                             void*) {
+    kernels_for_this_cpu<T>().backward_input(p, grad_output, weight, grad_input);
+  }
+  template <typename T>
+  static void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                              void*) {
+    kernels_for_this_cpu<T>().backward_weight(p, grad_output, input, grad_weight);
+  }
+  template <typename T>
+  static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
+                            void*) {
+    kernels_for_this_cpu<T>().backward_bias(batch, channels, len, grad_output, grad_bias);
+  }
+};
 
 }  // namespace
 }  // namespace conv1d_ext
@@ -156,9 +108,4 @@ TORCH_LIBRARY_FRAGMENT(conv1d_ext, m) {
   m.def("cpu_isa() -> str", &conv1d_ext::cpu_isa);
 }
 
-TORCH_LIBRARY_IMPL(conv1d_ext, CPU, m) {
-  m.impl("conv1d", &conv1d_ext::conv1d_cpu);
-  m.impl("conv1d_backward_input", &conv1d_ext::conv1d_backward_input_cpu);
-  m.impl("conv1d_backward_weight", &conv1d_ext::conv1d_backward_weight_cpu);
-  m.impl("conv1d_backward_bias", &conv1d_ext::conv1d_backward_bias_cpu);
-}
+TORCH_LIBRARY_IMPL(conv1d_ext, CPU, m) { conv1d_ext::register_kernels<conv1d_ext::CpuBackend>(m); }

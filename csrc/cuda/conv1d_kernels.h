@@ -1,6 +1,6 @@
 // Host entry points of the CUDA kernel families: one dispatch function per op, which picks the kernel
 // for the problem (csrc/cuda/dispatch.cu). Plain C++ declarations, so both the tensor-level CUDA op
-// implementation (conv1d_cuda.cpp, g++) and the emulated build (emu/emu_ops.cpp, g++ with
+// implementation (conv1d_cuda.cpp, g++) and the emulated build (tests/cuda_emu/emu_ops.cpp, g++ with
 // CONV1D_EXT_EMULATE) call the very same dispatch and kernels.
 //
 // Pointers are to contiguous tensors in the layouts of conv1d_params.h. `workspace` points to at least

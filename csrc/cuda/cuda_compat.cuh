@@ -1,7 +1,7 @@
 // What every CUDA kernel file includes instead of <cuda_runtime.h>.
 //
 // Under nvcc it is the real CUDA runtime. Compiled with g++ and CONV1D_EXT_EMULATE defined, the same
-// kernel sources run on the CPU through the emulator in csrc/cuda/emu/ (tests only): it supplies
+// kernel sources run on the CPU through the emulator in tests/cuda_emu/ (tests only): it supplies
 // threadIdx/blockIdx/blockDim/gridDim, __shared__, __syncthreads, warp shuffles, atomics, vector types
 // and dim3. Kernels therefore use only what both sides provide:
 //   * launch with launch_kernel(kernel, grid, block, smem_bytes, stream, args...), never <<<>>>;
@@ -13,7 +13,7 @@
 #include <utility>
 
 #if defined(CONV1D_EXT_EMULATE)
-#include "emu/cuda_emu.h"
+#include "cuda_emu.h"  // tests/cuda_emu/, on the emulated build's include path
 #define C1D_KERNEL_NS emulated
 #else
 #include <cuda_runtime.h>

@@ -5,7 +5,7 @@
 // dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu (implicit GEMM, any groups),
 // backward_bias.cu, direct.cu (one thread per output; fallback for any shape).
 //
-// CUDA features the kernels use -- everything the emulator (csrc/cuda/emu/) must provide:
+// CUDA features the kernels use -- everything the emulator (tests/cuda_emu/) must provide:
 //   * __global__ / __device__ / __host__ __device__ functions, __forceinline__, __launch_bounds__;
 //     device lambdas inside kernels ([&] captures, called in the same thread);
 //   * threadIdx.x, blockIdx.x, blockDim.x, gridDim.x (1-D grids and blocks only; dim3 for launches);

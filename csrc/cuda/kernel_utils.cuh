@@ -1,6 +1,6 @@
 // Device helpers shared by the CUDA kernel families (csrc/cuda/*.cu).
 // Everything here is __host__ __device__ or __device__ code that compiles both under nvcc and under g++
-// with CONV1D_EXT_EMULATE (the CPU emulator of csrc/cuda/emu/), so it uses no intrinsics beyond the
+// with CONV1D_EXT_EMULATE (the CPU emulator of tests/cuda_emu/), so it uses no intrinsics beyond the
 // feature list at the top of dispatch.cu.
 #pragma once
 

@@ -1,0 +1,49 @@
+// The CUDA kernel families (their dispatch points in dispatch.cu) as an op_layer.h backend. `Env` is what
+// differs between a GPU and the emulator of the tests: the device guard, the stream, the workspace.
+// Env provides: static guard(const at::Tensor&), static void* stream(),
+//               static Workspace workspace(size_t bytes, const at::Tensor& like).
+#pragma once
+
+#include "cuda/conv1d_kernels.h"
+#include "op_layer.h"
+
+namespace conv1d_ext {
+
+template <class Env>
+struct CudaKernelBackend : Env {
+  static size_t forward_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+    return C1D_KERNEL_NS::forward_workspace_bytes(p, elem_size);
+  }
+  static size_t backward_input_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+    return C1D_KERNEL_NS::backward_input_workspace_bytes(p, elem_size);
+  }
+  static size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+    return C1D_KERNEL_NS::backward_weight_workspace_bytes(p, elem_size);
+  }
+  static size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t elem_size) {
+    return C1D_KERNEL_NS::backward_bias_workspace_bytes(batch, channels, len, elem_size);
+  }
+
+  template <typename T>
+  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                      void* workspace) {
+    C1D_KERNEL_NS::forward<T>(p, input, weight, bias, output, workspace, Env::stream());
+  }
+  template <typename T>
+  static void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                             void* workspace) {
+    C1D_KERNEL_NS::backward_input<T>(p, grad_output, weight, grad_input, workspace, Env::stream());
+  }
+  template <typename T>
+  static void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                              void* workspace) {
+    C1D_KERNEL_NS::backward_weight<T>(p, grad_output, input, grad_weight, workspace, Env::stream());
+  }
+  template <typename T>
+  static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
+                            void* workspace) {
+    C1D_KERNEL_NS::backward_bias<T>(batch, channels, len, grad_output, grad_bias, workspace, Env::stream());
+  }
+};
+
+}  // namespace conv1d_ext
