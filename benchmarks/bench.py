@@ -932,7 +932,6 @@ def markdown(rows, info, ceil, device, dtypes, modes, peak_flops):
         if summary:
             out.append(f"{d} speedup — " + "; ".join(summary))
             out.append("")
-    out += goals(rows, device, modes)
     sources = {s.name: s.source for s in SWEEP}
     out += ["## Shapes", ""]
     out += [f"- `{s}` ({configs[s]}): {sources.get(s, '')}" for s in shapes]
@@ -966,48 +965,6 @@ def summary_table(by, shapes, configs, dtypes, modes, mode_name):
         row.append(f"{geomean(sps):.2f}×" if sps else "—")
     out += ["| " + " | ".join(row) + " |", ""]
     return out
-
-
-def goals(rows, device, modes):
-    """The issue's speed goals, checked on these rows (fp32 and bf16)."""
-    ok_rows = [r for r in rows if "speedup" in r and r["dtype"] in ("fp32", "bf16")]
-    if not ok_rows:
-        return []
-    lines = ["## Goals", ""]
-
-    def verdict(b):
-        return "met" if b else "**MISSED**"
-
-    if "fwd" in modes and "fwdbwd" in modes:
-        worst = min(ok_rows, key=lambda r: r["speedup"])
-        lines.append(
-            f"- never slower than F.conv1d (fp32, bf16, fwd and fwd+bwd): {verdict(worst['speedup'] >= 1)} "
-            f"(worst {worst['speedup']:.2f}× on {worst['dtype']} {worst['shape']} {worst['mode']})"
-        )
-    dw = [r for r in ok_rows if r["family"] == "depthwise"]
-    if device == "cpu":
-        fb = [r["speedup"] for r in ok_rows if r["mode"] == "fwdbwd"]
-        if fb:
-            g = geomean(fb)
-            lines.append(f"- geomean speedup fwd+bwd (fp32, bf16) ≥ 2.5×: {verdict(g >= 2.5)} ({g:.2f}×)")
-        for m, goal in (("fwd", 2.5), ("fwdbwd", 5.0)):
-            v = [r["speedup"] for r in dw if r["mode"] == m]
-            if v:
-                lines.append(f"- depthwise {m} ≥ {goal}×: {verdict(min(v) >= goal)} (min {min(v):.2f}×)")
-        dense = [r for r in ok_rows if r["family"] == "dense" and r["dtype"] == "fp32" and r["mode"] == "fwd"]
-        for r in dense:
-            lines.append(
-                f"- dense fp32 fwd ≥ 150 GFLOP/s, {r['shape']}: {verdict(r['ours_gflops'] >= 150)} "
-                f"({r['ours_gflops']:.0f} GFLOP/s)"
-            )
-    else:
-        v = [r["speedup"] for r in dw]
-        if v:
-            lines.append(
-                f"- depthwise ≥ 5× (fp32, bf16, fwd and fwd+bwd): {verdict(min(v) >= 5)} (min {min(v):.2f}×)"
-            )
-    lines.append("")
-    return lines
 
 
 def plot(rows, info, dtypes, path):
