@@ -451,10 +451,16 @@ def parse_args(argv=None):
     p.add_argument(
         "--results-dir",
         default=os.path.join(REPO_ROOT, "benchmarks", "results"),
-        help="a full sweep (no --quick/--shapes/--dtypes/--self-test) also writes "
-        "<machine-tag>.md/.csv/.png here",
+        help="where --update-results copies <machine-tag>.md/.csv/.png (committed results)",
     )
-    p.add_argument("--no-results", action="store_true", help="never write to --results-dir")
+    results = p.add_mutually_exclusive_group()
+    results.add_argument(
+        "--update-results",
+        action="store_true",
+        help="after a full sweep (no --quick/--shapes/--dtypes/--modes/--self-test-against-torch), also copy "
+        "its outputs to --results-dir; without it only --out is written",
+    )
+    results.add_argument("--no-results", action="store_true", help="the default now: never write to --results-dir")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument(
         "--round-time",
@@ -520,6 +526,8 @@ def main(argv=None):
     full_sweep = not (
         args.quick or args.shapes or args.dtypes or args.self_test_against_torch or args.modes != "fwd,fwdbwd"
     )
+    if args.update_results and not full_sweep:
+        sys.exit("--update-results takes a full sweep: no --quick/--shapes/--dtypes/--modes/--self-test-against-torch")
 
     ours, ours_desc, isa = load_ours(args)
     torch.manual_seed(args.seed)
@@ -756,7 +764,9 @@ def main(argv=None):
     print(
         f"== wrote {base}.csv, {base}.md" + (f", {base}.png" if made_png else " (no PNG: matplotlib missing)")
     )
-    if full_sweep and not args.no_results:
+    if args.update_results and not full_sweep:  # interrupted
+        print(f"== not copied to {args.results_dir}: the sweep is incomplete")
+    elif args.update_results:
         os.makedirs(args.results_dir, exist_ok=True)
         for ext in (".csv", ".md", ".png"):
             if os.path.exists(base + ext):
