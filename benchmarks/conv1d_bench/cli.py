@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from . import malloc_env, report, shapes
 from .cases import MODES, describe, run_case
-from .machine import cpu_machine, cuda_machine, larger_ceilings
+from .machine import ceilings_start_end_text, cpu_machine, cuda_machine, disturbance, larger_ceilings
 from .shapes import DTYPES, DTYPES_BY_SHORT, SHORT
 
 try:
@@ -198,9 +198,9 @@ def sweep(cases, machine, ours, ceil, seed, show_progress):
     return rows, interrupted
 
 
-def measure_ceilings(machine):
+def measure_ceilings(machine, when):
     ceil = machine.measure_ceilings()
-    print(f"   measured ceilings: {machine.ceilings_text(ceil)}")
+    print(f"   measured ceilings at the {when} of the run: {machine.ceilings_text(ceil)}")
     return ceil
 
 
@@ -258,18 +258,21 @@ def main(argv=None):
         info["isa_torch"] = torch.backends.cpu.get_cpu_capability()
         print(f"   ISA path of our extension: {info['isa_ours']}; torch CPU capability: {info['isa_torch']}")
     info["tag"] = machine.tag + ("-selftest" if args.self_test_against_torch else "")
-    start = measure_ceilings(machine)
+    start = measure_ceilings(machine, "start")
     print(f"   timing: {machine.timing}")
 
     cases = [(dt, s, m) for dt in dtypes for s in shape_list for m in modes]
     show_progress = not args.no_progress and sys.stdout.isatty() and sys.stderr.isatty()
     rows, interrupted = sweep(cases, machine, ours, start, args.seed, show_progress)
 
-    end = measure_ceilings(machine)
+    end = measure_ceilings(machine, "end")
     ceil = larger_ceilings(start, end)
+    info["disturbed"] = disturbance(start, end)
     for row in rows:
         machine.add_percentages(row, ceil, DTYPES_BY_SHORT[row["dtype"]])
+        row["disturbed"] = "yes" if info["disturbed"] else "no"
     info["ceilings"] = machine.ceilings_text(ceil)
+    info["ceilings_start_end"] = ceilings_start_end_text(start, end)
     info["elapsed"] = time.time() - t_start
     info["n_fail"] = sum(row["check"] != "ok" for row in rows)
     if interrupted:
@@ -286,6 +289,8 @@ def main(argv=None):
         update_results(base, info["tag"], args.results_dir)
     print()
     print(md)
+    if info["disturbed"]:
+        print(f"!!!!!!!! DISTURBED RUN: {info['disturbed']} !!!!!!!!", file=sys.stderr)
     if info["n_fail"]:
         print(f"!!!!!!!! {info['n_fail']} CASE(S) FAILED THE CHECK AGAINST F.conv1d (see 'check' column) !!!!!!!!")
     return 1 if info["n_fail"] else 0

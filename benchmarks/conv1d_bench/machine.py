@@ -2,7 +2,8 @@
 
 The ceilings are measured at the start and at the end of a run. Another process using the machine
 during a measurement lowers it, so the larger of the two is the better estimate of the machine's
-ceiling and is what percentages in the report use.
+ceiling and is what percentages in the report use; when the two differ by more than DISTURBED_ABOVE the
+run itself was disturbed too (its timings as well as its percentages are suspect) and is marked so.
 """
 
 import math
@@ -17,11 +18,13 @@ from . import ceilings
 from .report import fmt_num
 from .timing import CpuTimer, CudaTimer
 
-# The measured ceilings, as keys of a ceilings dict, and how the report names them.
+DISTURBED_ABOVE = 0.10  # |end / start - 1| of any measured ceiling
+
+# The measured ceilings, as keys of a ceilings dict: (how the report names them, unit).
 MEASURED = {
-    "gflops_fp32": "FMA loop on all threads (GFLOP/s)",
-    "gflops_fp32_1thread": "FMA loop on one thread (GFLOP/s)",
-    "gbps": "copy rate (GB/s)",
+    "gflops_fp32": ("FMA loop on all threads", "GFLOP/s"),
+    "gflops_fp32_1thread": ("FMA loop on one thread", "GFLOP/s"),
+    "gbps": ("copy rate", "GB/s"),
 }
 
 
@@ -110,6 +113,30 @@ def larger_ceilings(start, end):
         values = [v for v in (start.get(key), end.get(key)) if v]
         both[key] = max(values) if values else None
     return both
+
+
+def disturbance(start, end):
+    """None, or what says the run was disturbed: the measured ceilings that differ by more than
+    DISTURBED_ABOVE between the start and the end of the run."""
+    changes = []
+    for key, (name, unit) in MEASURED.items():
+        a, b = start.get(key), end.get(key)
+        if a and b and abs(b / a - 1) > DISTURBED_ABOVE:
+            changes.append(f"{name} {fmt_num(a)} → {fmt_num(b)} {unit} ({100 * (b / a - 1):+.0f} %)")
+    if not changes:
+        return None
+    return (
+        f"measured ceilings moved by more than {DISTURBED_ABOVE:.0%} between the start and the end of the run: "
+        f"{', '.join(changes)}; something else was using the machine, the timings are suspect too"
+    )
+
+
+def ceilings_start_end_text(start, end):
+    parts = []
+    for key, (name, unit) in MEASURED.items():
+        if start.get(key) or end.get(key):
+            parts.append(f"{name} {fmt_num(start.get(key))} / {fmt_num(end.get(key))} {unit}")
+    return "; ".join(parts)
 
 
 def cpu_model():

@@ -46,6 +46,7 @@ CSV_FIELDS = [
     "ref_err",
     "tol",
     "check",
+    "disturbed",  # yes/no, the same in every row: see machine.disturbance
 ]
 
 
@@ -126,6 +127,8 @@ def markdown(rows, info, machine, ceil, dtypes, modes):
 def _header(info, machine):
     ref_name = "F.conv1d (oneDNN/native)" if machine.device == "cpu" else "F.conv1d (cuDNN)"
     out = [f"# conv1d_ext vs {ref_name}: {info['tag']}", ""]
+    if info["disturbed"]:
+        out += [f"> **disturbed**: {info['disturbed']}.", ""]
     isa_torch = f"; torch CPU capability: {info['isa_torch']}" if "isa_torch" in info else ""
     failures = f"{info['n_fail']} CHECK FAILURES" if info["n_fail"] else "all checks passed"
     out += [
@@ -134,6 +137,7 @@ def _header(info, machine):
         f"- ISA path of our extension: {info['isa_ours']}{isa_torch}",
         f"- measured ceilings: {info['ceilings']} (the larger of the start and end measurements; the "
         f"percentages use these)",
+        f"- ceilings at start / end of the run: {info['ceilings_start_end']}",
         f"- timing: {machine.timing}",
         f"- env: {info['malloc']} (both sides)",
         *([f"- note: {info['note']}"] if info.get("note") else []),
@@ -267,8 +271,9 @@ def plot(rows, info, machine, dtypes, path):
         ax.set_xticklabels(shapes, rotation=25, ha="right", fontsize=8)
         ax.legend(fontsize=8, loc="upper left")
         ax.grid(axis="y", which="both", alpha=0.3)
+    disturbed = " (DISTURBED RUN)" if info["disturbed"] else ""
     fig.suptitle(
-        f"conv1d_ext vs F.conv1d — {info['tag']}\n{machine.description}, torch {info['torch']}",
+        f"conv1d_ext vs F.conv1d — {info['tag']}{disturbed}\n{machine.description}, torch {info['torch']}",
         fontsize=9,
     )
     fig.tight_layout()
