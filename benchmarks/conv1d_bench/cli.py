@@ -204,6 +204,37 @@ def measure_ceilings(machine, when):
     return ceil
 
 
+def run_info(args, device, ours_desc, isa):
+    """What the report says about this run, so far; prints it."""
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "ours": ours_desc,
+        "note": args.note,
+        "malloc": malloc_env.describe(),
+        "isa_ours": isa_text(device, isa),
+    }
+    print(f"== conv1d_ext benchmark ({'quick' if args.quick else 'sweep'}) on {device}")
+    reexecuted = "; re-executed to apply" if malloc_env.was_reexecuted() else ""
+    print(f"   env: {info['malloc']} (set for the whole process, both sides{reexecuted})")
+    print(f"   torch {torch.__version__}, python {info['python']}; ours: {ours_desc}")
+    return info
+
+
+def settle_ceilings(rows, info, machine, start, end):
+    """The ceilings the report uses (the larger of start and end), the rows' percentages of them and the
+    disturbed mark, from the two measurements."""
+    ceil = larger_ceilings(start, end)
+    info["disturbed"] = disturbance(start, end)
+    for row in rows:
+        machine.add_percentages(row, ceil, DTYPES_BY_SHORT[row["dtype"]])
+        row["disturbed"] = "yes" if info["disturbed"] else "no"
+    info["ceilings"] = machine.ceilings_text(ceil)
+    info["ceilings_start_end"] = ceilings_start_end_text(start, end)
+    return ceil
+
+
 def write_outputs(rows, info, machine, ceil, dtypes, modes, out_dir, quick):
     """CSV, markdown and PNG under out_dir; (base path without extension, markdown text)."""
     os.makedirs(out_dir, exist_ok=True)
@@ -240,19 +271,7 @@ def main(argv=None):
 
     ours, ours_desc, isa = load_ours(args.self_test_against_torch)
     torch.manual_seed(args.seed)
-    info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "ours": ours_desc,
-        "note": args.note,
-        "malloc": malloc_env.describe(),
-        "isa_ours": isa_text(device, isa),
-    }
-    print(f"== conv1d_ext benchmark ({'quick' if args.quick else 'sweep'}) on {device}")
-    reexecuted = "; re-executed to apply" if malloc_env.was_reexecuted() else ""
-    print(f"   env: {info['malloc']} (set for the whole process, both sides{reexecuted})")
-    print(f"   torch {torch.__version__}, python {info['python']}; ours: {ours_desc}")
+    info = run_info(args, device, ours_desc, isa)
     machine = make_machine(args, device)
     if device == "cpu":
         info["isa_torch"] = torch.backends.cpu.get_cpu_capability()
@@ -266,13 +285,7 @@ def main(argv=None):
     rows, interrupted = sweep(cases, machine, ours, start, args.seed, show_progress)
 
     end = measure_ceilings(machine, "end")
-    ceil = larger_ceilings(start, end)
-    info["disturbed"] = disturbance(start, end)
-    for row in rows:
-        machine.add_percentages(row, ceil, DTYPES_BY_SHORT[row["dtype"]])
-        row["disturbed"] = "yes" if info["disturbed"] else "no"
-    info["ceilings"] = machine.ceilings_text(ceil)
-    info["ceilings_start_end"] = ceilings_start_end_text(start, end)
+    ceil = settle_ceilings(rows, info, machine, start, end)
     info["elapsed"] = time.time() - t_start
     info["n_fail"] = sum(row["check"] != "ok" for row in rows)
     if interrupted:
