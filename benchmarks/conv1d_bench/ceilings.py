@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 _FMA_SOURCE = r"""
 #include <immintrin.h>
@@ -190,9 +189,3 @@ def gpu_spec(name):
         if key in name:
             return label, spec
     return None, {}
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0

@@ -1,0 +1,147 @@
+"""One benchmark case, (shape, dtype, mode): the inputs, the check of ours against F.conv1d, the timing."""
+
+import math
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+from . import checking
+from .shapes import SHORT
+
+MODES = ("fwd", "fwdbwd")
+
+
+class CaseInputs:
+    """Inputs of one (shape, dtype, mode), in `n_sets` copies, and the closures that run a side on them."""
+
+    def __init__(self, shape, dtype, device, mode, n_sets, seed=0):
+        self.shape, self.mode = shape, mode
+        g = torch.Generator().manual_seed(seed)
+        s = shape
+        fan_in = (s.C_in // s.groups) * s.k
+        self.sets = []
+        for _ in range(n_sets):
+            x = torch.randn(s.N, s.C_in, s.L, generator=g)
+            w = torch.randn(s.C_out, s.C_in // s.groups, s.k, generator=g) / math.sqrt(fan_in)
+            b = torch.randn(s.C_out, generator=g) * 0.1
+            gy = torch.randn(s.N, s.C_out, s.out_len, generator=g) if mode == "fwdbwd" else None
+            t = [v.to(device=device, dtype=dtype) if v is not None else None for v in (x, w, b, gy)]
+            if mode == "fwdbwd":
+                for v in t[:3]:
+                    v.requires_grad_(True)
+            self.sets.append(tuple(t))
+
+    def runner(self, conv, index=0):
+        """A callable running `conv` (F.conv1d's signature) on input set `index`; returns the results:
+        (y,) for fwd, (y, grad_x, grad_w, grad_b) for fwdbwd."""
+        s = self.shape
+        x, w, b, gy = self.sets[index]
+        if self.mode == "fwd":
+
+            def run():
+                with torch.no_grad():
+                    return (conv(x, w, b, s.stride, s.padding, s.dilation, s.groups),)
+        else:
+
+            def run():
+                y = conv(x, w, b, s.stride, s.padding, s.dilation, s.groups)
+                # The gradients a .backward(grad_y) would produce, without accumulating into .grad.
+                return (y,) + torch.autograd.grad(y, (x, w, b), gy)
+
+        return run
+
+    def reference_fp32(self):
+        """F.conv1d in float32 on the same (already rounded) inputs: the check for 16-bit dtypes."""
+        s = self.shape
+        x, w, b, gy = (v.detach().float() if v is not None else None for v in self.sets[0])
+        if self.mode == "fwd":
+            return (F.conv1d(x, w, b, s.stride, s.padding, s.dilation, s.groups),)
+        x, w, b = (v.requires_grad_(True) for v in (x, w, b))
+        y = F.conv1d(x, w, b, s.stride, s.padding, s.dilation, s.groups)
+        return (y,) + torch.autograd.grad(y, (x, w, b), gy)
+
+
+def work(shape, dtype, mode):
+    """(FLOPs, minimum bytes moved) of one call: every input read once, every output written once."""
+    x_n, w_n, b_n, y_n = shape.numels()
+    item = torch.empty((), dtype=dtype).element_size()
+    flops = shape.flops_fwd() * (3 if mode == "fwdbwd" else 1)  # grad_input and grad_weight: a forward each
+    nbytes = item * (x_n + w_n + b_n + y_n) * (2 if mode == "fwdbwd" else 1)
+    return flops, nbytes
+
+
+def describe(shape, dtype, mode, device):
+    """The row fields that say which case this is."""
+    flops, nbytes = work(shape, dtype, mode)
+    return dict(
+        device=device,
+        dtype=SHORT[dtype],
+        shape=shape.name,
+        family=shape.family,
+        config=shape.describe(),
+        mode=mode,
+        N=shape.N,
+        C_in=shape.C_in,
+        C_out=shape.C_out,
+        L=shape.L,
+        k=shape.k,
+        stride=shape.stride,
+        padding=shape.padding,
+        dilation=shape.dilation,
+        groups=shape.groups,
+        L_out=shape.out_len,
+        gflop=flops / 1e9,
+        mbytes=nbytes / 1e6,
+    )
+
+
+def run_case(shape, dtype, mode, machine, ours, seed=0):
+    """Check `ours` against F.conv1d on one case, then time both sides: a row of the results table.
+
+    A failure of any kind (ours raising, a result off) is recorded in row["check"], never raised, so a
+    sweep goes on; KeyboardInterrupt passes through.
+    """
+    row = describe(shape, dtype, mode, machine.device)
+    try:
+        row.update(_measure(shape, dtype, mode, machine, ours, seed))
+    except Exception as e:
+        message = str(e).splitlines()[0][:200] if str(e) else ""
+        row["check"] = f"FAIL: {type(e).__name__}: {message}"
+    return row
+
+
+def _measure(shape, dtype, mode, machine, ours, seed):
+    flops, nbytes = work(shape, dtype, mode)
+    n_sets = machine.input_sets(nbytes)
+    inputs = CaseInputs(shape, dtype, machine.device, mode, n_sets, seed=seed)
+    runs = {
+        "ref": [inputs.runner(F.conv1d, i) for i in range(n_sets)],
+        "ours": [inputs.runner(ours, i) for i in range(n_sets)],
+    }
+    timer = machine.timer
+    # First calls give the results to check and a time estimate; the reference goes first so that its
+    # one-time setup is not charged to us.
+    est = {}
+    est["ref"], ref_out = timer.once(runs["ref"][0])
+    try:
+        est["ours"], our_out = timer.once(runs["ours"][0])
+    except Exception as e:
+        raise RuntimeError(f"ours raised {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+    fields = checking.check(our_out, ref_out, dtype, machine.tf32, inputs.reference_fp32)
+    del ref_out, our_out
+    # A second call for the quick ones warms caches, the allocator and lazy initialisation; on CUDA the
+    # first call also ran cuDNN's autotuning, so its time is no estimate.
+    for side in ("ref", "ours"):
+        if est[side] < 0.2 or machine.device == "cuda":
+            est[side] = timer.once(runs[side][0])[0]
+    times = timer.measure(runs, est)
+    for side in ("ref", "ours"):
+        t = statistics.median(times[side])
+        fields[f"{side}_min_ms"] = min(times[side]) * 1e3
+        fields[f"{side}_ms"] = t * 1e3
+        fields[f"{side}_reps"] = len(times[side])
+        fields[f"{side}_gflops"] = flops / t / 1e9
+        fields[f"{side}_gbps"] = nbytes / t / 1e9
+    fields["speedup"] = fields["ref_ms"] / fields["ours_ms"]
+    return fields
