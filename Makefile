@@ -1,22 +1,61 @@
 # One-command entry points (see README). Each target sets everything up from a clean clone first.
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+#
+# Python: the active virtual environment ($VIRTUAL_ENV) if there is one, else the project's .venv, created
+# on first use, so nothing is installed into the system Python (Debian/Ubuntu refuse that: PEP 668).
+BASE_PYTHON ?= python3
+VENV ?= $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),$(CURDIR)/.venv)
+PYTHON := $(VENV)/bin/python
 # torch 2.14.1 is the build this project is developed and tested with (CUDA 13.0 build from PyPI).
 TORCH_SPEC ?= torch==2.14.1
 export MAX_JOBS ?= 2
+ARGS ?=
 
-.PHONY: setup test bench emulated clean
+# The requirements are listed once, in pyproject.toml (build-system.requires and the "dev" extra); they
+# are installed once per environment and torch spec, and again when pyproject.toml changes.
+DEPS_STAMP := $(VENV)/.conv1d_ext-deps-$(shell printf '%s' '$(TORCH_SPEC)' | cksum | cut -d' ' -f1)
+READ_REQUIREMENTS := import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+	reqs = p["build-system"]["requires"] + p["project"]["optional-dependencies"]["dev"]; \
+	print(" ".join(r for r in reqs if not r.startswith("torch")))
 
-setup:
-	$(PIP) install -q "$(TORCH_SPEC)" ninja pytest hypothesis numpy expecttest matplotlib tqdm
-	$(PIP) install -q --no-build-isolation -e .
+.PHONY: setup build test test-cpu test-emulated lint format bench clean
+
+$(PYTHON):
+	$(BASE_PYTHON) -m venv $(VENV)
+
+$(DEPS_STAMP): pyproject.toml | $(PYTHON)
+	$(PYTHON) -m pip install -q "$(TORCH_SPEC)" $$($(PYTHON) -c '$(READ_REQUIREMENTS)')
+	touch $@
+
+# An editable install whose objects persist in build/temp: a rebuild compiles only what changed.
+build: $(DEPS_STAMP)
+	$(PYTHON) -m pip install -q --no-build-isolation --no-deps -e .
+
+setup: build
 	$(PYTHON) -c "import conv1d_ext; print(conv1d_ext.build_info())"
 
 test: setup
 	$(PYTHON) -m pytest -q tests
 
+# The quick loops: the CPU kernels and Python API only (no emulator, no torch.compile, no child
+# processes), or the emulated CUDA kernels only.
+test-cpu: setup
+	$(PYTHON) -m pytest -q tests -m "not emulated and not compile and not subprocess" $(ARGS)
+
+test-emulated: setup
+	$(PYTHON) -m pytest -q tests -m emulated $(ARGS)
+
+CXX_SOURCES = $(shell git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cuda_emu/*')
+
+lint: $(DEPS_STAMP)
+	$(PYTHON) -m ruff check .
+	$(VENV)/bin/clang-format --dry-run --Werror $(filter-out %.md,$(CXX_SOURCES))
+
+format: $(DEPS_STAMP)
+	$(PYTHON) -m ruff check --fix .
+	$(VENV)/bin/clang-format -i $(filter-out %.md,$(CXX_SOURCES))
+
 bench: setup
-	$(PYTHON) benchmarks/bench.py
+	$(PYTHON) benchmarks/bench.py $(ARGS)
 
 clean:
 	rm -rf build *.egg-info conv1d_ext/*.so .emu_build

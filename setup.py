@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import sys
+import tomllib
 
 from setuptools import setup
 
@@ -69,22 +70,24 @@ cpu_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")) +
 cuda_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")) +
                     glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cpp")))
 
+with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    CXX_STANDARD = tomllib.load(f)["tool"]["conv1d_ext"]["cxx-standard"]
+
 # -fopenmp: at::parallel_for is inline (ATen/Parallel-inl.h); without it the kernels run on one thread.
-cxx_flags = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp"]
+cxx_flags = ["-O3", f"-std={CXX_STANDARD}", "-fvisibility=hidden", "-fopenmp"]
 link_flags = ["-fopenmp"]
 include_dirs = [os.path.join(ROOT, "csrc")]
 
 if _want_cuda():
     if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
-    nvcc_flags = ["-O3", "-std=c++17", "-lineinfo"]
+    nvcc_flags = ["-O3", f"-std={CXX_STANDARD}", "-lineinfo"]
     if os.environ.get("CONV1D_EXT_PTXAS_VERBOSE"):  # ptxas resource report: registers, spills
         nvcc_flags.append("-Xptxas=-v")
     ext = CUDAExtension(
         "conv1d_ext._C",
         cpu_sources + cuda_sources,
         include_dirs=include_dirs,
-        define_macros=[("CONV1D_EXT_WITH_CUDA", "1")],
         extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
         extra_link_args=link_flags,
         py_limited_api=False,
@@ -98,7 +101,13 @@ else:
         extra_link_args=link_flags,
     )
 
-setup(
-    ext_modules=[ext],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-)
+class BuildExt(BuildExtension.with_options(use_ninja=True)):
+    """build_ext with one persistent object directory (build/temp), whoever runs it (`pip install -e .`
+    builds in a fresh temporary directory otherwise): ninja then recompiles only what changed."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.build_temp = os.path.join(ROOT, "build", "temp")
+
+
+setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})

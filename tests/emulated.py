@@ -25,6 +25,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,9 +47,15 @@ def _cxx() -> str:
     return os.environ.get("CXX", "g++")
 
 
+def _cxx_standard() -> str:
+    """The project's one C++ standard (pyproject.toml, also used by setup.py for g++ and nvcc)."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["tool"]["conv1d_ext"]["cxx-standard"]
+
+
 def _compile_flags() -> list[str]:
     flags = [
-        "-std=c++20", "-fPIC", os.environ.get("CONV1D_EXT_EMU_OPT", "-O1"), "-g0",
+        f"-std={_cxx_standard()}", "-fPIC", os.environ.get("CONV1D_EXT_EMU_OPT", "-O1"), "-g0",
         # Hidden: several emulated builds live in one process (the clean one and fault builds); their
         # kernels, template statics and emulator state must not be merged by the dynamic linker.
         "-fvisibility=hidden", "-fvisibility-inlines-hidden",
