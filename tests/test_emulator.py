@@ -20,6 +20,9 @@ import torch
 # Every op output starts as NaN (csrc/op_common.h), so an element a kernel never writes fails the check.
 os.environ.setdefault("CONV1D_EXT_POISON_OUTPUTS", "1")
 
+# The whole file is the emulator tier (`make test-emulated`), outside the quick CPU loop.
+pytestmark = pytest.mark.emulated
+
 
 @pytest.fixture(scope="module")
 def st():
