@@ -14,8 +14,11 @@
 //     never pick an AVX2 copy of a shared inline function for the baseline path (no SIGILL on old CPUs).
 //     GCC's pragma does not define __AVX2__ & co., which sleef.h (included by at::vec's AVX2 code) needs
 //     for its declarations, so that file defines them itself after the pragma.
-//     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h, but any OTHER new ATen/c10/std
-//     header it needs must be added to isa_prelude.h.
+//     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h and other kernel headers,
+//     but any OTHER ATen/c10/std (or project) header it needs must be added to isa_prelude.h.
+//     Enforced where the preprocessor can: isa_prelude.h defines C1D_ISA_PRELUDE_INCLUDED and
+//     #errors if CPU_CAPABILITY is already defined; every kernel header #errors unless both the marker
+//     and CPU_CAPABILITY are defined.
 //   * Only GCC on x86-64 builds the AVX2 set (C1D_HAVE_AVX2_KERNELS); elsewhere only DEFAULT exists.
 //   * conv1d_cpu.cpp dispatches the dtype (one place), then calls DEFAULT:: or AVX2:: entry points below
 //     (cpu_isa(): __builtin_cpu_supports avx2+fma+f16c, CONV1D_EXT_CPU_ISA=default forces the baseline).

@@ -2,8 +2,8 @@
 // Included only by kernels_default.cpp / kernels_avx2.cpp, after CPU_CAPABILITY is defined.
 #pragma once
 
-#ifndef CPU_CAPABILITY
-#error "kernels_impl.h needs CPU_CAPABILITY (include it from kernels_<isa>.cpp only)"
+#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
+#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
 #endif
 
 #include "cpu/dense_tiled.h"
