@@ -33,23 +33,18 @@
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include "cpu/kernel_common.h"
+
 namespace conv1d_ext {
 namespace cpu {
 namespace CPU_CAPABILITY {
 namespace dense_detail {
 
-// 16-bit types accumulate in float32; float64 in float64.
-template <typename scalar_t>
-using acc_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-
-template <typename acc_t>
-using Vec = at::vec::Vectorized<acc_t>;
-
 // Micro-tile of the forward / backward-input kernel: output channels × vectors of positions.
 constexpr int kTileCh = 4;
 constexpr int kTileVecs = 3;
-template <typename acc_t>
-constexpr int64_t tile_width() { return kTileVecs * Vec<acc_t>::size(); }
+template <typename acc>
+constexpr int64_t tile_width() { return kTileVecs * AccVec<acc>::size(); }
 
 // Micro-tile of the backward-weight kernel: vectors of out channels × (in channel, tap) columns.
 constexpr int kWgradVecs = 2;
@@ -62,80 +57,37 @@ constexpr int64_t kWgradPanelBytes = 128 * 1024;   // grad_output panels reused 
 // output stores walk a row in runs of the block length; short runs are latency-bound).
 constexpr int64_t kSourceBlockBytes = 256 * 1024;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// ---- dtype conversion of contiguous runs (vectorised where the ISA build allows) ----
-
-template <typename scalar_t, typename acc_t>
-inline void load_as_acc(const scalar_t* src, acc_t* dst, int64_t n) {
-  if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    std::memcpy(dst, src, n * sizeof(acc_t));
-  } else {
-    int64_t i = 0;
-    for (; i + Vec<float>::size() <= n; i += Vec<float>::size()) {
-      Vec<float> v;
-      at::vec::load_to_float(src + i, v);
-      v.store(dst + i);
-    }
-    for (; i < n; ++i) dst[i] = static_cast<float>(src[i]);
-  }
-}
-
-// dst[i] = src[i] + add (add is the bias, or 0), in one pass.
-template <typename scalar_t, typename acc_t>
-inline void store_from_acc(const acc_t* src, acc_t add, scalar_t* dst, int64_t n) {
-  if (add == acc_t(0)) {
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      std::memcpy(dst, src, n * sizeof(acc_t));
-    } else {
-      at::vec::convert(src, dst, n);
-    }
-    return;
-  }
-  constexpr int64_t W = Vec<acc_t>::size();
-  const Vec<acc_t> va(add);
-  int64_t i = 0;
-  if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    for (; i + W <= n; i += W) (Vec<acc_t>::loadu(src + i) + va).store(dst + i);
-  } else {
-    for (; i + 2 * W <= n; i += 2 * W) {
-      at::vec::convert_from_float<scalar_t>(Vec<acc_t>::loadu(src + i) + va, Vec<acc_t>::loadu(src + i + W) + va)
-          .store(dst + i);
-    }
-  }
-  for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i] + add);
-}
-
 // ---- source packing ----
 // Packed block of one work item: for each source channel c and phase r, a row of row_len values
 //   row[j] = src[(m0 + j) * phases + r + base]   (0 outside [0, src_len)).
 // With phases = stride, tap t of output m reads phase (t*d) % s at j = (m - m0) + (t*d) / s:
 // contiguous in m, so the micro-kernel's vector loads need no gather.
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t>
 inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t phase,
-                            int64_t base, int64_t row_len, acc_t* row) {
+                            int64_t base, int64_t row_len, acc_t<scalar_t>* row) {
+  using acc = acc_t<scalar_t>;
   const int64_t first = (m0 * phases + phase + base);  // source position of row[0]
   // Valid j: 0 <= first + j*phases < src_len.
   int64_t j_lo = first >= 0 ? 0 : ceil_div(-first, phases);
   int64_t j_hi = first >= src_len ? 0 : ceil_div(src_len - first, phases);  // exclusive
   j_lo = std::min(j_lo, row_len);
   j_hi = std::max(j_lo, std::min(j_hi, row_len));
-  std::fill(row, row + j_lo, acc_t(0));
+  std::fill(row, row + j_lo, acc(0));
   if (phases == 1) {
-    load_as_acc(src + first + j_lo, row + j_lo, j_hi - j_lo);
+    convert_to_acc(src + first + j_lo, row + j_lo, j_hi - j_lo);
   } else {
     const scalar_t* s = src + first;
-    for (int64_t j = j_lo; j < j_hi; ++j) row[j] = static_cast<acc_t>(s[j * phases]);
+    for (int64_t j = j_lo; j < j_hi; ++j) row[j] = static_cast<acc>(s[j * phases]);
   }
-  std::fill(row + j_hi, row + row_len, acc_t(0));
+  std::fill(row + j_hi, row + row_len, acc(0));
 }
 
 // All phases of one source row in a single sequential pass (each source element read once):
 // rows[r * row_len + j] = src[(m0 + j) * phases + r + base]. Equivalent to pack_source_row per phase.
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t>
 inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t base,
-                               int64_t row_len, acc_t* rows) {
+                               int64_t row_len, acc_t<scalar_t>* rows) {
+  using acc = acc_t<scalar_t>;
   if (phases == 1) {
     pack_source_row(src, src_len, m0, 1, 0, base, row_len, rows);
     return;
@@ -149,13 +101,13 @@ inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0,
   auto edge = [&](int64_t j) {
     for (int64_t r = 0; r < phases; ++r) {
       const int64_t pos = first + j * phases + r;
-      rows[r * row_len + j] = (pos >= 0 && pos < src_len) ? static_cast<acc_t>(src[pos]) : acc_t(0);
+      rows[r * row_len + j] = (pos >= 0 && pos < src_len) ? static_cast<acc>(src[pos]) : acc(0);
     }
   };
   for (int64_t j = 0; j < j_lo; ++j) edge(j);
   const scalar_t* sp = src + first;
   for (int64_t j = j_lo; j < j_hi; ++j)
-    for (int64_t r = 0; r < phases; ++r) rows[r * row_len + j] = static_cast<acc_t>(sp[j * phases + r]);
+    for (int64_t r = 0; r < phases; ++r) rows[r * row_len + j] = static_cast<acc>(sp[j * phases + r]);
   for (int64_t j = j_hi; j < row_len; ++j) edge(j);
 }
 
@@ -185,50 +137,50 @@ struct DirectPlan {
   int64_t max_shift;
 };
 
-// acc[c][v] = (accumulate ? out[c][v] : 0) + sum_r w[r][c] * panel[r][v*W + lane];
+// sum[c][v] = (accumulate ? out[c][v] : 0) + sum_r w[r][c] * panel[r][v*W + lane];
 // the tile is written back to out (row stride ld). The panel is contiguous and aligned (tile width
 // per step), so the kTileVecs loads never split a cache line and the stream prefetches well.
-template <typename acc_t>
-inline void conv_microtile(const acc_t* panel, const acc_t* w, int64_t reduction, bool accumulate,
-                           acc_t* out, int64_t ld) {
-  constexpr int W = Vec<acc_t>::size();
+template <typename acc>
+inline void conv_microtile(const acc* panel, const acc* w, int64_t reduction, bool accumulate,
+                           acc* out, int64_t ld) {
+  constexpr int W = AccVec<acc>::size();
   constexpr int TW = kTileVecs * W;
-  Vec<acc_t> acc[kTileCh][kTileVecs];
+  AccVec<acc> sum[kTileCh][kTileVecs];
   for (int c = 0; c < kTileCh; ++c)
     for (int v = 0; v < kTileVecs; ++v)
-      acc[c][v] = accumulate ? Vec<acc_t>::loadu(out + c * ld + v * W) : Vec<acc_t>(acc_t(0));
+      sum[c][v] = accumulate ? AccVec<acc>::loadu(out + c * ld + v * W) : AccVec<acc>(acc(0));
   for (int64_t r = 0; r < reduction; ++r) {
-    const acc_t* s = panel + r * TW;
-    Vec<acc_t> x[kTileVecs];
-    for (int v = 0; v < kTileVecs; ++v) x[v] = Vec<acc_t>::loadu(s + v * W);
-    const acc_t* wr = w + r * kTileCh;
+    const acc* s = panel + r * TW;
+    AccVec<acc> x[kTileVecs];
+    for (int v = 0; v < kTileVecs; ++v) x[v] = AccVec<acc>::loadu(s + v * W);
+    const acc* wr = w + r * kTileCh;
     for (int c = 0; c < kTileCh; ++c) {
-      const Vec<acc_t> wc(wr[c]);
-      for (int v = 0; v < kTileVecs; ++v) acc[c][v] = at::vec::fmadd(wc, x[v], acc[c][v]);
+      const AccVec<acc> wc(wr[c]);
+      for (int v = 0; v < kTileVecs; ++v) sum[c][v] = at::vec::fmadd(wc, x[v], sum[c][v]);
     }
   }
   for (int c = 0; c < kTileCh; ++c)
-    for (int v = 0; v < kTileVecs; ++v) acc[c][v].store(out + c * ld + v * W);
+    for (int v = 0; v < kTileVecs; ++v) sum[c][v].store(out + c * ld + v * W);
 }
 
 // Gathers the micro-panel of one tile of positions: panel[r][0, TW) = packed[offs[r] + j0 + (0, TW)].
 // This is im2col of one tile only (reduction chunk × tile width): it is reused by every channel tile,
 // so its cost is 1 / (channel tiles) of the micro-kernel's loads.
-template <typename acc_t>
-inline void gather_panel(const acc_t* packed, const int64_t* offs, int64_t j0, int64_t reduction, acc_t* panel) {
-  constexpr int W = Vec<acc_t>::size();
+template <typename acc>
+inline void gather_panel(const acc* packed, const int64_t* offs, int64_t j0, int64_t reduction, acc* panel) {
+  constexpr int W = AccVec<acc>::size();
   constexpr int TW = kTileVecs * W;
   for (int64_t r = 0; r < reduction; ++r) {
-    const acc_t* s = packed + offs[r] + j0;
-    for (int v = 0; v < kTileVecs; ++v) Vec<acc_t>::loadu(s + v * W).store(panel + r * TW + v * W);
+    const acc* s = packed + offs[r] + j0;
+    for (int v = 0; v < kTileVecs; ++v) AccVec<acc>::loadu(s + v * W).store(panel + r * TW + v * W);
   }
 }
 
 // Row stride of packed blocks: an odd number of 64-byte lines, so rows walked one after the other
 // spread over all L1 sets (a power-of-two stride would map them onto a few sets and thrash).
-template <typename acc_t>
+template <typename acc>
 inline int64_t padded_row_len(int64_t len) {
-  constexpr int64_t line = 64 / sizeof(acc_t);
+  constexpr int64_t line = 64 / sizeof(acc);
   int64_t lines = ceil_div(len, line);
   if (lines % 2 == 0) ++lines;
   return lines * line;
@@ -241,11 +193,11 @@ constexpr int64_t kReductionChunk = 192;
 
 // Picks the block length Lb (a multiple of the tile width) so the packed source block fits the
 // budget, and there are enough items for every thread.
-template <typename acc_t>
+template <typename acc>
 inline int64_t choose_block(int64_t rows, int64_t max_shift, int64_t count, int64_t outer_items,
                             int64_t min_block) {
-  const int64_t tw = tile_width<acc_t>();
-  int64_t lb = kSourceBlockBytes / (rows * (int64_t)sizeof(acc_t)) - max_shift;
+  const int64_t tw = tile_width<acc>();
+  int64_t lb = kSourceBlockBytes / (rows * (int64_t)sizeof(acc)) - max_shift;
   lb = std::max<int64_t>(lb, min_block);
   lb = std::min<int64_t>(lb, 2048);
   lb = std::min<int64_t>(lb, round_up(std::max<int64_t>(count, 1), tw));
@@ -258,25 +210,25 @@ inline int64_t choose_block(int64_t rows, int64_t max_shift, int64_t count, int6
   return std::max<int64_t>(tw, round_up(lb, tw));
 }
 
-// weight_at(g, out channel in group, red channel in group, weight tap) -> acc_t.
+// weight_at(g, out channel in group, red channel in group, weight tap) -> acc.
 template <typename scalar_t, typename WeightAt>
 void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
                 WeightAt weight_at) {
-  using acc_t = acc_type<scalar_t>;
-  constexpr int64_t tw = tile_width<acc_t>();
+  using acc = acc_t<scalar_t>;
+  constexpr int64_t tw = tile_width<acc>();
   const int64_t count = plan.m_end - plan.m_begin;
   const int64_t G = plan.groups;
   const int64_t ch_tiles = ceil_div(plan.out_ch, kTileCh);
   const int64_t nphases = plan.dst_phases;
   const int64_t rows = plan.red_ch * plan.src_phases;
 
-  const int64_t lb = choose_block<acc_t>(rows, plan.max_shift, count, plan.batch * G, tw);
-  const int64_t row_len = padded_row_len<acc_t>(lb + plan.max_shift);
+  const int64_t lb = choose_block<acc>(rows, plan.max_shift, count, plan.batch * G, tw);
+  const int64_t row_len = padded_row_len<acc>(lb + plan.max_shift);
   const int64_t nblocks = std::max<int64_t>(ceil_div(count, lb), 1);
 
   // Packed weights per destination phase: [g][ch tile][red channel][tap of the phase][kTileCh],
   // zero beyond out_ch so partial tiles need no special case. Offsets: reduction step -> packed src.
-  std::vector<std::vector<acc_t>> wpack(nphases);
+  std::vector<std::vector<acc>> wpack(nphases);
   std::vector<std::vector<int64_t>> offs(nphases);
   for (int64_t f = 0; f < nphases; ++f) {
     const auto& taps = plan.taps[f];
@@ -286,7 +238,7 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
     for (int64_t c = 0; c < plan.red_ch; ++c)
       for (int64_t k = 0; k < nt; ++k)
         offs[f][c * nt + k] = (c * plan.src_phases + taps[k].src_phase) * row_len + taps[k].shift;
-    wpack[f].assign(std::max<int64_t>(G * ch_tiles * red * kTileCh, 1), acc_t(0));
+    wpack[f].assign(std::max<int64_t>(G * ch_tiles * red * kTileCh, 1), acc(0));
     for (int64_t g = 0; g < G; ++g)
       for (int64_t t = 0; t < ch_tiles; ++t)
         for (int64_t c = 0; c < plan.red_ch; ++c)
@@ -312,13 +264,13 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
   // Writing full tiles straight into the destination measured slower (dense B8 C64 L4096 k3 forward
   // 72 vs 92 GF/s): the micro-kernel's stores then miss the cache and stall it.
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> packed(rows * row_len);
+    std::vector<acc> packed(rows * row_len);
     // phase_stage: one destination phase of the block for every channel, [channel][j];
     // stage: the phases interleaved back into destination order (only when there are several).
-    std::vector<acc_t> phase_stage(ch_pad * lb);
-    std::vector<acc_t> stage(nphases > 1 ? ch_pad * stage_len : 0);
-    std::vector<acc_t> panel_buf(kReductionChunk * tw + 64 / sizeof(acc_t));
-    acc_t* panel = panel_buf.data();
+    std::vector<acc> phase_stage(ch_pad * lb);
+    std::vector<acc> stage(nphases > 1 ? ch_pad * stage_len : 0);
+    std::vector<acc> panel_buf(kReductionChunk * tw + 64 / sizeof(acc));
+    acc* panel = panel_buf.data();
     while (reinterpret_cast<uintptr_t>(panel) % 64 != 0) ++panel;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t blk = item % nblocks;
@@ -336,19 +288,19 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
       const int64_t dst_g = n * G * plan.out_ch + g * plan.out_ch;  // first destination row of the group
       for (int64_t f = 0; f < nphases; ++f) {
         const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
-        const acc_t* wg = wpack[f].data() + g * ch_tiles * red * kTileCh;
+        const acc* wg = wpack[f].data() + g * ch_tiles * red * kTileCh;
         for (int64_t j0 = 0; j0 < mcount; j0 += tw) {
           if (red == 0) {  // no tap reaches this phase: its elements are zero
-            for (int64_t c = 0; c < ch_pad; ++c) std::fill_n(phase_stage.data() + c * lb + j0, tw, acc_t(0));
+            for (int64_t c = 0; c < ch_pad; ++c) std::fill_n(phase_stage.data() + c * lb + j0, tw, acc(0));
             continue;
           }
           for (int64_t r0 = 0; r0 < red; r0 += chunk[f]) {
             const int64_t rn = std::min(chunk[f], red - r0);
             gather_panel(packed.data(), offs[f].data() + r0, j0, rn, panel);
             for (int64_t t = 0; t < ch_tiles; ++t) {
-              const acc_t* wt = wg + (t * red + r0) * kTileCh;
-              acc_t* out = phase_stage.data() + t * kTileCh * lb + j0;
-              conv_microtile<acc_t>(panel, wt, rn, r0 > 0, out, lb);
+              const acc* wt = wg + (t * red + r0) * kTileCh;
+              acc* out = phase_stage.data() + t * kTileCh * lb + j0;
+              conv_microtile<acc>(panel, wt, rn, r0 > 0, out, lb);
             }
           }
         }
@@ -359,16 +311,16 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
       }
 
       // Copy the staged elements of this block, [d_lo, d_hi) of each destination row.
-      const acc_t* out_stage = nphases > 1 ? stage.data() : phase_stage.data();
+      const acc* out_stage = nphases > 1 ? stage.data() : phase_stage.data();
       const int64_t d_lo = std::max<int64_t>(d_first, 0);
       const int64_t d_hi = std::min<int64_t>(d_first + mcount * nphases, plan.dst_len);
       if (d_hi <= d_lo) continue;
       for (int64_t oc = 0; oc < plan.out_ch; ++oc) {
         const int64_t ch = g * plan.out_ch + oc;
-        const acc_t b = bias ? static_cast<acc_t>(bias[ch]) : acc_t(0);
+        const acc b = bias ? static_cast<acc>(bias[ch]) : acc(0);
         scalar_t* drow = dst + (dst_g + oc) * plan.dst_len;
-        const acc_t* srow = out_stage + oc * stage_len - d_first;  // indexed by destination index
-        store_from_acc(srow + d_lo, b, drow + d_lo, d_hi - d_lo);
+        const acc* srow = out_stage + oc * stage_len - d_first;  // indexed by destination index
+        convert_from_acc(srow + d_lo, drow + d_lo, d_hi - d_lo, b);
       }
     }
   });
@@ -376,37 +328,37 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
 
 // ---- backward-weight ----
 
-// acc[v][k] += sum_j goT[j][v*W + lane] * src[offs[k] + j]  over j in [0, len); acc added into
+// sum[v][k] += sum_j goT[j][v*W + lane] * src[offs[k] + j]  over j in [0, len); sum added into
 // part[k][v*W + lane] (row stride ld).
-template <typename acc_t>
-inline void wgrad_microtile(const acc_t* goT, int64_t go_ld, const acc_t* src, const int64_t* offs,
-                            int64_t len, acc_t* part, int64_t ld) {
-  constexpr int W = Vec<acc_t>::size();
-  Vec<acc_t> acc[kWgradVecs][kWgradCols];
+template <typename acc>
+inline void wgrad_microtile(const acc* goT, int64_t go_ld, const acc* src, const int64_t* offs,
+                            int64_t len, acc* part, int64_t ld) {
+  constexpr int W = AccVec<acc>::size();
+  AccVec<acc> sum[kWgradVecs][kWgradCols];
   for (int v = 0; v < kWgradVecs; ++v)
-    for (int k = 0; k < kWgradCols; ++k) acc[v][k] = Vec<acc_t>(acc_t(0));
-  const acc_t* s[kWgradCols];
+    for (int k = 0; k < kWgradCols; ++k) sum[v][k] = AccVec<acc>(acc(0));
+  const acc* s[kWgradCols];
   for (int k = 0; k < kWgradCols; ++k) s[k] = src + offs[k];
   for (int64_t j = 0; j < len; ++j) {
-    Vec<acc_t> gv[kWgradVecs];
-    for (int v = 0; v < kWgradVecs; ++v) gv[v] = Vec<acc_t>::loadu(goT + j * go_ld + v * W);
+    AccVec<acc> gv[kWgradVecs];
+    for (int v = 0; v < kWgradVecs; ++v) gv[v] = AccVec<acc>::loadu(goT + j * go_ld + v * W);
     for (int k = 0; k < kWgradCols; ++k) {
-      const Vec<acc_t> xk(s[k][j]);
-      for (int v = 0; v < kWgradVecs; ++v) acc[v][k] = at::vec::fmadd(gv[v], xk, acc[v][k]);
+      const AccVec<acc> xk(s[k][j]);
+      for (int v = 0; v < kWgradVecs; ++v) sum[v][k] = at::vec::fmadd(gv[v], xk, sum[v][k]);
     }
   }
   for (int k = 0; k < kWgradCols; ++k)
     for (int v = 0; v < kWgradVecs; ++v) {
-      acc_t* p = part + k * ld + v * W;
-      (Vec<acc_t>::loadu(p) + acc[v][k]).store(p);
+      acc* p = part + k * ld + v * W;
+      (AccVec<acc>::loadu(p) + sum[v][k]).store(p);
     }
 }
 
 template <typename scalar_t>
 void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
                   scalar_t* grad_weight) {
-  using acc_t = acc_type<scalar_t>;
-  constexpr int64_t W = Vec<acc_t>::size();
+  using acc = acc_t<scalar_t>;
+  constexpr int64_t W = AccVec<acc>::size();
   const int64_t G = p.groups, Cig = p.in_per_group, Cog = p.out_per_group, K = p.kernel_size;
   const int64_t s = p.stride, d = p.dilation;
   const int64_t ncol = Cig * K;
@@ -427,9 +379,9 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
   int64_t lb = std::min<int64_t>(kWgradBlock, round_up(p.out_len, W));
   if (p.batch * ceil_div(p.out_len, lb) < at::get_num_threads())
     lb = std::max<int64_t>(W, round_up(ceil_div(p.batch * p.out_len, at::get_num_threads()), W));
-  const int64_t row_len = padded_row_len<acc_t>(lb + max_shift);
+  const int64_t row_len = padded_row_len<acc>(lb + max_shift);
   const int64_t nblocks = ceil_div(p.out_len, lb);
-  const int64_t group_oc = std::max<int64_t>(1, kWgradPanelBytes / (lb * kPanel * (int64_t)sizeof(acc_t))) * kPanel;
+  const int64_t group_oc = std::max<int64_t>(1, kWgradPanelBytes / (lb * kPanel * (int64_t)sizeof(acc))) * kPanel;
   const int64_t items = p.batch * nblocks;
 
   // Column k = (in channel c, tap t) reads packed row (c, phase (t*d) % s) at shift (t*d) / s; padding
@@ -445,15 +397,15 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
   }
 
   const int64_t nslices = std::min<int64_t>(at::get_num_threads(), items);
-  std::vector<std::vector<acc_t>> partial(nslices);
+  std::vector<std::vector<acc>> partial(nslices);
   at::parallel_for(0, nslices, 1, [&](int64_t sbegin, int64_t send) {
-    std::vector<acc_t> packed((rows + 1) * row_len);
-    std::vector<acc_t> goT(lb * oc_pad);
-    std::vector<acc_t> gorow(lb);
+    std::vector<acc> packed((rows + 1) * row_len);
+    std::vector<acc> goT(lb * oc_pad);
+    std::vector<acc> gorow(lb);
     for (int64_t slice = sbegin; slice < send; ++slice) {
-      std::vector<acc_t>& part = partial[slice];
-      part.assign(wsize, acc_t(0));
-      std::fill(packed.begin() + rows * row_len, packed.end(), acc_t(0));
+      std::vector<acc>& part = partial[slice];
+      part.assign(wsize, acc(0));
+      std::fill(packed.begin() + rows * row_len, packed.end(), acc(0));
       const int64_t i_begin = items * slice / nslices, i_end = items * (slice + 1) / nslices;
       for (int64_t item = i_begin; item < i_end; ++item) {
         const int64_t blk = item % nblocks, n = item / nblocks;
@@ -467,17 +419,17 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
           // zero beyond Cog, so each micro-kernel step loads one contiguous 64-byte line.
           const scalar_t* go_g = grad_output + (n * p.out_channels + g * Cog) * p.out_len + o0;
           for (int64_t oc = 0; oc < oc_pad; ++oc) {
-            acc_t* panel = goT.data() + (oc / kPanel) * lb * kPanel + oc % kPanel;
+            acc* panel = goT.data() + (oc / kPanel) * lb * kPanel + oc % kPanel;
             if (oc < Cog) {
-              load_as_acc(go_g + oc * p.out_len, gorow.data(), olen);
+              convert_to_acc(go_g + oc * p.out_len, gorow.data(), olen);
               for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = gorow[j];
             } else {
-              for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = acc_t(0);
+              for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = acc(0);
             }
           }
           // Panels in groups that fit L2; within a group, the kWgradCols input rows of a column tile
           // stay in L1 while every panel of the group reuses them.
-          acc_t* part_g = part.data() + g * ncol_pad * oc_pad;
+          acc* part_g = part.data() + g * ncol_pad * oc_pad;
           for (int64_t og = 0; og < oc_pad; og += group_oc)
             for (int64_t k0 = 0; k0 < ncol_pad; k0 += kWgradCols)
               for (int64_t oc0 = og; oc0 < std::min(oc_pad, og + group_oc); oc0 += kPanel)
@@ -490,15 +442,15 @@ void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scal
 
   // Deterministic reduction: slices summed in order, transposed back to (out channel, in channel, tap).
   at::parallel_for(0, G * Cog, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> row(ncol);
+    std::vector<acc> row(ncol);
     for (int64_t ch = begin; ch < end; ++ch) {
       const int64_t g = ch / Cog, oc = ch % Cog;
       for (int64_t k = 0; k < ncol; ++k) {
-        acc_t sum = acc_t(0);
+        acc sum = acc(0);
         for (int64_t sl = 0; sl < nslices; ++sl) sum += partial[sl][(g * ncol_pad + k) * oc_pad + oc];
         row[k] = sum;
       }
-      store_from_acc(row.data(), acc_t(0), grad_weight + ch * ncol, ncol);
+      convert_from_acc(row.data(), grad_weight + ch * ncol, ncol);
     }
   });
 }
@@ -512,7 +464,7 @@ template <typename scalar_t>
 void dense_tiled_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,
                          const scalar_t* bias, scalar_t* output) {
   using namespace dense_detail;
-  using acc_t = acc_type<scalar_t>;
+  using acc = acc_t<scalar_t>;
   DirectPlan plan;
   plan.batch = p.batch;
   plan.groups = p.groups;
@@ -532,7 +484,7 @@ void dense_tiled_forward(const Conv1dParams& p, const scalar_t* input, const sca
   plan.max_shift = ((p.kernel_size - 1) * p.dilation) / p.stride;
   const int64_t K = p.kernel_size, Cig = p.in_per_group, Cog = p.out_per_group;
   run_direct<scalar_t>(plan, input, bias, output, [&](int64_t g, int64_t oc, int64_t c, int64_t t) {
-    return static_cast<acc_t>(weight[((g * Cog + oc) * Cig + c) * K + t]);
+    return static_cast<acc>(weight[((g * Cog + oc) * Cig + c) * K + t]);
   });
 }
 
@@ -540,7 +492,7 @@ template <typename scalar_t>
 void dense_tiled_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
                                 scalar_t* grad_input) {
   using namespace dense_detail;
-  using acc_t = acc_type<scalar_t>;
+  using acc = acc_t<scalar_t>;
   const int64_t s = p.stride, d = p.dilation, K = p.kernel_size;
   // grad_input[i] with i + pad_left = m*s + f collects taps t with (t*d) % s == f from
   // grad_output[m - (t*d - f)/s]; the source block is packed from m0 - cmax so shifts are >= 0.
@@ -567,7 +519,7 @@ void dense_tiled_backward_input(const Conv1dParams& p, const scalar_t* grad_outp
   const int64_t Cig = p.in_per_group, Cog = p.out_per_group;
   run_direct<scalar_t>(plan, grad_output, nullptr, grad_input,
                        [&](int64_t g, int64_t ic, int64_t oc, int64_t t) {
-                         return static_cast<acc_t>(weight[((g * Cog + oc) * Cig + ic) * K + t]);
+                         return static_cast<acc>(weight[((g * Cog + oc) * Cig + ic) * K + t]);
                        });
 }
 

@@ -158,7 +158,7 @@ void depthwise_forward(const Conv1dParams& p, const scalar_t* input, const scala
   using acc = acc_t<scalar_t>;
   constexpr int64_t kMultTile = 4;
   const int64_t K = p.kernel_size, m = p.out_per_group;
-  const int64_t tiles_per_channel = (m + kMultTile - 1) / kMultTile;
+  const int64_t tiles_per_channel = ceil_div(m, kMultTile);
   const int64_t items = p.batch * p.in_channels * tiles_per_channel;
   const PhaseLayout layout(p);
   const int64_t work = std::min(m, kMultTile) * K * p.out_len;
