@@ -1,6 +1,7 @@
 // The one helper layer of the CPU kernel families (direct.h, depthwise.h, dense_tiled.h): the
-// accumulation type, ceil_div / round_up, the conversions between storage and accumulation type (the
-// only float -> 16-bit rounding in the CPU kernels), tap bounds, per-thread scratch.
+// accumulation type, ceil_div / round_up, the conversions between storage and accumulation type
+// (store_acc is the one vectorised float -> 16-bit rounding; single values use c10's static_cast, which
+// rounds the same way), tap bounds, per-thread scratch.
 // Kernel code: lives in conv1d_ext::cpu::CPU_CAPABILITY (see kernels.h).
 #pragma once
 
@@ -29,11 +30,11 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 template <typename scalar_t>
 inline AccVec<scalar_t> load_acc(const scalar_t* p) {
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-    at::vec::Vectorized<float> v;
+    AccVec<scalar_t> v;
     at::vec::load_fp32_from_bf16(p, v);
     return v;
   } else if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-    at::vec::Vectorized<float> v;
+    AccVec<scalar_t> v;
     at::vec::load_fp32_from_fp16(p, v);
     return v;
   } else {
@@ -41,8 +42,9 @@ inline AccVec<scalar_t> load_acc(const scalar_t* p) {
   }
 }
 
-// Stores one vector of the accumulation type as scalar_t (16-bit types: round to nearest even, as
-// c10's scalar conversions do, so both ISA builds give identical bits).
+// Stores one vector of the accumulation type as scalar_t (16-bit types: round to nearest even, NaN as
+// 0x7fc0 for bfloat16, as c10's scalar conversions do, so both ISA builds give identical bits).
+// at::vec's own AVX2 float -> bfloat16 conversion writes NaN as 0xffff, hence this instead.
 template <typename scalar_t>
 inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
   if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
