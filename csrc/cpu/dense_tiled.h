@@ -61,34 +61,28 @@ constexpr int64_t kSourceBlockBytes = 256 * 1024;
 //   row[j] = src[(m0 + j) * phases + r + base]   (0 outside [0, src_len)).
 // With phases = stride, tap t of output m reads phase (t*d) % s at j = (m - m0) + (t*d) / s:
 // contiguous in m, so the micro-kernel's vector loads need no gather.
+
+// The one-phase case: row[j] = src[first + j] (0 outside [0, src_len)).
 template <typename scalar_t>
-inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t phase,
-                            int64_t base, int64_t row_len, acc_t<scalar_t>* row) {
+inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t first, int64_t row_len,
+                            acc_t<scalar_t>* row) {
   using acc = acc_t<scalar_t>;
-  const int64_t first = (m0 * phases + phase + base);  // source position of row[0]
-  // Valid j: 0 <= first + j*phases < src_len.
-  int64_t j_lo = first >= 0 ? 0 : ceil_div(-first, phases);
-  int64_t j_hi = first >= src_len ? 0 : ceil_div(src_len - first, phases);  // exclusive
-  j_lo = std::min(j_lo, row_len);
-  j_hi = std::max(j_lo, std::min(j_hi, row_len));
+  // Valid j: 0 <= first + j < src_len.
+  const int64_t j_lo = std::clamp<int64_t>(-first, 0, row_len);
+  const int64_t j_hi = std::max(j_lo, std::min(src_len - first, row_len));
   std::fill(row, row + j_lo, acc(0));
-  if (phases == 1) {
-    convert_to_acc(src + first + j_lo, row + j_lo, j_hi - j_lo);
-  } else {
-    const scalar_t* s = src + first;
-    for (int64_t j = j_lo; j < j_hi; ++j) row[j] = static_cast<acc>(s[j * phases]);
-  }
+  convert_to_acc(src + first + j_lo, row + j_lo, j_hi - j_lo);
   std::fill(row + j_hi, row + row_len, acc(0));
 }
 
 // All phases of one source row in a single sequential pass (each source element read once):
-// rows[r * row_len + j] = src[(m0 + j) * phases + r + base]. Equivalent to pack_source_row per phase.
+// rows[r * row_len + j] = src[(m0 + j) * phases + r + base].
 template <typename scalar_t>
 inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t base,
                                int64_t row_len, acc_t<scalar_t>* rows) {
   using acc = acc_t<scalar_t>;
   if (phases == 1) {
-    pack_source_row(src, src_len, m0, 1, 0, base, row_len, rows);
+    pack_source_row(src, src_len, m0 + base, row_len, rows);
     return;
   }
   const int64_t first = m0 * phases + base;  // source position of rows[0][0]
