@@ -23,7 +23,8 @@
 //   * conv1d_cpu.cpp dispatches the dtype (one place), then calls DEFAULT:: or AVX2:: entry points below.
 //     Which set runs is chosen once, when the library loads (cpu_isa(): __builtin_cpu_supports
 //     avx2+fma+f16c; CONV1D_EXT_CPU_ISA=default, read then, forces the baseline).
-//   * Each entry point below is the ONE dispatch point of its op (kernels_impl.h): depthwise kernels,
+//   * Each entry point below is the ONE dispatch point of its op (kernels_impl.h): depthwise kernels
+//     (forward: only for the channel multipliers the shared policy in conv1d_params.h keeps there),
 //     dense_tiled_* when dense_tiled_supports(p), else the generic direct kernels.
 //     CONV1D_EXT_CPU_KERNELS=direct (also read once, when the library loads) sends every problem to the
 //     generic direct kernels (so tests can compare that fallback with PyTorch too; otherwise it only
