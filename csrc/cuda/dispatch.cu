@@ -3,7 +3,8 @@
 //
 // Families (each in its own file): depthwise.cu (in_per_group == 1, small channel multiplier),
 // dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu (implicit GEMM, any groups),
-// backward_bias.cu, direct.cu (one thread per output; fallback for any shape).
+// backward_bias.cu, direct.cu (one thread per output, any shape: never chosen automatically -- a
+// reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct).
 //
 // CUDA features the kernels use -- everything the emulator (tests/cuda_emu/) must provide:
 //   * __global__ / __device__ / __host__ __device__ functions, __forceinline__, __launch_bounds__;
