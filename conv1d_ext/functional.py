@@ -133,8 +133,10 @@ def _transposed_geometry(in_len, kernel_size, stride, padding, output_padding, d
     * otherwise pad_right = 0 (the op rejects negative padding) and up to stride − 1 of the appended
       positions fit in input_len (the op writes them as zeros: nothing reaches them); the rest, possible
       only when dilation > stride (output_padding < max(stride, dilation)), are zeros appended after.
-      (pad_right = padding and input_len = out_len, the naive mapping, fails there: the op's length check
-      sees one input position too many.)
+
+    (The naive mapping pad_right = padding, input_len = out_len fails whenever output_padding >= stride,
+    which dilation > stride allows: the op's conv1d then has more outputs than the input has positions,
+    and the op's length check rejects the call.)
 
     in_len may be a SymInt under torch.compile; the branches depend on the int arguments only.
     """
