@@ -1,0 +1,669 @@
+"""Conv arithmetic for 1D convolutions: output lengths, the input positions each output reads, receptive
+fields of whole stacks, and pictures of them.
+
+    conv1d_ext.explain(conv, length)          # one conv, step by step: str() it, or read .out_len, .inputs_of(t)
+    conv1d_ext.receptive_field(model, length)  # a stack, per layer and cumulative: .size, .hop, .offset, .layers
+
+Positions are indices along the time axis. A layer's *virtual* input positions extend past both ends of its
+input: negative positions and positions >= the input length are padding cells (zeros for a zero-padded conv).
+``python -m conv1d_ext.explain --help`` is the command line.
+"""
+
+import math
+import operator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+__all__ = ["ConvExplanation", "SlidingWindow", "Window", "explain"]
+
+
+# ---- geometry: one sliding-window layer, and stacks of them --------------------------------------------------------
+
+
+def simplify(value):
+    """A Fraction with denominator 1 as an int, so integer stacks print and compare as plain ints."""
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which input positions output t reads: ``offset + t·hop … offset + t·hop + size − 1``.
+
+    For layers made of convolutions, pooling and padding all three are ints and both ends of the span are
+    read. A transposed convolution makes ``hop`` (and possibly ``offset``, ``size``) a Fraction: then the
+    span is a closed interval of real positions that holds every input the output depends on (input i
+    sits at position i), and its ends need not be read themselves.
+    """
+
+    size: int | Fraction
+    hop: int | Fraction
+    offset: int | Fraction
+
+    def span(self, t):
+        """(first, last) virtual input positions of output t (ints, or Fractions for transposed stacks)."""
+        first = simplify(self.offset + t * self.hop)
+        return first, simplify(first + self.size - 1)
+
+    def then(self, layer):
+        """The window of this stack followed by ``layer`` (a Window in this stack's output positions).
+
+        Output t of ``layer`` reads stack outputs u in [layer.offset + t·layer.hop, … + layer.size − 1],
+        and stack output u reads inputs from offset + u·hop to offset + u·hop + size − 1; the union runs
+        from the first u's first input to the last u's last one.
+        """
+        return Window(size=simplify(self.size + (layer.size - 1) * self.hop),
+                      hop=simplify(self.hop * layer.hop),
+                      offset=simplify(self.offset + layer.offset * self.hop))
+
+    @property
+    def lookahead(self):
+        """How far past its aligned input position t·hop output t reads: offset + size − 1.
+
+        0 for a causal stack (output t reads inputs up to t·hop and none later), negative when the newest
+        input read is older than t·hop, positive when the output needs that many future inputs, which is
+        the latency, in input samples, of running the stack on a stream.
+        """
+        return simplify(self.offset + self.size - 1)
+
+
+IDENTITY = Window(size=1, hop=1, offset=0)
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    """Kernel, stride, dilation and padding of one layer, in PyTorch's conventions.
+
+    Direct layers (conv, pooling, explicit padding) read the input padded with ``pad_left`` / ``pad_right``
+    cells. A transposed conv (``transposed=True``) scatters input i to outputs i·stride − padding +
+    j·dilation (j = 0 … k−1): there ``pad_left == pad_right`` is PyTorch's ``padding``, the number of
+    outputs cut from each end of the full result, and ``output_padding`` adds outputs at the right end.
+    ``ceil_mode`` is pooling's: a last, partial window that starts inside the input or left padding counts.
+    """
+
+    kernel_size: int
+    stride: int = 1
+    dilation: int = 1
+    pad_left: int = 0
+    pad_right: int = 0
+    transposed: bool = False
+    output_padding: int = 0
+    ceil_mode: bool = False
+
+    @property
+    def span(self):
+        """Input positions one output's taps cover, first to last: dilation·(k−1) + 1."""
+        return self.dilation * (self.kernel_size - 1) + 1
+
+    def out_len(self, length):
+        """The output length for an input of ``length``; zero or negative where PyTorch raises an error."""
+        if self.transposed:
+            return ((length - 1) * self.stride - self.pad_left - self.pad_right + self.span - 1
+                    + self.output_padding + 1)
+        reach = length + self.pad_left + self.pad_right - self.span  # how far the window slides
+        if reach < 0:
+            return 0
+        if not self.ceil_mode:
+            return reach // self.stride + 1
+        out_len = -(-reach // self.stride) + 1
+        if (out_len - 1) * self.stride >= length + self.pad_left:
+            out_len -= 1  # PyTorch drops a last window that would start in the right padding
+        return out_len
+
+    def inputs_of(self, t):
+        """(first, last, step): the virtual input positions output t reads, or None if it reads none (a
+        transposed conv's output that no tap lands on, e.g. with stride > dilation·(k−1) + 1)."""
+        if not self.transposed:
+            first = t * self.stride - self.pad_left
+            return first, first + self.span - 1, self.dilation
+        # Output t receives input i through tap j when i·stride − padding + j·dilation == t.
+        reads = [(t + self.pad_left - j * self.dilation) // self.stride for j in range(self.kernel_size)
+                 if (t + self.pad_left - j * self.dilation) % self.stride == 0]
+        if not reads:
+            return None
+        # The taps that fit are every (stride/g)-th one, g = gcd(stride, dilation), so the inputs read are
+        # dilation/g apart.
+        return min(reads), max(reads), self.dilation // math.gcd(self.stride, self.dilation)
+
+    @property
+    def window(self):
+        """The Window of this layer: size, hop and offset of the inputs output t reads."""
+        if not self.transposed:
+            return Window(size=self.span, hop=self.stride, offset=-self.pad_left)
+        # Output t reads the inputs i with t + padding − (span − 1) <= i·stride <= t + padding.
+        return Window(size=simplify(Fraction(self.span - 1, self.stride) + 1), hop=simplify(Fraction(1, self.stride)),
+                      offset=simplify(Fraction(self.pad_left - (self.span - 1), self.stride)))
+
+
+# ---- arguments: one conv's numbers, from a module or keywords, checked like PyTorch does ---------------------------
+
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One convolution as explain() describes it. ``padding`` is what was asked for (an int, 'same', 'valid'
+    or an explicit (left, right) pair); ``pad_left`` / ``pad_right`` are what it resolves to."""
+
+    kernel_size: int
+    stride: int
+    dilation: int
+    padding: int | str | tuple
+    pad_left: int
+    pad_right: int
+    groups: int
+    in_channels: int
+    out_channels: int
+    bias: bool
+    padding_mode: str
+    transposed: bool
+    output_padding: int
+    type_name: str
+
+    @property
+    def geometry(self):
+        return SlidingWindow(kernel_size=self.kernel_size, stride=self.stride, dilation=self.dilation,
+                             pad_left=self.pad_left, pad_right=self.pad_right, transposed=self.transposed,
+                             output_padding=self.output_padding)
+
+
+def _int(name, value):
+    """An int from an int or a 1-element tuple/list (how modules store them); bools and floats are
+    TypeErrors, as in PyTorch."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"expected {name} to be a single integer value or a list of 1 values to match "
+                             f"the convolution dimensions, but got {name}={list(value)}")
+        value = value[0]
+    if isinstance(value, bool):
+        raise TypeError(f"argument '{name}' must be an int, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"argument '{name}' must be an int, not {type(value).__name__}") from None
+
+
+def _positive(name, value, message):
+    value = _int(name, value)
+    if value <= 0:
+        raise ValueError(f"{message}, but got {name}={value}")
+    return value
+
+
+def _non_negative(name, value):
+    value = _int(name, value)
+    if value < 0:
+        raise ValueError(f"negative {name} is not supported, but got {name}={value}")
+    return value
+
+
+def resolve_padding(padding, kernel_size, stride, dilation, transposed):
+    """(pad_left, pad_right) of an int, 'same', 'valid' or (left, right) padding, as PyTorch resolves it."""
+    if isinstance(padding, str):
+        if transposed:
+            raise ValueError(f"padding='{padding}' is not supported for transposed convolutions; give an int")
+        if padding == "valid":
+            return 0, 0
+        if padding != "same":
+            raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+        if stride != 1:
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        # PyTorch pads dilation·(k−1) in total and puts the odd one on the right.
+        total = dilation * (kernel_size - 1)
+        return total // 2, total - total // 2
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
+        if transposed:
+            raise ValueError("a transposed convolution pads both ends alike: give padding as one int")
+        return _non_negative("padding", padding[0]), _non_negative("padding", padding[1])
+    pad = _non_negative("padding", padding)
+    return pad, pad
+
+
+def _check_groups(groups, in_channels, out_channels):
+    if in_channels % groups != 0:
+        raise ValueError(f"in_channels must be divisible by groups, but got in_channels={in_channels}, "
+                         f"groups={groups}")
+    if out_channels % groups != 0:
+        raise ValueError(f"out_channels must be divisible by groups, but got out_channels={out_channels}, "
+                         f"groups={groups}")
+
+
+def _check_output_padding(output_padding, stride, dilation, transposed):
+    if output_padding and not transposed:
+        raise ValueError("output_padding is only for transposed convolutions (transposed=True)")
+    if output_padding >= max(stride, dilation):
+        raise ValueError(f"output padding must be smaller than either stride or dilation, but got "
+                         f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+
+
+def spec_from_keywords(kernel_size, stride=1, padding=0, dilation=1, groups=1, in_channels=1, out_channels=1,
+                       bias=True, padding_mode="zeros", transposed=False, output_padding=0):
+    """A ConvSpec from nn.Conv1d / nn.ConvTranspose1d style arguments (padding may also be (left, right))."""
+    if kernel_size is None:
+        raise TypeError("explain() needs a conv module or kernel_size=")
+    kernel_size = _positive("kernel_size", kernel_size, "kernel size should be greater than zero")
+    stride = _positive("stride", stride, "non-positive stride is not supported")
+    dilation = _positive("dilation", dilation, "dilation should be greater than zero")
+    groups = _positive("groups", groups, "non-positive groups is not supported")
+    in_channels = _positive("in_channels", in_channels, "in_channels should be greater than zero")
+    out_channels = _positive("out_channels", out_channels, "out_channels should be greater than zero")
+    output_padding = _non_negative("output_padding", output_padding)
+    transposed = bool(transposed)
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {set(PADDING_MODES)}, but got padding_mode={padding_mode!r}")
+    if transposed and padding_mode != "zeros":
+        raise ValueError('Only "zeros" padding mode is supported for ConvTranspose1d')
+    _check_groups(groups, in_channels, out_channels)
+    _check_output_padding(output_padding, stride, dilation, transposed)
+    if isinstance(padding, list):
+        padding = tuple(padding)
+    pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation, transposed)
+    if isinstance(padding, tuple) and len(padding) == 1:
+        padding = pad_left
+    return ConvSpec(kernel_size=kernel_size, stride=stride, dilation=dilation, padding=padding,
+                    pad_left=pad_left, pad_right=pad_right, groups=groups, in_channels=in_channels,
+                    out_channels=out_channels, bias=bool(bias), padding_mode=padding_mode, transposed=transposed,
+                    output_padding=output_padding,
+                    type_name="ConvTranspose1d" if transposed else "Conv1d")
+
+
+def is_conv_module(module):
+    return isinstance(module, (nn.Conv1d, nn.ConvTranspose1d))
+
+
+def spec_from_module(module):
+    """A ConvSpec from an nn.Conv1d / nn.ConvTranspose1d (or a subclass: Conv1dExt, lazy modules once run)."""
+    if not is_conv_module(module):
+        raise TypeError(f"expected an nn.Conv1d or nn.ConvTranspose1d (or a subclass), got {type(module).__name__}")
+    if is_lazy(module.weight):
+        raise ValueError(f"the {type(module).__name__}'s in_channels are not known yet; run one forward pass first")
+    transposed = isinstance(module, nn.ConvTranspose1d)
+    padding = module.padding if isinstance(module.padding, str) else _int("padding", module.padding)
+    spec = spec_from_keywords(module.kernel_size, module.stride, padding, module.dilation, module.groups,
+                              module.in_channels, module.out_channels, module.bias is not None,
+                              module.padding_mode, transposed, module.output_padding if transposed else 0)
+    return ConvSpec(**{**spec.__dict__, "type_name": type(module).__name__})
+
+
+def resolve_dtype(dtype, module=None):
+    """The dtype whose size the byte counts use: the given one (a torch.dtype or its name), else the module's
+    weight dtype, else float32."""
+    if dtype is None:
+        return module.weight.dtype if module is not None else torch.float32
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype, None)
+        if not isinstance(resolved, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; expected a torch dtype name such as 'float32' or 'bfloat16'")
+        return resolved
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype or its name, not {type(dtype).__name__}")
+    return dtype
+
+
+# ---- explain(): one conv, step by step -----------------------------------------------------------------------------
+
+
+_GEOMETRY_KEYWORDS = ("kernel_size", "stride", "padding", "dilation", "groups", "in_channels", "out_channels",
+                      "bias", "padding_mode", "transposed", "output_padding")
+
+
+@dataclass(frozen=True)
+class ConvExplanation(ConvSpec):
+    """The arithmetic of one conv call on an input of ``length``; ``str()`` explains it step by step.
+
+    Carries the conv's numbers (kernel_size, stride, dilation, padding, pad_left, pad_right, groups, …)
+    and what they do to the input. Positions are input indices; those < 0 or >= ``length`` are padding
+    cells. For a transposed conv ``pad_left == pad_right == padding``, PyTorch's meaning: the outputs cut
+    from each end of the full result.
+    """
+
+    length: int
+    batch: int
+    dtype: torch.dtype
+    out_len: int
+    macs: int  # multiply-adds of one call
+    input_bytes: int
+    weight_bytes: int
+    bias_bytes: int
+    output_bytes: int
+    outputs_reading_padding: tuple  # the outputs with a tap on a padding cell (transposed: outside the input)
+    inputs_never_read: tuple  # input positions no output reads (the stride steps over them, or cropping)
+
+    @property
+    def kernel_span(self):
+        """Input positions covered by one output's taps, first to last: dilation·(k−1) + 1."""
+        return self.geometry.span
+
+    @property
+    def total_bytes(self):
+        return self.input_bytes + self.weight_bytes + self.bias_bytes + self.output_bytes
+
+    def inputs_of(self, t):
+        """(first, last, step): the input positions output t reads (negative or >= length: padding, or for
+        a transposed conv, outside the input); None for a transposed conv's output that no tap reaches."""
+        if not 0 <= t < self.out_len:
+            raise IndexError(f"output {t} out of range: the output has {self.out_len} positions")
+        return self.geometry.inputs_of(t)
+
+    def __str__(self):
+        return "\n".join(_explanation_lines(self))
+
+
+def explain(conv=None, length=None, *, kernel_size=None, stride=None, padding=None, dilation=None, groups=None,
+            in_channels=None, out_channels=None, bias=None, padding_mode=None, transposed=None,
+            output_padding=None, batch=1, dtype=None):
+    """The arithmetic of one 1D convolution on an input of ``length``: a :class:`ConvExplanation`.
+
+    ``conv`` is an nn.Conv1d / nn.ConvTranspose1d or a subclass (Conv1dExt and the other conv1d_ext
+    modules); or leave it out and give the numbers as keywords, as for nn.Conv1d (``padding`` may also be
+    an explicit ``(left, right)``, ``transposed=True`` with ``output_padding`` for a transposed conv;
+    channels default to 1). ``batch`` and ``dtype`` (default: the module's, else float32) size the
+    multiply-add and byte counts. Bad arguments raise PyTorch's ValueError / TypeError.
+    """
+    keywords = {name: value for name, value in locals().items() if name in _GEOMETRY_KEYWORDS and value is not None}
+    if conv is not None:
+        if keywords:
+            raise TypeError(f"explain(): give a conv module or its numbers as keywords, not both "
+                            f"(got {conv.__class__.__name__} and {', '.join(keywords)})")
+        spec = spec_from_module(conv)
+    else:
+        spec = spec_from_keywords(**keywords)
+    if length is None:
+        raise TypeError("explain(): missing the input length (explain(conv, length) or length=...)")
+    length = _positive_count("length", length)
+    batch = _positive_count("batch", batch)
+    dtype = resolve_dtype(dtype, conv)
+    _check_padding_fits(spec, length)
+    geometry = spec.geometry
+    out_len = geometry.out_len(length)
+    if out_len <= 0:
+        raise ValueError(_too_short_message(spec, length, out_len))
+
+    itemsize = dtype.itemsize
+    taps_per_output = spec.in_channels // spec.groups * spec.kernel_size
+    if spec.transposed:  # every input goes through every tap into out_channels/groups channels
+        macs = batch * length * spec.in_channels * (spec.out_channels // spec.groups) * spec.kernel_size
+    else:
+        macs = batch * out_len * spec.out_channels * taps_per_output
+    return ConvExplanation(
+        **vars(spec), length=length, batch=batch, dtype=dtype, out_len=out_len, macs=macs,
+        input_bytes=batch * spec.in_channels * length * itemsize,
+        weight_bytes=spec.out_channels * taps_per_output * itemsize,
+        bias_bytes=spec.out_channels * itemsize if spec.bias else 0,
+        output_bytes=batch * spec.out_channels * out_len * itemsize,
+        outputs_reading_padding=_outputs_reading_padding(geometry, length, out_len),
+        inputs_never_read=_inputs_never_read(geometry, length, out_len))
+
+
+def _positive_count(name, value):
+    return _positive(name, value, f"{name} must be positive")
+
+
+def _check_padding_fits(spec, length):
+    """Reflect and circular padding copy inputs, so PyTorch needs enough of them (F.pad's errors)."""
+    widest = max(spec.pad_left, spec.pad_right)
+    if spec.padding_mode == "reflect" and widest >= length:
+        raise ValueError(f"Padding size should be less than the corresponding input dimension, but got: padding "
+                         f"({spec.pad_left}, {spec.pad_right}) for an input of length {length}")
+    if spec.padding_mode == "circular" and widest > length:
+        raise ValueError("Padding value causes wrapping around more than once.")
+
+
+def _too_short_message(spec, length, out_len):
+    if spec.transposed:
+        return (f"Given input size per channel: (1 x {length}). Calculated output size per channel: "
+                f"(1 x {out_len}). Output size is too small")
+    return (f"Calculated padded input size per channel: ({length + spec.pad_left + spec.pad_right}). Kernel size: "
+            f"({spec.geometry.span}). Kernel size can't be greater than actual input size")
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _mark(flags, first, last, step=1):
+    """Set flags[first … last] (every step-th), clipped to the array."""
+    if first < 0:
+        first += _ceil_div(-first, step) * step
+    last = min(last, len(flags) - 1)
+    if first <= last:
+        flags[first:last + 1:step] = b"\x01" * len(range(first, last + 1, step))
+
+
+def _outputs_reading_padding(geometry, length, out_len):
+    touching = bytearray(out_len)
+    s, pad = geometry.stride, geometry.pad_left
+    for tap in range(0, geometry.span, geometry.dilation):
+        if geometry.transposed:
+            # Output t = i·s − pad + tap reads virtual input i: outside the input for i < 0 and i >= length.
+            _mark(touching, (tap - pad) % s, tap - pad - s, s)
+            _mark(touching, length * s - pad + tap, out_len - 1, s)
+        else:
+            # Output t reads input t·s − pad + tap: padding for t < (pad − tap)/s and t >= (length + pad − tap)/s.
+            _mark(touching, 0, _ceil_div(pad - tap, s) - 1)
+            _mark(touching, _ceil_div(length + pad - tap, s), out_len - 1)
+    return tuple(t for t, touches in enumerate(touching) if touches)
+
+
+def _inputs_never_read(geometry, length, out_len):
+    read = bytearray(length)
+    s, pad = geometry.stride, geometry.pad_left
+    for tap in range(0, geometry.span, geometry.dilation):
+        if geometry.transposed:
+            # Input i feeds output i·s − pad + tap, which is kept when 0 <= it < out_len.
+            _mark(read, _ceil_div(pad - tap, s), (out_len - 1 + pad - tap) // s)
+        else:
+            # Output t (0 <= t < out_len) reads input t·s − pad + tap.
+            _mark(read, tap - pad, (out_len - 1) * s - pad + tap, s)
+    return tuple(i for i, was_read in enumerate(read) if not was_read)
+
+
+# ---- the text -------------------------------------------------------------------------------------------------
+
+_LABEL_WIDTH = 16
+
+
+def _row(label, text):
+    return f"{label:<{_LABEL_WIDTH}}{text}"
+
+
+def _more(text):
+    return " " * _LABEL_WIDTH + text
+
+
+def _signed(value):
+    """' + 3' / ' − 3' / '' for writing t·s + value."""
+    if value == 0:
+        return ""
+    return f" + {value}" if value > 0 else f" − {-value}"
+
+
+def _times(factor, name):
+    """'2t', or 't' for a factor of 1."""
+    return name if factor == 1 else f"{factor}{name}"
+
+
+def _plural(count, word):
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _positions(first, last, step, limit=6):
+    """'a, b, c' or 'a, b, …, z (n positions)'."""
+    values = range(first, last + 1, step)
+    if len(values) <= limit:
+        return ", ".join(str(v) for v in values)
+    return f"{values[0]}, {values[1]}, …, {values[-1]} ({len(values)} positions)"
+
+
+def _ranges(values, limit=4):
+    """Sorted ints as 'a … b, c' runs, shortened after ``limit`` runs."""
+    runs = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    texts = [f"{a}" if a == b else f"{a} … {b}" for a, b in runs]
+    return ", ".join(texts[:limit]) + (", …" if len(texts) > limit else "")
+
+
+def _header(e):
+    parts = [f"in_channels={e.in_channels}", f"out_channels={e.out_channels}", f"kernel_size={e.kernel_size}",
+             f"stride={e.stride}", f"padding={e.padding!r}", f"dilation={e.dilation}"]
+    if e.transposed:
+        parts.append(f"output_padding={e.output_padding}")
+    if e.groups != 1:
+        parts.append(f"groups={e.groups}")
+    if not e.bias:
+        parts.append("bias=False")
+    if e.padding_mode != "zeros":
+        parts.append(f"padding_mode={e.padding_mode!r}")
+    return f"{e.type_name}({', '.join(parts)}) on an input of length L = {e.length}"
+
+
+def _padding_lines(e):
+    fill = "zeros" if e.padding_mode == "zeros" else (
+        f"{e.padding_mode}: the padding cells hold copies of inputs, not zeros; the positions are the same")
+    lines = []
+    if e.padding == "same":
+        total = e.pad_left + e.pad_right
+        lines.append(_row("padding", f"'same': total = dilation·(k − 1) = {e.dilation}·{e.kernel_size - 1} = {total}, "
+                          f"left = total // 2 = {e.pad_left}, right = total − left = {e.pad_right}"))
+        lines.append(_more(f"({fill})"))
+    elif e.padding == "valid":
+        lines.append(_row("padding", "'valid': none"))
+    else:
+        explicit = "; explicit: F.pad, then a conv with padding=0" if isinstance(e.padding, tuple) else ""
+        lines.append(_row("padding", f"{e.pad_left} left, {e.pad_right} right ({fill}{explicit})"))
+    if e.pad_left or e.pad_right:
+        lines.append(_more(f"the padded input spans positions {-e.pad_left} … {e.length + e.pad_right - 1}; "
+                           f"positions < 0 and >= {e.length} are padding"))
+    return lines
+
+
+def _span_line(e):
+    return _row("kernel span", f"dilation·(k − 1) + 1 = {e.dilation}·({e.kernel_size} − 1) + 1 = {e.kernel_span} "
+                f"positions, one tap every {e.dilation}")
+
+
+def _conv_length_lines(e):
+    numerator = e.length + e.pad_left + e.pad_right - e.dilation * (e.kernel_size - 1) - 1
+    return [
+        _row("output length", "floor((L + pad_left + pad_right − dilation·(k − 1) − 1) / stride) + 1"),
+        _more(f"= floor(({e.length} + {e.pad_left} + {e.pad_right} − {e.dilation}·{e.kernel_size - 1} − 1) "
+              f"/ {e.stride}) + 1"),
+        _more(f"= floor({numerator} / {e.stride}) + 1 = {numerator // e.stride} + 1 = {e.out_len}"),
+    ]
+
+
+def _transposed_length_lines(e):
+    return [
+        _row("output length", "(L − 1)·stride − 2·padding + dilation·(k − 1) + output_padding + 1"),
+        _more(f"= ({e.length} − 1)·{e.stride} − 2·{e.pad_left} + {e.dilation}·{e.kernel_size - 1} + "
+              f"{e.output_padding} + 1 = {e.out_len}"),
+    ]
+
+
+def _sample_outputs(out_len):
+    return sorted({0, 1, out_len // 2, out_len - 1} & set(range(out_len)))
+
+
+def _reads_lines(e):
+    g = e.geometry
+    lines = []
+    if e.transposed:
+        target = f"{_times(e.stride, 'i')}{_signed(-e.pad_left)} + {_times(e.dilation, 'j')}"
+        lines.append(_row("scatter", f"input i adds w[j]·x[i] to output i·stride − padding + j·dilation = "
+                          f"{target}, j = 0 … {e.kernel_size - 1}"))
+        lines.append(_row("output t reads", "the inputs i with i·stride = t + padding − j·dilation for some j"))
+    else:
+        first = f"{_times(e.stride, 't')}{_signed(-e.pad_left)}"
+        last = f"{_times(e.stride, 't')}{_signed(e.kernel_span - 1 - e.pad_left)}"
+        lines.append(_row("output t reads", f"t·stride − pad_left + j·dilation, j = 0 … {e.kernel_size - 1}: "
+                          f"{first} … {last}, step {e.dilation}"))
+    width = len(str(e.out_len - 1))
+    for t in _sample_outputs(e.out_len):
+        reads = g.inputs_of(t)
+        if reads is None:
+            lines.append(_more(f"output {t:<{width}} reads nothing (no tap lands on an input: bias only)"))
+            continue
+        first, last, step = reads
+        note = _outside_note([p for p in range(first, last + 1, step) if not 0 <= p < e.length], e.transposed)
+        lines.append(_more(f"output {t:<{width}} reads {_positions(first, last, step)}{note}"))
+    return lines
+
+
+def _outside_note(outside, transposed):
+    if not outside:
+        return ""
+    where = "outside the input" if transposed else "padding"
+    if len(outside) == 1:
+        return f"   ({outside[0]} is {where})"
+    if len(outside) <= 3:
+        return f"   ({', '.join(str(p) for p in outside)} are {where})"
+    return f"   ({len(outside)} of them are {where})"
+
+
+def _direct_equivalent_lines(e):
+    left = e.kernel_span - 1 - e.pad_left
+    right = left + e.output_padding
+    pads = (f"pad dilation·(k − 1) − padding = {left} left and {right} right" if left >= 0 else
+            f"crop {-left} left and {-right} right" if right <= 0 else f"crop {-left} left, pad {right} right")
+    zeros = _plural(e.stride - 1, "zero")
+    return [_row("equivalent", f"a direct conv: insert stride − 1 = {zeros} between inputs, {pads},"),
+            _more("flip the kernel and slide it with stride 1")]
+
+
+def _edge_lines(e):
+    lines = []
+    if e.outputs_reading_padding:
+        where = "padding" if not e.transposed else "positions outside the input"
+        lines.append(_row("edges", f"{len(e.outputs_reading_padding)} of {e.out_len} outputs read {where}: "
+                          f"{_ranges(e.outputs_reading_padding)}"))
+    else:
+        lines.append(_row("edges", "no output reads padding" if not e.transposed else
+                          "no output reads positions outside the input"))
+    if e.inputs_never_read:
+        lines.append(_row("unread", f"{_plural(len(e.inputs_never_read), 'input')} never read: "
+                          f"{_ranges(e.inputs_never_read)}"))
+    return lines
+
+
+def _cost_lines(e):
+    dtype = str(e.dtype).removeprefix("torch.")
+    if e.transposed:
+        formula = (f"batch·L·in_channels·(out_channels/groups)·k = {e.batch}·{e.length}·{e.in_channels}·"
+                   f"{e.out_channels // e.groups}·{e.kernel_size}")
+    else:
+        formula = (f"batch·out_len·out_channels·(in_channels/groups)·k = {e.batch}·{e.out_len}·{e.out_channels}·"
+                   f"{e.in_channels // e.groups}·{e.kernel_size}")
+    parts = [f"input {e.input_bytes:,}", f"weight {e.weight_bytes:,}"]
+    if e.bias:
+        parts.append(f"bias {e.bias_bytes:,}")
+    parts.append(f"output {e.output_bytes:,}")
+    return [_row("cost", f"one call, batch {e.batch}, {dtype} ({e.dtype.itemsize} bytes each):"),
+            _more(f"multiply-adds {formula} = {e.macs:,}"),
+            _more(f"bytes {' + '.join(parts)} = {e.total_bytes:,} (each tensor read or written once)")]
+
+
+def _explanation_lines(e):
+    """The explanation as a list of lines."""
+    lines = [_header(e), ""]
+    if e.transposed:
+        lines += _transposed_length_lines(e)
+        lines += _reads_lines(e)
+        lines += _direct_equivalent_lines(e)
+    else:
+        lines += _padding_lines(e)
+        lines.append(_span_line(e))
+        lines += _conv_length_lines(e)
+        lines += _reads_lines(e)
+    lines += _edge_lines(e)
+    lines += _cost_lines(e)
+    return lines

@@ -1,0 +1,289 @@
+"""Conv arithmetic (conv1d_ext.explain, conv1d_ext.receptive_field) checked against PyTorch itself: output
+lengths against F.conv1d / F.conv_transpose1d on real tensors, the positions an output reads and receptive
+fields against the input gradient of that output (autograd, float64, positive weights so no position
+cancels out), errors against PyTorch's, the command line in a subprocess, the pictures as PNG files."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from conv1d_ext import Conv1dExt, explain
+
+# ---- random convolutions ------------------------------------------------------------------------------------
+
+
+def _pads(padding, kernel_size, dilation):
+    """(left, right) padding of a config, only to find the shortest length (the tests check the padding)."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":  # total from F.conv1d's output length; the split is what 'same' is specified as
+        total = dilation * (kernel_size - 1)
+        return total // 2, total - total // 2
+    if isinstance(padding, tuple):
+        return padding
+    return padding, padding
+
+
+@st.composite
+def conv_configs(draw, transposed=None):
+    """Keyword arguments of explain() and a length from the minimum PyTorch accepts up."""
+    transposed = draw(st.booleans()) if transposed is None else transposed
+    kernel_size = draw(st.integers(1, 7))
+    dilation = draw(st.integers(1, 4))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    config = dict(kernel_size=kernel_size, dilation=dilation, groups=groups,
+                  in_channels=groups * draw(st.integers(1, 2)), out_channels=groups * draw(st.integers(1, 2)))
+    span = dilation * (kernel_size - 1) + 1
+    if transposed:
+        stride = draw(st.integers(1, 4))
+        padding = draw(st.integers(0, 6))
+        output_padding = draw(st.integers(0, max(stride, dilation) - 1))
+        config.update(transposed=True, stride=stride, padding=padding, output_padding=output_padding)
+        # out_len = (L − 1)·stride − 2·padding + span + output_padding must be >= 1
+        shortest = 1 + max(0, math.ceil((1 + 2 * padding - span - output_padding) / stride))
+    else:
+        kind = draw(st.sampled_from(["int", "same", "valid", "pair"]))
+        stride = 1 if kind == "same" else draw(st.integers(1, 4))
+        padding = {"int": lambda: draw(st.integers(0, 6)), "same": lambda: "same", "valid": lambda: "valid",
+                   "pair": lambda: (draw(st.integers(0, 6)), draw(st.integers(0, 6)))}[kind]()
+        config.update(stride=stride, padding=padding)
+        left, right = _pads(padding, kernel_size, dilation)
+        shortest = max(1, span - left - right)
+    length = shortest + draw(st.sampled_from([0, 0, 1, 2, draw(st.integers(0, 30))]))
+    return config, length, shortest
+
+
+def _torch_conv(config, x, weight):
+    """The conv PyTorch runs for an explain() config (explicit (left, right) padding: F.pad, then no padding)."""
+    if config.get("transposed"):
+        return F.conv_transpose1d(x, weight, stride=config["stride"], padding=config["padding"],
+                                  output_padding=config["output_padding"], groups=config["groups"],
+                                  dilation=config["dilation"])
+    padding = config["padding"]
+    if isinstance(padding, tuple):
+        x, padding = F.pad(x, padding), 0
+    return F.conv1d(x, weight, stride=config["stride"], padding=padding, dilation=config["dilation"],
+                    groups=config["groups"])
+
+
+def _weight(config, dtype=torch.float64, fill=None):
+    groups, k = config["groups"], config["kernel_size"]
+    if config.get("transposed"):
+        shape = (config["in_channels"], config["out_channels"] // groups, k)
+    else:
+        shape = (config["out_channels"], config["in_channels"] // groups, k)
+    return torch.full(shape, fill, dtype=dtype) if fill is not None else torch.randn(shape, dtype=dtype)
+
+
+# ---- explain: output lengths ------------------------------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(conv_configs())
+def test_output_length_is_pytorchs(case):
+    config, length, _ = case
+    x = torch.randn(2, config["in_channels"], length, dtype=torch.float64)
+    expected = _torch_conv(config, x, _weight(config)).shape[-1]
+    e = explain(length=length, **config)
+    assert e.out_len == expected
+    assert str(e)  # the text renders for every configuration
+
+
+@settings(max_examples=150)
+@given(conv_configs())
+def test_one_below_the_shortest_length_fails_in_both(case):
+    config, _, shortest = case
+    if shortest == 1:
+        return  # every positive length works
+    x = torch.randn(1, config["in_channels"], shortest - 1, dtype=torch.float64)
+    with pytest.raises(RuntimeError):
+        _torch_conv(config, x, _weight(config))
+    with pytest.raises(ValueError):
+        explain(length=shortest - 1, **config)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_same_padding_puts_the_odd_cell_on_the_right_as_pytorch_does():
+    # k = 4: total 3. F.conv1d(padding='same') equals F.pad(x, (1, 2)) and an unpadded conv.
+    x, w = torch.randn(1, 1, 9, dtype=torch.float64), torch.randn(1, 1, 4, dtype=torch.float64)
+    e = explain(kernel_size=4, padding="same", length=9)
+    assert (e.pad_left, e.pad_right) == (1, 2)
+    torch.testing.assert_close(F.conv1d(x, w, padding="same"), F.conv1d(F.pad(x, (e.pad_left, e.pad_right)), w))
+
+
+# ---- explain: which inputs each output reads ---------------------------------------------------------------------
+
+
+def _jacobian(config, length):
+    """d output[t] / d input[p] summed over channels, by autograd, with all-ones weights (no cancellation)."""
+    x = torch.rand(1, config["in_channels"], length, dtype=torch.float64, requires_grad=True)
+
+    def one_channel_sum(inp):
+        return _torch_conv(config, inp, _weight(config, fill=1.0)).sum(dim=(0, 1))
+
+    jacobian = torch.autograd.functional.jacobian(one_channel_sum, x)  # (out_len, 1, C_in, L)
+    return jacobian.sum(dim=(1, 2))
+
+
+def _read_positions(jacobian_row):
+    return set(torch.nonzero(jacobian_row).flatten().tolist())
+
+
+@settings(max_examples=200)
+@given(conv_configs())
+def test_inputs_of_are_the_positions_the_gradient_reaches(case):
+    config, length, _ = case
+    e = explain(length=length, **config)
+    jacobian = _jacobian(config, length)
+    assert jacobian.shape[0] == e.out_len
+    for t in range(e.out_len):
+        reads = e.inputs_of(t)
+        expected = _read_positions(jacobian[t])
+        if reads is None:
+            assert config.get("transposed") and not expected
+            continue
+        first, last, step = reads
+        inside = {p for p in range(first, last + 1, step) if 0 <= p < length}
+        assert inside == expected, f"output {t}"
+        if not config.get("transposed"):  # a direct conv reads k taps, inputs or padding
+            assert len(range(first, last + 1, step)) == config["kernel_size"]
+
+
+@settings(max_examples=100)
+@given(conv_configs())
+def test_padding_and_unread_counts_match_the_gradient(case):
+    config, length, _ = case
+    e = explain(length=length, **config)
+    jacobian = _jacobian(config, length)
+    read_by_some_output = (jacobian != 0).any(dim=0)
+    assert e.inputs_never_read == tuple(torch.nonzero(~read_by_some_output).flatten().tolist())
+    # An output touches padding when its k taps (direct conv) are not all real inputs; a transposed conv's
+    # output when a tap lands on a position outside the input.
+    touching = []
+    for t in range(e.out_len):
+        reads = e.inputs_of(t)
+        if reads is not None and any(not 0 <= p < length for p in range(reads[0], reads[1] + 1, reads[2])):
+            touching.append(t)
+    assert e.outputs_reading_padding == tuple(touching)
+    if not config.get("transposed"):
+        taps_on_inputs = (jacobian != 0).sum(dim=1)
+        assert tuple(torch.nonzero(taps_on_inputs < config["kernel_size"]).flatten().tolist()) == tuple(touching)
+
+
+def test_explain_a_module_uses_its_numbers():
+    conv = Conv1dExt(4, 6, 5, stride=2, padding=3, dilation=2, groups=2, bias=False)
+    e = explain(conv, 50)
+    x = torch.randn(1, 4, 50)
+    assert e.out_len == conv(x).shape[-1] == nn.Conv1d(4, 6, 5, stride=2, padding=3, dilation=2, groups=2)(x).shape[-1]
+    assert (e.kernel_size, e.stride, e.dilation, e.groups, e.pad_left, e.pad_right) == (5, 2, 2, 2, 3, 3)
+    assert e.macs == e.out_len * 6 * 2 * 5
+    assert e.weight_bytes == conv.weight.numel() * 4 and e.bias_bytes == 0
+    assert e.input_bytes == x.numel() * 4 and e.output_bytes == conv(x).numel() * 4
+    assert "Conv1dExt(" in str(e)
+
+
+def test_explain_a_transposed_module():
+    conv = nn.ConvTranspose1d(3, 4, 4, stride=3, padding=2, output_padding=1, dilation=2)
+    e = explain(conv, 20, dtype=torch.bfloat16, batch=8)
+    out = conv(torch.randn(8, 3, 20))
+    assert e.out_len == out.shape[-1]
+    assert e.output_bytes == out.numel() * 2 and e.input_bytes == 8 * 3 * 20 * 2
+    assert e.macs == 8 * 20 * 3 * 4 * 4
+    assert e.weight_bytes == conv.weight.numel() * 2
+
+
+def test_padding_modes_keep_the_positions():
+    for mode in ("reflect", "replicate", "circular"):
+        conv = nn.Conv1d(1, 1, 3, padding=2, padding_mode=mode)
+        e = explain(conv, 10)
+        assert e.out_len == conv(torch.randn(1, 1, 10)).shape[-1]
+        assert e.inputs_of(0) == (-2, 0, 1)
+        assert mode in str(e) and "not zeros" in str(e)
+
+
+def test_text_shows_the_formula_with_numbers():
+    text = str(explain(kernel_size=3, stride=2, dilation=4, padding=4, length=100))
+    assert "floor((100 + 4 + 4 − 4·2 − 1) / 2) + 1" in text
+    assert "= 50" in text
+    same = str(explain(kernel_size=4, dilation=3, padding="same", length=10))
+    assert "total = dilation·(k − 1) = 3·3 = 9, left = total // 2 = 4, right = total − left = 5" in same
+    transposed = str(explain(kernel_size=4, stride=2, padding=1, transposed=True, length=10))
+    assert "(10 − 1)·2 − 2·1 + 1·3 + 0 + 1 = 20" in transposed
+
+
+def test_inputs_of_rejects_outputs_out_of_range():
+    e = explain(kernel_size=3, length=10)
+    with pytest.raises(IndexError):
+        e.inputs_of(8)
+    with pytest.raises(IndexError):
+        e.inputs_of(-1)
+
+
+# ---- explain: errors --------------------------------------------------------------------------------------------
+
+
+def _pytorch_error(build):
+    try:
+        build()
+    except (ValueError, RuntimeError, TypeError) as error:
+        return str(error)
+    raise AssertionError("PyTorch accepted it")
+
+
+def test_same_padding_with_stride_is_pytorchs_value_error():
+    message = _pytorch_error(lambda: nn.Conv1d(1, 1, 3, stride=2, padding="same"))
+    with pytest.raises(ValueError) as error:
+        explain(kernel_size=3, stride=2, padding="same", length=10)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("arguments, error, pytorch", [
+    (dict(stride=0), ValueError, lambda: F.conv1d(torch.ones(1, 1, 9), torch.ones(1, 1, 3), stride=0)),
+    (dict(dilation=0), ValueError, lambda: F.conv1d(torch.ones(1, 1, 9), torch.ones(1, 1, 3), dilation=0)),
+    (dict(padding=-1), ValueError, lambda: F.conv1d(torch.ones(1, 1, 9), torch.ones(1, 1, 3), padding=-1)),
+    (dict(padding="full"), ValueError, lambda: nn.Conv1d(1, 1, 3, padding="full")),
+    (dict(padding=(1, 2, 3)), ValueError,
+     lambda: F.conv1d(torch.ones(1, 1, 9), torch.ones(1, 1, 3), padding=(1, 2, 3))),
+    (dict(in_channels=3, groups=2), ValueError, lambda: nn.Conv1d(3, 2, 3, groups=2)),
+    (dict(out_channels=3, in_channels=2, groups=2), ValueError, lambda: nn.Conv1d(2, 3, 3, groups=2)),
+    (dict(padding_mode="mirror"), ValueError, lambda: nn.Conv1d(1, 1, 3, padding_mode="mirror")),
+    (dict(transposed=True, padding_mode="reflect"), ValueError,
+     lambda: nn.ConvTranspose1d(1, 1, 3, padding_mode="reflect")),
+    (dict(transposed=True, stride=2, output_padding=2), ValueError,
+     lambda: F.conv_transpose1d(torch.ones(1, 1, 9), torch.ones(1, 1, 3), stride=2, output_padding=2)),
+    (dict(stride=1.5), TypeError, lambda: F.conv1d(torch.ones(1, 1, 9), torch.ones(1, 1, 3), stride=1.5)),
+    (dict(stride=True), TypeError, None),
+    (dict(kernel_size=0), ValueError, None),
+    (dict(output_padding=1), ValueError, None),  # not transposed
+    (dict(transposed=True, padding="same"), ValueError, None),
+])
+def test_bad_arguments_are_errors_like_pytorchs(arguments, error, pytorch):
+    if pytorch is not None:
+        _pytorch_error(pytorch)  # PyTorch rejects it too
+    config = dict(kernel_size=3, length=9)
+    config.update(arguments)
+    with pytest.raises(error):
+        explain(**config)
+
+
+def test_bad_calls():
+    conv = nn.Conv1d(1, 1, 3)
+    with pytest.raises(TypeError, match="not both"):
+        explain(conv, 10, kernel_size=3)
+    with pytest.raises(TypeError):
+        explain(nn.Conv2d(1, 1, 3), 10)
+    with pytest.raises(TypeError):
+        explain(conv)  # no length
+    with pytest.raises(ValueError):
+        explain(conv, 0)
+    with pytest.raises(ValueError, match="forward pass"):
+        explain(nn.LazyConv1d(2, 3), 10)
+    with pytest.raises(ValueError):
+        explain(nn.Conv1d(1, 1, 3, padding=4, padding_mode="reflect"), 4)  # F.pad refuses it too
+    with pytest.raises(ValueError):
+        explain(conv, 10, dtype="float31")
