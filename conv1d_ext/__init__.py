@@ -14,7 +14,7 @@ torch.compile.
 """
 
 from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
-from .arithmetic import explain
+from .arithmetic import explain, receptive_field
 from .functional import conv1d
 from .module import Conv1dExt, convert_conv1d
 
@@ -46,5 +46,5 @@ def build_info():
     }
 
 
-__all__ = ["Conv1dExt", "build_info", "conv1d", "convert_conv1d", "cpu_isa", "explain", "ops"]
+__all__ = ["Conv1dExt", "build_info", "conv1d", "convert_conv1d", "cpu_isa", "explain", "ops", "receptive_field"]
 __version__ = "0.1.0"

@@ -12,7 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from conv1d_ext import Conv1dExt, explain
+from conv1d_ext import Conv1dExt, explain, receptive_field
+from conv1d_ext.arithmetic import ReceptiveFieldWarning
+
+# PyTorch warns that 'same' padding with an even kernel span may copy the input; that is its business here.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 
 # ---- random convolutions ------------------------------------------------------------------------------------
 
@@ -107,7 +111,6 @@ def test_one_below_the_shortest_length_fails_in_both(case):
         explain(length=shortest - 1, **config)
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 def test_same_padding_puts_the_odd_cell_on_the_right_as_pytorch_does():
     # k = 4: total 3. F.conv1d(padding='same') equals F.pad(x, (1, 2)) and an unpadded conv.
     x, w = torch.randn(1, 1, 9, dtype=torch.float64), torch.randn(1, 1, 4, dtype=torch.float64)
@@ -287,3 +290,235 @@ def test_bad_calls():
         explain(nn.Conv1d(1, 1, 3, padding=4, padding_mode="reflect"), 4)  # F.pad refuses it too
     with pytest.raises(ValueError):
         explain(conv, 10, dtype="float31")
+
+
+# ---- receptive_field: random stacks against autograd ----------------------------------------------------------
+
+
+def _positive_weights(model):
+    """All-positive conv weights (1/k, so values stay moderate), zero biases: no input position cancels out."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+                module.weight.fill_(1.0 / module.kernel_size[0])
+                if module.bias is not None:
+                    module.bias.zero_()
+    return model.double().eval()
+
+
+@st.composite
+def layers(draw, transposed):
+    kinds = ["conv", "causal", "avgpool", "pointwise"] + (["transposed"] * 2 if transposed else [])
+    kind = draw(st.sampled_from(kinds))
+    k, dilation = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    stride = draw(st.sampled_from([1, 1, 2, 3]))
+    if kind == "conv":
+        padding = "same" if stride == 1 and draw(st.booleans()) else draw(st.integers(0, 3))
+        return nn.Conv1d(1, 1, k, stride=stride, padding=padding, dilation=dilation)
+    if kind == "causal":  # left padding only: output t reads inputs up to t·stride
+        return nn.Sequential(nn.ConstantPad1d((dilation * (k - 1), 0), 0.0),
+                             nn.Conv1d(1, 1, k, stride=stride, dilation=dilation))
+    if kind == "avgpool":
+        return nn.AvgPool1d(k, stride=stride, padding=draw(st.integers(0, k // 2)), ceil_mode=draw(st.booleans()))
+    if kind == "transposed":
+        return nn.ConvTranspose1d(1, 1, k, stride=stride, padding=draw(st.integers(0, 2)), dilation=dilation,
+                                  output_padding=draw(st.integers(0, max(stride, dilation) - 1)))
+    # Pointwise layers with a positive derivative everywhere, so they hide no position.
+    return draw(st.sampled_from([lambda: nn.LeakyReLU(0.1), nn.Identity, lambda: nn.BatchNorm1d(1),
+                                 lambda: nn.Dropout(0.5)]))()
+
+
+def _gradient_support(model, length, outputs, trials=1, seed=0):
+    """For each output t: the input positions whose gradient is non-zero (union over ``trials`` random inputs)."""
+    generator = torch.Generator().manual_seed(seed)
+    support = {t: set() for t in outputs}
+    for _ in range(trials):
+        x = torch.rand(1, 1, length, dtype=torch.float64, generator=generator).requires_grad_()
+        y = model(x)
+        for t in outputs:
+            (grad,) = torch.autograd.grad(y[0, :, t].sum(), x, retain_graph=True)
+            support[t] |= set(torch.nonzero(grad[0].abs().sum(0)).flatten().tolist())
+    return support
+
+
+def _some_outputs(out_length, count=24):
+    edges = set(range(min(4, out_length))) | set(range(max(0, out_length - 4), out_length))
+    return sorted(edges | {round(i * (out_length - 1) / (count - 1)) for i in range(count)})
+
+
+def _check_against_gradients(model, rf, trials=1):
+    assert rf.complete
+    outputs = _some_outputs(rf.out_length)
+    support = _gradient_support(model, rf.length, outputs, trials)
+    has_transposed = any(layer.kind == "conv_transpose" for layer in rf.layers)
+    for t in outputs:
+        read = support[t]
+        first, last = rf.window(t)
+        assert read <= set(range(math.ceil(first), math.floor(last) + 1)), f"output {t} reads outside its window"
+        if trials == 1:
+            assert rf.input_span(t) == ((min(read), max(read)) if read else None), f"output {t}"
+        # With non-negative padding, an integer stack's window ends are read whenever they are real inputs.
+        if not has_transposed and 0 <= first and last < rf.length:
+            assert (min(read), max(read)) == (first, last), f"output {t}"
+
+
+@settings(max_examples=60)
+@given(st.lists(layers(transposed=False), min_size=1, max_size=4))
+def test_receptive_field_of_random_stacks_is_the_gradient_span(stack):
+    model = _positive_weights(nn.Sequential(*stack))
+    rf = receptive_field(model)  # the default length suits every stack
+    assert rf.out_length == model(torch.zeros(1, 1, rf.length, dtype=torch.float64)).shape[-1]
+    _check_against_gradients(model, rf)
+
+
+@settings(max_examples=40)
+@given(st.lists(layers(transposed=True), min_size=1, max_size=4))
+def test_receptive_field_with_transposed_convs_bounds_the_gradient_and_input_span_is_exact(stack):
+    model = _positive_weights(nn.Sequential(*stack))
+    rf = receptive_field(model)
+    _check_against_gradients(model, rf)
+
+
+def test_max_pool_receptive_field_is_the_union_of_gradients_over_inputs():
+    # Max pooling sends each output's gradient to one element of its window; over many random inputs every
+    # element of the window is the maximum some time.
+    model = _positive_weights(nn.Sequential(nn.Conv1d(1, 1, 3, padding=1), nn.MaxPool1d(3, stride=2, dilation=2),
+                                            nn.Conv1d(1, 1, 2, dilation=3), nn.MaxPool1d(2)))
+    rf = receptive_field(model, 64)
+    # size: 3, + (5 − 1)·1 for the pool's dilated window, + (4 − 1)·2, + (2 − 1)·4
+    assert (rf.size, rf.hop, rf.offset) == (15, 4, -1)
+    _check_against_gradients(model, rf, trials=64)
+
+
+def test_causal_stack_has_lookahead_zero_and_a_centred_one_half_its_size():
+    causal = _positive_weights(nn.Sequential(
+        nn.ConstantPad1d((2, 0), 0.0), nn.Conv1d(1, 1, 3), nn.ReLU(),
+        nn.ConstantPad1d((4, 0), 0.0), nn.Conv1d(1, 1, 3, dilation=2),
+        nn.ConstantPad1d((8, 0), 0.0), nn.Conv1d(1, 1, 3, dilation=4)))
+    rf = receptive_field(causal, 40)
+    assert (rf.size, rf.hop, rf.offset, rf.lookahead) == (15, 1, -14, 0)
+    _check_against_gradients(causal, rf)
+    centred = receptive_field(nn.Sequential(nn.Conv1d(1, 1, 3, padding="same"), nn.Conv1d(1, 1, 5, padding=2)), 20)
+    assert (centred.size, centred.offset, centred.lookahead) == (7, -3, 3)
+
+
+class _ReversedRegistration(nn.Module):
+    """Registers its layers in the opposite order to the one forward() runs them in."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = nn.Conv1d(1, 1, 2, dilation=5)
+        self.middle = nn.AvgPool1d(2)
+        self.first = nn.Conv1d(1, 1, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.last(self.middle(self.first(x)))
+
+
+def test_layers_come_in_forward_order():
+    model = _positive_weights(_ReversedRegistration())
+    rf = receptive_field(model, 50)
+    assert [layer.name for layer in rf.layers] == ["first", "middle", "last"]
+    assert [(layer.size, layer.hop, layer.offset) for layer in rf.layers] == [(3, 2, -1), (2, 2, 0), (6, 1, 0)]
+    assert [layer.in_length for layer in rf.layers] == [50, 25, 12]
+    _check_against_gradients(model, rf)
+
+
+def test_a_layer_called_twice_counts_twice():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(1, 1, 3)
+
+        def forward(self, x):
+            return self.conv(self.conv(x))
+
+    rf = receptive_field(Twice(), 20)
+    assert [layer.name for layer in rf.layers] == ["conv", "conv (call 2)"]
+    assert rf.size == 5
+
+
+def test_conv1d_ext_modules_and_channels():
+    model = nn.Sequential(Conv1dExt(3, 8, 5, stride=2), nn.GELU(), nn.GroupNorm(2, 8), Conv1dExt(8, 4, 3))
+    rf = receptive_field(model, 40)
+    assert rf.in_channels == 3 and rf.out_length == model(torch.randn(1, 3, 40)).shape[-1]
+    assert (rf.size, rf.hop, rf.offset) == (9, 2, 0)
+    assert rf.layers[2].kind == "norm"
+
+
+# ---- receptive_field: what it cannot know ---------------------------------------------------------------------
+
+
+class _LinearOverTime(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, 3)
+        self.fc = nn.Linear(18, 6)
+        self.after = nn.Conv1d(1, 1, 3)
+
+    def forward(self, x):
+        return self.after(self.fc(self.conv(x)))
+
+
+def test_a_linear_over_time_is_unknown_and_stops_the_cumulative_numbers():
+    with pytest.warns(ReceptiveFieldWarning, match="'fc'"):
+        rf = receptive_field(_LinearOverTime(), 20)
+    assert not rf.complete and rf.size is None and rf.hop is None and rf.offset is None
+    assert [layer.kind for layer in rf.layers] == ["conv", "unknown", "conv"]
+    assert rf.layers[0].cumulative.size == 3 and rf.layers[1].cumulative is None and rf.layers[2].cumulative is None
+    assert rf.layers[2].size == 3  # its own window is still known
+    assert "unknown" in str(rf)
+    with pytest.raises(ValueError):
+        rf.input_span(0)
+
+
+class _Interpolates(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, 3)
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), scale_factor=2)
+
+
+def test_length_changed_by_forward_code_is_unknown():
+    with pytest.warns(ReceptiveFieldWarning, match="forward code"):
+        rf = receptive_field(_Interpolates(), 20)
+    assert rf.layers[-1].kind == "unknown" and rf.layers[-1].in_length == 18 and rf.layers[-1].out_length == 36
+    assert rf.size is None
+
+
+class _Chomp(nn.Module):
+    """A custom module that keeps the length."""
+
+    def forward(self, x):
+        return x * 2
+
+
+def test_unrecognised_length_keeping_module_is_assumed_pointwise_with_a_warning():
+    with pytest.warns(ReceptiveFieldWarning, match="assumed"):
+        rf = receptive_field(nn.Sequential(nn.Conv1d(1, 1, 3), _Chomp(), nn.Conv1d(1, 1, 3)), 20)
+    assert rf.layers[1].kind == "assumed pointwise" and rf.size == 5
+
+
+def test_forward_pass_leaves_the_model_alone():
+    model = nn.Sequential(nn.Conv1d(2, 2, 3), nn.BatchNorm1d(2), nn.Dropout(0.5))
+    model.train()
+    stats = model[1].running_mean.clone()
+    receptive_field(model, 30)
+    assert model.training and all(m.training for m in model.modules())
+    torch.testing.assert_close(model[1].running_mean, stats)
+
+
+def test_receptive_field_errors():
+    with pytest.raises(TypeError):
+        receptive_field(lambda x: x)
+    with pytest.raises(ValueError, match="forward pass"):
+        receptive_field(nn.Conv1d(1, 1, 5), 3)  # too short: PyTorch's error, wrapped
+    with pytest.raises(ValueError, match="forward pass"):
+        receptive_field(nn.Sequential(nn.LazyConv1d(2, 3)), 10)
+    with pytest.raises(ValueError):
+        receptive_field(nn.Conv1d(1, 1, 3), 0)
+    rf = receptive_field(nn.Conv1d(1, 1, 3), 10)
+    with pytest.raises(IndexError):
+        rf.window(8)
