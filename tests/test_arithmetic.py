@@ -4,6 +4,9 @@ fields against the input gradient of that output (autograd, float64, positive we
 cancels out), errors against PyTorch's, the command line in a subprocess, the pictures as PNG files."""
 
 import math
+import pathlib
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -522,3 +525,99 @@ def test_receptive_field_errors():
     rf = receptive_field(nn.Conv1d(1, 1, 3), 10)
     with pytest.raises(IndexError):
         rf.window(8)
+
+
+# ---- pictures ----------------------------------------------------------------------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path):
+    data = pathlib.Path(path).read_bytes()
+    return data.startswith(PNG_SIGNATURE) and len(data) > 2000
+
+
+@pytest.mark.parametrize("config", [
+    dict(kernel_size=3, stride=2, dilation=2, padding=2, length=12),
+    dict(kernel_size=3, stride=2, dilation=4, padding=4, length=100),  # long: drawn around the outputs shown
+    dict(kernel_size=4, dilation=2, padding="same", padding_mode="reflect", length=10),
+    dict(kernel_size=4, stride=2, padding=1, transposed=True, length=8),
+    dict(kernel_size=3, stride=3, padding=1, dilation=2, output_padding=1, transposed=True, length=30),
+    dict(kernel_size=1, length=1),
+])
+def test_explain_plot_writes_a_png(tmp_path, config):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "conv.png"
+    assert explain(**config).plot(path) == path
+    assert _is_png(path)
+
+
+def test_explain_plot_of_chosen_outputs(tmp_path):
+    pytest.importorskip("matplotlib")
+    e = explain(kernel_size=5, stride=3, padding=2, length=40)
+    assert _is_png(e.plot(tmp_path / "a.png", outputs=[1, 7]))
+    assert _is_png(e.plot(tmp_path / "b.png", outputs=4))
+    with pytest.raises(IndexError):
+        e.plot(tmp_path / "c.png", outputs=[e.out_len])
+
+
+def test_receptive_field_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    causal = nn.Sequential(*[layer for d in (1, 2, 4, 8) for layer in
+                             (nn.ConstantPad1d((2 * d, 0), 0.0), nn.Conv1d(1, 1, 3, dilation=d), nn.ReLU())])
+    rf = receptive_field(causal, 48)
+    assert _is_png(rf.plot(tmp_path / "causal.png", output=5))
+    strided = nn.Sequential(*[nn.Conv1d(1, 1, 7, stride=2, padding=3) for _ in range(6)], nn.MaxPool1d(2),
+                            nn.ConvTranspose1d(1, 1, 4, stride=2, padding=1))
+    assert _is_png(receptive_field(strided).plot(tmp_path / "strided.png"))
+    with pytest.warns(ReceptiveFieldWarning):
+        unknown = receptive_field(_LinearOverTime(), 20)
+    with pytest.raises(ValueError, match="unknown"):
+        unknown.plot(tmp_path / "unknown.png")
+
+
+def test_plot_without_matplotlib_says_so(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes `import matplotlib.figure` fail
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        explain(kernel_size=3, length=10).plot(tmp_path / "x.png")
+
+
+# ---- the command line ----------------------------------------------------------------------------------------
+
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _cli(*arguments):
+    return subprocess.run([sys.executable, "-m", "conv1d_ext.explain", *arguments], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_prints_the_explanation():
+    result = _cli("--kernel", "3", "--stride", "2", "--dilation", "4", "--padding", "4", "--length", "100")
+    assert result.returncode == 0, result.stderr
+    out_len = F.conv1d(torch.zeros(1, 1, 100), torch.zeros(1, 1, 3), stride=2, padding=4, dilation=4).shape[-1]
+    assert f"= {out_len}" in result.stdout and "floor((100 + 4 + 4" in result.stdout
+
+
+def test_cli_reports_pytorchs_error_for_same_padding_with_stride():
+    message = _pytorch_error(lambda: nn.Conv1d(1, 1, 3, stride=2, padding="same"))
+    result = _cli("--kernel", "3", "--stride", "2", "--dilation", "4", "--padding", "same", "--length", "100")
+    assert result.returncode == 2 and message in result.stderr and not result.stdout
+
+
+def test_cli_plot_and_explicit_padding(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "cli.png"
+    result = _cli("--kernel", "2", "--padding", "1,0", "--length", "20", "--plot", str(path), "--outputs", "0", "19")
+    assert result.returncode == 0, result.stderr
+    assert "1 left, 0 right" in result.stdout and _is_png(path)
+    assert _cli("--kernel", "3", "--length", "10", "--padding", "one").returncode == 2  # argparse's error
+
+
+def test_importing_the_cli_module_keeps_conv1d_ext_explain_callable():
+    code = ("import conv1d_ext, conv1d_ext.explain; from torch import nn; "
+            "print(conv1d_ext.explain(nn.Conv1d(1, 1, 3), 10).out_len)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "8"
