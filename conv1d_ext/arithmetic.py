@@ -374,6 +374,7 @@ def explain(conv=None, length=None, *, kernel_size=None, stride=None, padding=No
     channels default to 1). ``batch`` and ``dtype`` (default: the module's, else float32) size the
     multiply-add and byte counts. Bad arguments raise PyTorch's ValueError / TypeError.
     """
+    # The geometry keywords actually given (None: not given, so nn.Conv1d's default applies).
     keywords = {name: value for name, value in locals().items() if name in _GEOMETRY_KEYWORDS and value is not None}
     if conv is not None:
         if keywords:
@@ -536,19 +537,19 @@ def _header(e):
 
 
 def _padding_lines(e):
-    fill = "zeros" if e.padding_mode == "zeros" else (
-        f"{e.padding_mode}: the padding cells hold copies of inputs, not zeros; the positions are the same")
-    lines = []
+    if e.padding == "valid":
+        return [_row("padding", "'valid': none")]
     if e.padding == "same":
         total = e.pad_left + e.pad_right
-        lines.append(_row("padding", f"'same': total = dilation·(k − 1) = {e.dilation}·{e.kernel_size - 1} = {total}, "
-                          f"left = total // 2 = {e.pad_left}, right = total − left = {e.pad_right}"))
-        lines.append(_more(f"({fill})"))
-    elif e.padding == "valid":
-        lines.append(_row("padding", "'valid': none"))
+        lines = [_row("padding", f"'same' ({e.padding_mode}): total = dilation·(k − 1) = {e.dilation}·"
+                      f"{e.kernel_size - 1} = {total}, left = total // 2 = {e.pad_left}, right = total − left = "
+                      f"{e.pad_right}")]
     else:
-        explicit = "; explicit: F.pad, then a conv with padding=0" if isinstance(e.padding, tuple) else ""
-        lines.append(_row("padding", f"{e.pad_left} left, {e.pad_right} right ({fill}{explicit})"))
+        explicit = "; explicit, as F.pad and then a conv with padding=0" if isinstance(e.padding, tuple) else ""
+        lines = [_row("padding", f"{e.pad_left} left, {e.pad_right} right ({e.padding_mode}{explicit})")]
+    if e.padding_mode != "zeros":
+        lines.append(_more(f"{e.padding_mode}: the padding cells hold copies of inputs, not zeros; the positions "
+                           "are the same"))
     if e.pad_left or e.pad_right:
         lines.append(_more(f"the padded input spans positions {-e.pad_left} … {e.length + e.pad_right - 1}; "
                            f"positions < 0 and >= {e.length} are padding"))
@@ -823,6 +824,7 @@ class LayerReceptiveField:
     window: Window | None
     cumulative: Window | None
     note: str = ""
+    fed_by_previous: bool = True  # False: its input is not the previous layer's output but computed in forward()
 
     @property
     def size(self):
@@ -1107,12 +1109,10 @@ def _layers(calls, length, output):
             window = kind.geometry.window
         else:
             window = IDENTITY if kind.kind in ("pointwise", "norm", "assumed pointwise") else None
-        note = kind.note
-        if not call.fed_by_previous:
-            note = "; ".join(filter(None, [note, "input computed in forward() (skip, sum or reshape?)"]))
         add(LayerReceptiveField(index=0, name=call.name, type_name=type(call.module).__name__, kind=kind.kind,
                                 in_length=call.in_length, out_length=call.out_length, geometry=kind.geometry,
-                                window=window, cumulative=None, note=note))
+                                window=window, cumulative=None, note=kind.note,
+                                fed_by_previous=call.fed_by_previous))
         previous_length, previous_name = call.out_length, call.name
     if output is not None and output.dim() and output.shape[-1] != previous_length:
         add(_gap(len(layers), previous_name, None, previous_length, output.shape[-1]))
@@ -1167,9 +1167,10 @@ def _layer_rows(rf):
         total = ["?", "?", "?"] if cumulative is None else [str(cumulative.size), str(cumulative.hop),
                                                              str(cumulative.offset)]
         kind = layer.kind if layer.kind in ("unknown", "assumed pointwise", "norm") else ""
+        fed = "" if layer.fed_by_previous else "input computed in forward() (a skip, sum or reshape?)"
         rows.append([str(layer.index), layer.name, layer.type_name,
                      f"{_text(layer.in_length)} → {_text(layer.out_length)}", *own, *total,
-                     ": ".join(filter(None, [kind, layer.note]))])
+                     "; ".join(filter(None, [": ".join(filter(None, [kind, layer.note])), fed]))])
     return rows
 
 
@@ -1195,7 +1196,7 @@ def _summary(rf):
     if any(layer.kind == "conv_transpose" for layer in rf.layers):
         lines.append("with transposed convs the span bounds the inputs read; rf.input_span(t) gives the exact "
                      "first and last")
-    fed_by_code = sum("input computed in forward()" in layer.note for layer in rf.layers)
+    fed_by_code = sum(not layer.fed_by_previous for layer in rf.layers)
     if fed_by_code:
         lines.append(f"{fed_by_code} layers read a tensor computed in forward(): the layers are composed as a "
                      "chain, which holds for residual sums around windows that contain the aligned position; "

@@ -331,12 +331,12 @@ def layers(draw, transposed):
                                  lambda: nn.Dropout(0.5)]))()
 
 
-def _gradient_support(model, length, outputs, trials=1, seed=0):
+def _gradient_support(model, length, outputs, trials=1, seed=0, channels=1):
     """For each output t: the input positions whose gradient is non-zero (union over ``trials`` random inputs)."""
     generator = torch.Generator().manual_seed(seed)
     support = {t: set() for t in outputs}
     for _ in range(trials):
-        x = torch.rand(1, 1, length, dtype=torch.float64, generator=generator).requires_grad_()
+        x = torch.rand(1, channels, length, dtype=torch.float64, generator=generator).requires_grad_()
         y = model(x)
         for t in outputs:
             (grad,) = torch.autograd.grad(y[0, :, t].sum(), x, retain_graph=True)
@@ -352,7 +352,7 @@ def _some_outputs(out_length, count=24):
 def _check_against_gradients(model, rf, trials=1):
     assert rf.complete
     outputs = _some_outputs(rf.out_length)
-    support = _gradient_support(model, rf.length, outputs, trials)
+    support = _gradient_support(model, rf.length, outputs, trials, channels=rf.in_channels)
     has_transposed = any(layer.kind == "conv_transpose" for layer in rf.layers)
     for t in outputs:
         read = support[t]
@@ -403,6 +403,25 @@ def test_causal_stack_has_lookahead_zero_and_a_centred_one_half_its_size():
     _check_against_gradients(causal, rf)
     centred = receptive_field(nn.Sequential(nn.Conv1d(1, 1, 3, padding="same"), nn.Conv1d(1, 1, 5, padding=2)), 20)
     assert (centred.size, centred.offset, centred.lookahead) == (7, -3, 3)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, dilation):
+        super().__init__()
+        self.pad = nn.ConstantPad1d((dilation, 0), 0.0)
+        self.conv = nn.Conv1d(4, 4, 2, dilation=dilation)
+
+    def forward(self, x):
+        return x + torch.tanh(self.conv(self.pad(x)))
+
+
+def test_residual_causal_stack_composes_as_a_chain_and_is_marked():
+    model = _positive_weights(nn.Sequential(nn.Conv1d(2, 4, 1), *[_ResidualBlock(2 ** i) for i in range(4)]))
+    rf = receptive_field(model, 40)
+    assert (rf.size, rf.hop, rf.offset, rf.lookahead) == (16, 1, -15, 0)
+    assert [layer.fed_by_previous for layer in rf.layers if layer.kind == "pad"] == [True, False, False, False]
+    assert "read a tensor computed in forward()" in str(rf)
+    _check_against_gradients(model, rf)
 
 
 class _ReversedRegistration(nn.Module):
