@@ -612,11 +612,14 @@ def _cli(*arguments):
                           text=True, timeout=120)
 
 
-def test_cli_prints_the_explanation():
-    result = _cli("--kernel", "3", "--stride", "2", "--dilation", "4", "--padding", "4", "--length", "100")
+def test_cli_prints_the_explanation_and_draws_it(tmp_path):
+    path = tmp_path / "cli.png"
+    result = _cli("--kernel", "3", "--stride", "2", "--dilation", "4", "--padding", "4", "--length", "100",
+                  "--plot", str(path), "--outputs", "0", "49")
     assert result.returncode == 0, result.stderr
     out_len = F.conv1d(torch.zeros(1, 1, 100), torch.zeros(1, 1, 3), stride=2, padding=4, dilation=4).shape[-1]
     assert f"= {out_len}" in result.stdout and "floor((100 + 4 + 4" in result.stdout
+    assert _is_png(path)
 
 
 def test_cli_reports_pytorchs_error_for_same_padding_with_stride():
@@ -625,18 +628,17 @@ def test_cli_reports_pytorchs_error_for_same_padding_with_stride():
     assert result.returncode == 2 and message in result.stderr and not result.stdout
 
 
-def test_cli_plot_and_explicit_padding(tmp_path):
-    pytest.importorskip("matplotlib")
-    path = tmp_path / "cli.png"
-    result = _cli("--kernel", "2", "--padding", "1,0", "--length", "20", "--plot", str(path), "--outputs", "0", "19")
-    assert result.returncode == 0, result.stderr
-    assert "1 left, 0 right" in result.stdout and _is_png(path)
-    assert _cli("--kernel", "3", "--length", "10", "--padding", "one").returncode == 2  # argparse's error
+def test_cli_main_in_process(capsys):
+    import conv1d_ext
+    from conv1d_ext.explain import main
 
-
-def test_importing_the_cli_module_keeps_conv1d_ext_explain_callable():
-    code = ("import conv1d_ext, conv1d_ext.explain; from torch import nn; "
-            "print(conv1d_ext.explain(nn.Conv1d(1, 1, 3), 10).out_len)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "8"
+    assert main(["--kernel", "2", "--padding", "1,0", "--length", "20"]) == 0
+    assert "1 left, 0 right" in capsys.readouterr().out
+    assert main(["--kernel", "4", "--stride", "2", "--padding", "1", "--transposed", "--length", "8"]) == 0
+    assert "= 16" in capsys.readouterr().out
+    assert main(["--kernel", "3", "--length", "2"]) == 2  # too short, as PyTorch says
+    assert "Kernel size can't be greater than actual input size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--kernel", "3", "--length", "10", "--padding", "one"])  # argparse's own error
+    # Importing the command line module rebinds conv1d_ext.explain to it; it still explains.
+    assert conv1d_ext.explain(nn.Conv1d(1, 1, 3), 10).out_len == 8
