@@ -334,8 +334,8 @@ class ConvExplanation(ConvSpec):
     weight_bytes: int
     bias_bytes: int
     output_bytes: int
-    outputs_reading_padding: tuple  # the outputs with a tap on a padding cell (transposed: outside the input)
-    inputs_never_read: tuple  # input positions no output reads (the stride steps over them, or cropping)
+    outputs_reading_padding: int  # how many outputs have a tap on a padding cell (transposed: outside the input)
+    inputs_never_read: int  # how many input positions no output reads (the stride steps over them, or cropping)
 
     @property
     def kernel_span(self):
@@ -352,6 +352,14 @@ class ConvExplanation(ConvSpec):
         if not 0 <= t < self.out_len:
             raise IndexError(f"output {t} out of range: the output has {self.out_len} positions")
         return self.geometry.inputs_of(t)
+
+    def padded_outputs(self):
+        """The outputs with a tap on a padding cell (transposed: on a position outside the input), in order."""
+        return tuple(_runs_expanded(_flag_runs(_padded_output_flags(self.geometry, self.length, self.out_len), 1)))
+
+    def unread_inputs(self):
+        """The input positions no output reads, in order."""
+        return tuple(_runs_expanded(_flag_runs(_read_input_flags(self.geometry, self.length, self.out_len), 0)))
 
     def __str__(self):
         return "\n".join(_explanation_lines(self))
@@ -406,8 +414,8 @@ def explain(conv=None, length=None, *, kernel_size=None, stride=None, padding=No
         weight_bytes=spec.out_channels * taps_per_output * itemsize,
         bias_bytes=spec.out_channels * itemsize if spec.bias else 0,
         output_bytes=batch * spec.out_channels * out_len * itemsize,
-        outputs_reading_padding=_outputs_reading_padding(geometry, length, out_len),
-        inputs_never_read=_inputs_never_read(geometry, length, out_len))
+        outputs_reading_padding=_padded_output_flags(geometry, length, out_len).count(1),
+        inputs_never_read=_read_input_flags(geometry, length, out_len).count(0))
 
 
 def _positive_count(name, value):
@@ -445,7 +453,24 @@ def _mark(flags, first, last, step=1):
         flags[first:last + 1:step] = b"\x01" * len(range(first, last + 1, step))
 
 
-def _outputs_reading_padding(geometry, length, out_len):
+def _flag_runs(flags, value):
+    """(first, last) of each run of ``value`` (0 or 1) in a bytearray, found with C-speed searches."""
+    wanted, other = bytes([value]), bytes([1 - value])
+    start = flags.find(wanted)
+    while start != -1:
+        end = flags.find(other, start)
+        end = len(flags) if end == -1 else end
+        yield start, end - 1
+        start = flags.find(wanted, end)
+
+
+def _runs_expanded(runs):
+    for first, last in runs:
+        yield from range(first, last + 1)
+
+
+def _padded_output_flags(geometry, length, out_len):
+    """A 1 for each output with a tap on a padding cell (transposed: on a position outside the input)."""
     touching = bytearray(out_len)
     s, pad = geometry.stride, geometry.pad_left
     for tap in range(0, geometry.span, geometry.dilation):
@@ -457,10 +482,11 @@ def _outputs_reading_padding(geometry, length, out_len):
             # Output t reads input t·s − pad + tap: padding for t < (pad − tap)/s and t >= (length + pad − tap)/s.
             _mark(touching, 0, _ceil_div(pad - tap, s) - 1)
             _mark(touching, _ceil_div(length + pad - tap, s), out_len - 1)
-    return tuple(t for t, touches in enumerate(touching) if touches)
+    return touching
 
 
-def _inputs_never_read(geometry, length, out_len):
+def _read_input_flags(geometry, length, out_len):
+    """A 1 for each input position some output reads."""
     read = bytearray(length)
     s, pad = geometry.stride, geometry.pad_left
     for tap in range(0, geometry.span, geometry.dilation):
@@ -470,7 +496,7 @@ def _inputs_never_read(geometry, length, out_len):
         else:
             # Output t (0 <= t < out_len) reads input t·s − pad + tap.
             _mark(read, tap - pad, (out_len - 1) * s - pad + tap, s)
-    return tuple(i for i, was_read in enumerate(read) if not was_read)
+    return read
 
 
 # ---- the text -------------------------------------------------------------------------------------------------
@@ -510,16 +536,15 @@ def _positions(first, last, step, limit=6):
     return f"{values[0]}, {values[1]}, …, {values[-1]} ({len(values)} positions)"
 
 
-def _ranges(values, limit=4):
-    """Sorted ints as 'a … b, c' runs, shortened after ``limit`` runs."""
-    runs = []
-    for value in values:
-        if runs and value == runs[-1][1] + 1:
-            runs[-1][1] = value
-        else:
-            runs.append([value, value])
-    texts = [f"{a}" if a == b else f"{a} … {b}" for a, b in runs]
-    return ", ".join(texts[:limit]) + (", …" if len(texts) > limit else "")
+def _runs_text(runs, limit=4):
+    """(first, last) runs as 'a … b, c', shortened after ``limit`` runs."""
+    texts = []
+    for first, last in runs:
+        if len(texts) == limit:
+            texts.append("…")
+            break
+        texts.append(f"{first}" if first == last else f"{first} … {last}")
+    return ", ".join(texts)
 
 
 def _header(e):
@@ -580,7 +605,7 @@ def _transposed_length_lines(e):
 
 
 def _sample_outputs(out_len):
-    return sorted({0, 1, out_len // 2, out_len - 1} & set(range(out_len)))
+    return sorted(t for t in {0, 1, out_len // 2, out_len - 1} if t < out_len)
 
 
 def _reads_lines(e):
@@ -633,14 +658,15 @@ def _edge_lines(e):
     lines = []
     if e.outputs_reading_padding:
         where = "padding" if not e.transposed else "positions outside the input"
-        lines.append(_row("edges", f"{len(e.outputs_reading_padding)} of {e.out_len} outputs read {where}: "
-                          f"{_ranges(e.outputs_reading_padding)}"))
+        runs = _flag_runs(_padded_output_flags(e.geometry, e.length, e.out_len), 1)
+        lines.append(_row("edges", f"{e.outputs_reading_padding} of {e.out_len} outputs read {where}: "
+                          f"{_runs_text(runs)}"))
     else:
         lines.append(_row("edges", "no output reads padding" if not e.transposed else
                           "no output reads positions outside the input"))
     if e.inputs_never_read:
-        lines.append(_row("unread", f"{_plural(len(e.inputs_never_read), 'input')} never read: "
-                          f"{_ranges(e.inputs_never_read)}"))
+        runs = _flag_runs(_read_input_flags(e.geometry, e.length, e.out_len), 0)
+        lines.append(_row("unread", f"{_plural(e.inputs_never_read, 'input')} never read: {_runs_text(runs)}"))
     return lines
 
 

@@ -167,7 +167,8 @@ def test_padding_and_unread_counts_match_the_gradient(case):
     e = explain(length=length, **config)
     jacobian = _jacobian(config, length)
     read_by_some_output = (jacobian != 0).any(dim=0)
-    assert e.inputs_never_read == tuple(torch.nonzero(~read_by_some_output).flatten().tolist())
+    unread = tuple(torch.nonzero(~read_by_some_output).flatten().tolist())
+    assert e.unread_inputs() == unread and e.inputs_never_read == len(unread)
     # An output touches padding when its k taps (direct conv) are not all real inputs; a transposed conv's
     # output when a tap lands on a position outside the input.
     touching = []
@@ -175,7 +176,7 @@ def test_padding_and_unread_counts_match_the_gradient(case):
         reads = e.inputs_of(t)
         if reads is not None and any(not 0 <= p < length for p in range(reads[0], reads[1] + 1, reads[2])):
             touching.append(t)
-    assert e.outputs_reading_padding == tuple(touching)
+    assert e.padded_outputs() == tuple(touching) and e.outputs_reading_padding == len(touching)
     if not config.get("transposed"):
         taps_on_inputs = (jacobian != 0).sum(dim=1)
         assert tuple(torch.nonzero(taps_on_inputs < config["kernel_size"]).flatten().tolist()) == tuple(touching)
