@@ -1243,7 +1243,6 @@ def _receptive_field_lines(rf):
 # ---- pictures (matplotlib, imported only here) ---------------------------------------------------------------------
 
 _TAP_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
-_PADDING_COLOUR = "#d9d9d9"
 
 
 def _new_figure(width, height):
