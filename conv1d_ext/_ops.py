@@ -55,9 +55,11 @@ def _check_dims(op, **tensors):
 
 
 def _check_dtypes(op, first, *others):
-    _require(op, first.dtype in _FLOATING, "tensors must be float32, float64, float16 or bfloat16")
     _require(op, all(t.dtype == first.dtype and t.device == first.device for t in others),
              "tensors must have the same dtype and device")
+    # NotImplementedError, like the kernels' refusal of a dtype they have no kernels for
+    torch._check_not_implemented(first.dtype in _FLOATING,
+                                 lambda: f"conv1d_ext::{op}: tensors must be float32, float64, float16 or bfloat16")
 
 
 def _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation):
