@@ -104,6 +104,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias is not None and not isinstance(bias, torch.Tensor):
         raise TypeError(f"conv1d_ext.conv1d(): argument 'bias' must be Tensor or None, not "
                         f"{type(bias).__name__}")
+    input, weight, bias = _ops.autocast(input, weight, bias)  # first, like PyTorch's autocast kernel
     stride = _ints("stride", stride)
     dilation = _ints("dilation", dilation)
     groups = _index("groups", groups)
@@ -134,5 +135,5 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if not isinstance(padding, str):
         pad_left = pad_right = _expand("padding", padding, spatial_dims)
     dilation = _expand("dilation", dilation, spatial_dims)
-    output = _ops.ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
+    output = _ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
     return output.squeeze(0) if unbatched else output
