@@ -7,13 +7,16 @@
 * ``conv1d``: ``torch.nn.functional.conv1d``'s interface and semantics.
 * ``convert_conv1d(model)``: turns every nn.Conv1d in a model into a Conv1dExt, in place.
 * ``cpu_isa()``: which CPU kernel build runs here ("avx2" or "default").
+* ``onnx.export(model, args)`` / ``onnx_translation_table()``: ONNX export (dynamo exporter), the op as a
+  standard ONNX ``Conv``.
 
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
-conv1d_backward_bias); they have fake kernels and autograd (double backward included), so they work under
-torch.compile.
+conv1d_backward_bias); they have fake kernels, autograd (double backward and forward mode), vmap batching
+rules and autocast, so they work under torch.compile and torch.export. torch.func's autograd transforms
+need conv1d_ext.conv1d / Conv1dExt.
 """
 
-from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
+from . import _ops, onnx  # _ops loads the kernels, registers fake kernels, autograd, vmap and autocast
 from .functional import conv1d
 from .module import Conv1dExt, convert_conv1d
 
@@ -45,5 +48,8 @@ def build_info():
     }
 
 
-__all__ = ["Conv1dExt", "build_info", "conv1d", "convert_conv1d", "cpu_isa", "ops"]
+onnx_translation_table = onnx.translation_table
+
+__all__ = ["Conv1dExt", "build_info", "conv1d", "convert_conv1d", "cpu_isa", "onnx", "onnx_translation_table",
+           "ops"]
 __version__ = "0.1.0"

@@ -440,7 +440,8 @@ def autocast(input, weight, bias):
 def conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups):
     """conv1d on checked arguments. Eager: the Function, applied here so that torch.func can transform it.
     Under torch.compile and torch.export: the op (Dynamo cannot trace an autograd.Function that has a jvp;
-    the op has a fake kernel and its autograd kernel)."""
-    if torch.compiler.is_compiling():
+    the op has a fake kernel and its autograd kernel); under torch.jit.trace too (a traced Function cannot
+    be saved, the op can)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
     return _Conv1d.apply(input, weight, bias, stride, pad_left, pad_right, dilation, groups)

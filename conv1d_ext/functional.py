@@ -137,3 +137,13 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     dilation = _expand("dilation", dilation, spatial_dims)
     output = _ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
     return output.squeeze(0) if unbatched else output
+
+
+def _not_scriptable():
+    raise RuntimeError("conv1d_ext does not support torch.jit.script (TorchScript is deprecated in PyTorch): use "
+                       "torch.compile, or torch.export / torch.onnx.export(..., dynamo=True) to deploy")
+
+
+# torch.jit.script calls this on the function, and on every function a scripted module's forward calls,
+# before compiling it: a clear error instead of one about Python constructs deep inside.
+conv1d.__prepare_scriptable__ = _not_scriptable
