@@ -12,6 +12,7 @@ registers their CPU (and, when built, CUDA) kernels. This module adds, in this o
 """
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from . import _C  # noqa: F401  (loads the op library)
 
@@ -226,16 +227,16 @@ def _backward_bias_vmap(info, in_dims, grad_output):
 #   backward_bias(gy)       backward: dgy = grad of the result broadcast over batch and length
 #                           jvp:      backward_bias(dgy)
 #
-# One torch.autograd.Function per op holds its formulas. Each formula applies the Functions, so derivatives
-# of derivatives are differentiable too (double backward, hessian = jacfwd(jacrev)); only the gradients
-# autograd asks for are computed. The Functions serve twice:
+# One torch.autograd.Function per op holds its formulas. Each formula calls the four ops again through
+# _call, so derivatives of derivatives are differentiable too (double backward, hessian = jacfwd(jacrev));
+# only the gradients autograd asks for are computed. The Functions serve twice:
 # * as the ops' autograd kernels (the Autograd dispatch key), so every caller of torch.ops.conv1d_ext.* gets
 #   backward, double backward and forward mode (torch.autograd.forward_ad), also under torch.compile;
 #   torch.library.register_autograd is not used: the Function it generates has no jvp, so forward mode gave a
 #   silent zero tangent;
-# * applied directly by conv1d_ext.conv1d (conv1d() below), which is what torch.func needs: its transforms
-#   (grad, jvp, jacrev, jacfwd, hessian, and vmap of them, through the batching rules above:
-#   generate_vmap_rule) handle an autograd.Function applied from Python, not one inside an op's kernel.
+# * applied directly (by _call, for conv1d_ext.conv1d and inside the formulas) under a torch.func transform:
+#   torch.func (grad, jvp, jacrev, jacfwd, hessian, and vmap of them, through the batching rules above:
+#   generate_vmap_rule) handles an autograd.Function applied from Python, not one inside an op's kernel.
 # ---------------------------------------------------------------------------------------------------
 
 _NONE = (None,) * 6  # the gradients of the int arguments
@@ -251,6 +252,15 @@ def _broadcast_bias(bias, shape):
     return bias[None, :, None].expand(shape)
 
 
+def _call(function, *args):
+    """What the formulas use: under a torch.func transform the Function itself (torch.func must see it),
+    else its op, whose autograd kernel applies the Function only when there is something to differentiate
+    (a Function's apply costs ~20 us of Python, as much as a small convolution)."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return function.apply(*args)
+    return function.op(*args)
+
+
 def _below_autograd(op, *args):
     """The op's kernel (or batching rule) without passing this autograd kernel again."""
     with torch._C._AutoDispatchBelowAutograd():
@@ -259,10 +269,11 @@ def _below_autograd(op, *args):
 
 class _Conv1d(torch.autograd.Function):
     generate_vmap_rule = True
+    op = ops.conv1d.default
 
     @staticmethod
     def forward(input, weight, bias, *conv):
-        return _below_autograd(ops.conv1d, input, weight, bias, *conv)
+        return _below_autograd(_Conv1d.op, input, weight, bias, *conv)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -275,24 +286,25 @@ class _Conv1d(torch.autograd.Function):
     def backward(ctx, grad_output):
         input, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        return (_BackwardInput.apply(grad_output, weight, input.shape[2], *ctx.conv) if needs[0] else None,
-                _BackwardWeight.apply(grad_output, input, weight.shape[2], *ctx.conv) if needs[1] else None,
-                _BackwardBias.apply(grad_output) if needs[2] else None, *_NONE[:5])
+        return (_call(_BackwardInput, grad_output, weight, input.shape[2], *ctx.conv) if needs[0] else None,
+                _call(_BackwardWeight, grad_output, input, weight.shape[2], *ctx.conv) if needs[1] else None,
+                _call(_BackwardBias, grad_output) if needs[2] else None, *_NONE[:5])
 
     @staticmethod
     def jvp(ctx, d_input, d_weight, d_bias, *_):
         input, weight = ctx.saved_tensors
-        return _sum([None if d_input is None else _Conv1d.apply(d_input, weight, None, *ctx.conv),
-                     None if d_weight is None else _Conv1d.apply(input, d_weight, None, *ctx.conv),
+        return _sum([None if d_input is None else _call(_Conv1d, d_input, weight, None, *ctx.conv),
+                     None if d_weight is None else _call(_Conv1d, input, d_weight, None, *ctx.conv),
                      None if d_bias is None else _broadcast_bias(d_bias, ctx.output_shape)])
 
 
 class _BackwardInput(torch.autograd.Function):
     generate_vmap_rule = True
+    op = ops.conv1d_backward_input.default
 
     @staticmethod
     def forward(grad_output, weight, input_len, *conv):
-        return _below_autograd(ops.conv1d_backward_input, grad_output, weight, input_len, *conv)
+        return _below_autograd(_BackwardInput.op, grad_output, weight, input_len, *conv)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -305,24 +317,25 @@ class _BackwardInput(torch.autograd.Function):
     def backward(ctx, grad_grad_input):
         grad_output, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        return (_Conv1d.apply(grad_grad_input, weight, None, *ctx.conv) if needs[0] else None,
-                _BackwardWeight.apply(grad_output, grad_grad_input, weight.shape[2], *ctx.conv) if needs[1]
+        return (_call(_Conv1d, grad_grad_input, weight, None, *ctx.conv) if needs[0] else None,
+                _call(_BackwardWeight, grad_output, grad_grad_input, weight.shape[2], *ctx.conv) if needs[1]
                 else None, *_NONE)
 
     @staticmethod
     def jvp(ctx, d_grad_output, d_weight, *_):
         grad_output, weight = ctx.saved_tensors
-        apply = _BackwardInput.apply
-        return _sum([None if d_grad_output is None else apply(d_grad_output, weight, ctx.input_len, *ctx.conv),
-                     None if d_weight is None else apply(grad_output, d_weight, ctx.input_len, *ctx.conv)])
+        conv = (ctx.input_len, *ctx.conv)
+        return _sum([None if d_grad_output is None else _call(_BackwardInput, d_grad_output, weight, *conv),
+                     None if d_weight is None else _call(_BackwardInput, grad_output, d_weight, *conv)])
 
 
 class _BackwardWeight(torch.autograd.Function):
     generate_vmap_rule = True
+    op = ops.conv1d_backward_weight.default
 
     @staticmethod
     def forward(grad_output, input, kernel_size, *conv):
-        return _below_autograd(ops.conv1d_backward_weight, grad_output, input, kernel_size, *conv)
+        return _below_autograd(_BackwardWeight.op, grad_output, input, kernel_size, *conv)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -335,24 +348,25 @@ class _BackwardWeight(torch.autograd.Function):
     def backward(ctx, grad_grad_weight):
         grad_output, input = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        return (_Conv1d.apply(input, grad_grad_weight, None, *ctx.conv) if needs[0] else None,
-                _BackwardInput.apply(grad_output, grad_grad_weight, input.shape[2], *ctx.conv) if needs[1]
+        return (_call(_Conv1d, input, grad_grad_weight, None, *ctx.conv) if needs[0] else None,
+                _call(_BackwardInput, grad_output, grad_grad_weight, input.shape[2], *ctx.conv) if needs[1]
                 else None, *_NONE)
 
     @staticmethod
     def jvp(ctx, d_grad_output, d_input, *_):
         grad_output, input = ctx.saved_tensors
-        apply = _BackwardWeight.apply
-        return _sum([None if d_grad_output is None else apply(d_grad_output, input, ctx.kernel_size, *ctx.conv),
-                     None if d_input is None else apply(grad_output, d_input, ctx.kernel_size, *ctx.conv)])
+        conv = (ctx.kernel_size, *ctx.conv)
+        return _sum([None if d_grad_output is None else _call(_BackwardWeight, d_grad_output, input, *conv),
+                     None if d_input is None else _call(_BackwardWeight, grad_output, d_input, *conv)])
 
 
 class _BackwardBias(torch.autograd.Function):
     generate_vmap_rule = True
+    op = ops.conv1d_backward_bias.default
 
     @staticmethod
     def forward(grad_output):
-        return _below_autograd(ops.conv1d_backward_bias, grad_output)
+        return _below_autograd(_BackwardBias.op, grad_output)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -364,7 +378,7 @@ class _BackwardBias(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, d_grad_output):
-        return _BackwardBias.apply(d_grad_output)
+        return _call(_BackwardBias, d_grad_output)
 
 
 def _autograd_kernel(name, function):
@@ -375,7 +389,9 @@ def _autograd_kernel(name, function):
             raise RuntimeError(f"torch.ops.conv1d_ext.{name} supports torch.vmap but not torch.func's autograd "
                                "transforms (grad, jvp, jacrev, jacfwd, hessian); use conv1d_ext.conv1d or "
                                "Conv1dExt, which support them all")
-        return function.apply(*args)
+        if (torch.is_grad_enabled() and torch._C._any_requires_grad(*args)) or fwAD._current_level >= 0:
+            return function.apply(*args)
+        return _below_autograd(function.op, *args)  # nothing to differentiate: skip the Function's cost
     return kernel
 
 
@@ -438,10 +454,9 @@ def autocast(input, weight, bias):
 
 
 def conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups):
-    """conv1d on checked arguments. Eager: the Function, applied here so that torch.func can transform it.
-    Under torch.compile and torch.export: the op (Dynamo cannot trace an autograd.Function that has a jvp;
-    the op has a fake kernel and its autograd kernel); under torch.jit.trace too (a traced Function cannot
-    be saved, the op can)."""
+    """conv1d on checked arguments: the op (whose autograd kernel is the Function), except under a torch.func
+    transform, which needs the Function applied here. (Dynamo, checked first, could not trace the Function:
+    it has a jvp; a Function recorded by torch.jit.trace could not be saved.)"""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
-    return _Conv1d.apply(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
+    return _call(_Conv1d, input, weight, bias, stride, pad_left, pad_right, dilation, groups)
