@@ -10,13 +10,16 @@
   place; ``convert_conv1d(model)`` does it for nn.Conv1d only (as it always has).
 * ``StreamingConvTranspose1d(module)``: a transposed convolution over a signal arriving in chunks.
 * ``cpu_isa()``: which CPU kernel build runs here ("avx2" or "default").
+* ``onnx.export(model, args)`` / ``onnx_translation_table()``: ONNX export (dynamo exporter), the op as a
+  standard ONNX ``Conv``.
 
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
-conv1d_backward_bias); they have fake kernels and autograd (double backward included), so they work under
-torch.compile.
+conv1d_backward_bias); they have fake kernels, autograd (double backward and forward mode), vmap batching
+rules and autocast, so they work under torch.compile and torch.export. torch.func's autograd transforms
+need conv1d_ext.conv1d / Conv1dExt.
 """
 
-from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
+from . import _ops, onnx  # _ops loads the kernels, registers fake kernels, autograd, vmap and autocast
 from .arithmetic import explain, receptive_field
 from .functional import conv1d, conv_transpose1d
 from .module import Conv1dExt, ConvTranspose1dExt, convert_conv1d, convert_convs
@@ -50,6 +53,9 @@ def build_info():
     }
 
 
+onnx_translation_table = onnx.translation_table
+
 __all__ = ["Conv1dExt", "ConvTranspose1dExt", "StreamingConvTranspose1d", "build_info", "conv1d",
-           "conv_transpose1d", "convert_conv1d", "convert_convs", "cpu_isa", "explain", "ops", "receptive_field"]
+           "conv_transpose1d", "convert_conv1d", "convert_convs", "cpu_isa", "explain", "onnx",
+           "onnx_translation_table", "ops", "receptive_field"]
 __version__ = "0.1.0"

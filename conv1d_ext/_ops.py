@@ -1,23 +1,18 @@
-"""Python side of the conv1d_ext custom ops: fake (meta) kernels and autograd.
+"""Python side of the conv1d_ext custom ops: what the dispatcher and PyTorch's transforms need from Python.
 
 Importing conv1d_ext._C loads the C++ library, which defines the four op schemas (csrc/op_schemas.h) and
-registers their CPU (and, when built, CUDA) kernels. This module adds what the dispatcher needs from
-Python:
+registers their CPU (and, when built, CUDA) kernels. This module adds, in this order:
 
-* a fake kernel per op, so torch.compile, FakeTensor and meta tensors know output shapes without running
-  a kernel (shapes may be symbolic: the formulas use only +, -, *, // on SymInts);
-* autograd for every op, written with the same four ops. Each backward is linear in its inputs and is
-  itself made of differentiable ops, so double backward (gradgradcheck, gradient penalties) works:
-
-    conv1d(x, w, b)         -> dx = backward_input(gy, w), dw = backward_weight(gy, x), db = backward_bias(gy)
-    backward_input(gy, w)   -> dgy = conv1d(G, w),         dw = backward_weight(gy, G)    (G: grad of dx)
-    backward_weight(gy, x)  -> dgy = conv1d(x, H),         dx = backward_input(gy, H)     (H: grad of dw)
-    backward_bias(gy)       -> dgy = grad of db broadcast over batch and length
-
-  Only the gradients autograd asks for (ctx.needs_input_grad) are computed.
+* a fake kernel per op, so torch.compile, torch.export, FakeTensor and meta tensors know output shapes
+  without running a kernel (shapes may be symbolic: the formulas use only +, -, *, // on SymInts);
+* a vmap batching rule per op (torch.vmap, and torch.func's transforms built on it);
+* autograd for every op (backward and forward mode), written with the same four ops, so every order of
+  derivative and every torch.func transform works;
+* an autocast kernel for conv1d (PyTorch's convolution policy: the autocast context's dtype).
 """
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from . import _C  # noqa: F401  (loads the op library)
 
@@ -55,9 +50,11 @@ def _check_dims(op, **tensors):
 
 
 def _check_dtypes(op, first, *others):
-    _require(op, first.dtype in _FLOATING, "tensors must be float32, float64, float16 or bfloat16")
     _require(op, all(t.dtype == first.dtype and t.device == first.device for t in others),
              "tensors must have the same dtype and device")
+    # NotImplementedError, like the kernels' refusal of a dtype they have no kernels for
+    torch._check_not_implemented(first.dtype in _FLOATING,
+                                 lambda: f"conv1d_ext::{op}: tensors must be float32, float64, float16 or bfloat16")
 
 
 def _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation):
@@ -126,81 +123,349 @@ def _conv1d_backward_bias_fake(grad_output):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Autograd
+# vmap: batching rules, so torch.vmap (and what torch.func builds on it: jacrev, jacfwd, hessian, per-sample
+# gradients) runs each op once on the whole batch instead of once per slice. A vmapped input joins the
+# batch dim; vmapped weights make the V convolutions one grouped convolution with V * groups groups, the V
+# copies of the channels side by side (PyTorch's own convolution batching rule does the same); a weight
+# shared by the V inputs (or an input shared by V weights) needs no copy: the V copies become more output
+# channels, interleaved group by group so each stays within its group.
 # ---------------------------------------------------------------------------------------------------
 
 
-def _save_hyperparams(ctx, stride, pad_left, pad_right, dilation, groups):
-    ctx.conv = (stride, pad_left, pad_right, dilation, groups)
+def _first(t, bdim, size):
+    """t with its vmapped dim first; an unvmapped t expanded (a view, no copy) along a new first dim."""
+    return t.expand(size, *t.shape) if bdim is None else t.movedim(bdim, 0)
 
 
-# conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
-def _conv1d_setup_context(ctx, inputs, output):
-    input, weight, bias, *conv = inputs
-    _save_hyperparams(ctx, *conv)
-    ctx.save_for_backward(input, weight)
+def _split(t, dim, size):
+    """Dim `dim` of size V*C as the two dims (V, C)."""
+    return t.unflatten(dim, (size, t.shape[dim] // size))
 
 
-def _conv1d_backward(ctx, grad_output):
-    input, weight = ctx.saved_tensors
-    grad_input = grad_weight = grad_bias = None
-    if ctx.needs_input_grad[0]:
-        grad_input = ops.conv1d_backward_input(grad_output, weight, input.shape[2], *ctx.conv)
-    if ctx.needs_input_grad[1]:
-        grad_weight = ops.conv1d_backward_weight(grad_output, input, weight.shape[2], *ctx.conv)
-    if ctx.needs_input_grad[2]:
-        grad_bias = ops.conv1d_backward_bias(grad_output)
-    return grad_input, grad_weight, grad_bias, None, None, None, None, None
+def _side_by_side(t):
+    """(V, N, C, L) -> (N, V*C, L): the channels of the V copies as V groups of channels."""
+    return t.transpose(0, 1).flatten(1, 2)
 
 
-# conv1d_backward_input(grad_output, weight, input_len, stride, pad_left, pad_right, dilation, groups)
-def _backward_input_setup_context(ctx, inputs, output):
-    grad_output, weight, _input_len, *conv = inputs
-    _save_hyperparams(ctx, *conv)
-    ctx.save_for_backward(grad_output, weight)
+def _interleave_groups(t, groups, dim=0):
+    """(..., V, C, ...) at (dim, dim + 1) -> (..., groups * V * C/groups, ...): the V copies of each group's
+    channels next to each other, so an op with `groups` groups keeps every copy within its group."""
+    return t.unflatten(dim + 1, (groups, -1)).transpose(dim, dim + 1).flatten(dim, dim + 2)
 
 
-def _backward_input_backward(ctx, grad_grad_input):
-    grad_output, weight = ctx.saved_tensors
-    grad_grad_output = grad_weight = None
-    if ctx.needs_input_grad[0]:
-        grad_grad_output = ops.conv1d(grad_grad_input, weight, None, *ctx.conv)
-    if ctx.needs_input_grad[1]:
-        grad_weight = ops.conv1d_backward_weight(grad_output, grad_grad_input, weight.shape[2], *ctx.conv)
-    return grad_grad_output, grad_weight, None, None, None, None, None, None
+def _deinterleave_groups(t, size, groups, dim):
+    """The inverse of _interleave_groups along `dim`: (..., groups * V * Cg, ...) -> (..., V, groups * Cg, ...)."""
+    t = t.unflatten(dim, (groups, size, t.shape[dim] // (groups * size)))
+    return t.transpose(dim, dim + 1).flatten(dim + 1, dim + 2)
 
 
-# conv1d_backward_weight(grad_output, input, kernel_size, stride, pad_left, pad_right, dilation, groups)
-def _backward_weight_setup_context(ctx, inputs, output):
-    grad_output, input, _kernel_size, *conv = inputs
-    _save_hyperparams(ctx, *conv)
-    ctx.save_for_backward(grad_output, input)
+@torch.library.register_vmap(f"{_NS}::conv1d")
+def _conv1d_vmap(info, in_dims, input, weight, bias, stride, pad_left, pad_right, dilation, groups):
+    size, (x_dim, w_dim, b_dim) = info.batch_size, in_dims[:3]
+    if w_dim is None and b_dim is None:  # more samples
+        out = ops.conv1d(input.movedim(x_dim, 0).flatten(0, 1), weight, bias, stride, pad_left, pad_right,
+                         dilation, groups)
+        return _split(out, 0, size), 0
+    w = _first(weight, w_dim, size)
+    b = None if bias is None else _first(bias, b_dim, size)
+    if x_dim is None:  # one input, V weights: more output channels
+        b = None if b is None else _interleave_groups(b, groups)
+        out = ops.conv1d(input, _interleave_groups(w, groups), b, stride, pad_left, pad_right, dilation, groups)
+        return _deinterleave_groups(out, size, groups, 1), 1
+    out = ops.conv1d(_side_by_side(input.movedim(x_dim, 0)), w.flatten(0, 1), None if b is None else b.flatten(),
+                     stride, pad_left, pad_right, dilation, size * groups)
+    return _split(out, 1, size), 1
 
 
-def _backward_weight_backward(ctx, grad_grad_weight):
-    grad_output, input = ctx.saved_tensors
-    grad_grad_output = grad_input = None
-    if ctx.needs_input_grad[0]:
-        grad_grad_output = ops.conv1d(input, grad_grad_weight, None, *ctx.conv)
-    if ctx.needs_input_grad[1]:
-        grad_input = ops.conv1d_backward_input(grad_output, grad_grad_weight, input.shape[2], *ctx.conv)
-    return grad_grad_output, grad_input, None, None, None, None, None, None
+@torch.library.register_vmap(f"{_NS}::conv1d_backward_input")
+def _backward_input_vmap(info, in_dims, grad_output, weight, input_len, stride, pad_left, pad_right, dilation,
+                         groups):
+    size, (gy_dim, w_dim) = info.batch_size, in_dims[:2]
+    if w_dim is None:
+        out = ops.conv1d_backward_input(grad_output.movedim(gy_dim, 0).flatten(0, 1), weight, input_len, stride,
+                                        pad_left, pad_right, dilation, groups)
+        return _split(out, 0, size), 0
+    # V weights: a transposed convolution sums over output channels, so they cannot share one grad_output's
+    # channels; the grouped form needs the V grad_outputs side by side
+    gy = _side_by_side(_first(grad_output, gy_dim, size))
+    out = ops.conv1d_backward_input(gy, weight.movedim(w_dim, 0).flatten(0, 1), input_len, stride, pad_left,
+                                    pad_right, dilation, size * groups)
+    return _split(out, 1, size), 1
 
 
-# conv1d_backward_bias(grad_output)
-def _backward_bias_setup_context(ctx, inputs, output):
-    (grad_output,) = inputs
-    ctx.grad_output_shape = grad_output.shape
+@torch.library.register_vmap(f"{_NS}::conv1d_backward_weight")
+def _backward_weight_vmap(info, in_dims, grad_output, input, kernel_size, stride, pad_left, pad_right, dilation,
+                          groups):
+    size, (gy_dim, x_dim) = info.batch_size, in_dims[:2]
+    if x_dim is None:  # one input, V grad_outputs (jacrev of a weight): more output channels
+        gy = _interleave_groups(grad_output.movedim(gy_dim, 1), groups, dim=1)
+        out = ops.conv1d_backward_weight(gy, input, kernel_size, stride, pad_left, pad_right, dilation, groups)
+        return _deinterleave_groups(out, size, groups, 0), 0
+    # per-sample gradients: each slice's own sum over its batch, so the V slices side by side, V * groups groups
+    out = ops.conv1d_backward_weight(_side_by_side(_first(grad_output, gy_dim, size)),
+                                     _side_by_side(input.movedim(x_dim, 0)), kernel_size, stride, pad_left,
+                                     pad_right, dilation, size * groups)
+    return _split(out, 0, size), 0
 
 
-def _backward_bias_backward(ctx, grad_grad_bias):
-    return grad_grad_bias[None, :, None].expand(ctx.grad_output_shape)
+@torch.library.register_vmap(f"{_NS}::conv1d_backward_bias")
+def _backward_bias_vmap(info, in_dims, grad_output):
+    out = ops.conv1d_backward_bias(_side_by_side(grad_output.movedim(in_dims[0], 0)))
+    return _split(out, 0, info.batch_size), 0
 
 
-torch.library.register_autograd(f"{_NS}::conv1d", _conv1d_backward, setup_context=_conv1d_setup_context)
-torch.library.register_autograd(f"{_NS}::conv1d_backward_input", _backward_input_backward,
-                                setup_context=_backward_input_setup_context)
-torch.library.register_autograd(f"{_NS}::conv1d_backward_weight", _backward_weight_backward,
-                                setup_context=_backward_weight_setup_context)
-torch.library.register_autograd(f"{_NS}::conv1d_backward_bias", _backward_bias_backward,
-                                setup_context=_backward_bias_setup_context)
+# ---------------------------------------------------------------------------------------------------
+# Autograd. Each op is linear in each of its tensor arguments, so each derivative, backward or forward
+# (jvp), is again made of the four ops:
+#
+#   conv1d(x, w, b)         backward: dx = backward_input(gy, w), dw = backward_weight(gy, x), db = backward_bias(gy)
+#                           jvp:      conv1d(dx, w) + conv1d(x, dw) + db
+#   backward_input(gy, w)   backward: dgy = conv1d(G, w), dw = backward_weight(gy, G)      (G: grad of the result)
+#                           jvp:      backward_input(dgy, w) + backward_input(gy, dw)
+#   backward_weight(gy, x)  backward: dgy = conv1d(x, H), dx = backward_input(gy, H)       (H: grad of the result)
+#                           jvp:      backward_weight(dgy, x) + backward_weight(gy, dx)
+#   backward_bias(gy)       backward: dgy = grad of the result broadcast over batch and length
+#                           jvp:      backward_bias(dgy)
+#
+# One torch.autograd.Function per op holds its formulas. Each formula calls the four ops again through
+# _call, so derivatives of derivatives are differentiable too (double backward, hessian = jacfwd(jacrev));
+# only the gradients autograd asks for are computed. The Functions serve twice:
+# * as the ops' autograd kernels (the Autograd dispatch key), so every caller of torch.ops.conv1d_ext.* gets
+#   backward, double backward and forward mode (torch.autograd.forward_ad), also under torch.compile;
+#   torch.library.register_autograd is not used: the Function it generates has no jvp, so forward mode gave a
+#   silent zero tangent;
+# * applied directly (by _call, for conv1d_ext.conv1d and inside the formulas) under a torch.func transform:
+#   torch.func (grad, jvp, jacrev, jacfwd, hessian, and vmap of them, through the batching rules above:
+#   generate_vmap_rule) handles an autograd.Function applied from Python, not one inside an op's kernel.
+# ---------------------------------------------------------------------------------------------------
+
+_NONE = (None,) * 6  # the gradients of the int arguments
+
+
+def _sum(terms):
+    """The sum of the terms that are not None (the contributions of the inputs that have tangents)."""
+    terms = [t for t in terms if t is not None]
+    return sum(terms[1:], terms[0])
+
+
+def _broadcast_bias(bias, shape):
+    return bias[None, :, None].expand(shape)
+
+
+def _call(function, *args):
+    """What the formulas use: under a torch.func transform the Function itself (torch.func must see it),
+    else its op, whose autograd kernel applies the Function only when there is something to differentiate
+    (a Function's apply costs ~20 us of Python, as much as a small convolution)."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return function.apply(*args)
+    return function.op(*args)
+
+
+def _below_autograd(op, *args):
+    """The op's kernel (or batching rule) without passing this autograd kernel again."""
+    with torch._C._AutoDispatchBelowAutograd():
+        return op(*args)
+
+
+class _Conv1d(torch.autograd.Function):
+    generate_vmap_rule = True
+    op = ops.conv1d.default
+
+    @staticmethod
+    def forward(input, weight, bias, *conv):
+        return _below_autograd(_Conv1d.op, input, weight, bias, *conv)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, _bias, *conv = inputs
+        ctx.conv, ctx.output_shape = tuple(conv), output.shape
+        ctx.save_for_backward(input, weight)
+        ctx.save_for_forward(input, weight)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        return (_call(_BackwardInput, grad_output, weight, input.shape[2], *ctx.conv) if needs[0] else None,
+                _call(_BackwardWeight, grad_output, input, weight.shape[2], *ctx.conv) if needs[1] else None,
+                _call(_BackwardBias, grad_output) if needs[2] else None, *_NONE[:5])
+
+    @staticmethod
+    def jvp(ctx, d_input, d_weight, d_bias, *_):
+        input, weight = ctx.saved_tensors
+        return _sum([None if d_input is None else _call(_Conv1d, d_input, weight, None, *ctx.conv),
+                     None if d_weight is None else _call(_Conv1d, input, d_weight, None, *ctx.conv),
+                     None if d_bias is None else _broadcast_bias(d_bias, ctx.output_shape)])
+
+
+class _BackwardInput(torch.autograd.Function):
+    generate_vmap_rule = True
+    op = ops.conv1d_backward_input.default
+
+    @staticmethod
+    def forward(grad_output, weight, input_len, *conv):
+        return _below_autograd(_BackwardInput.op, grad_output, weight, input_len, *conv)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_output, weight, ctx.input_len, *conv = inputs
+        ctx.conv = tuple(conv)
+        ctx.save_for_backward(grad_output, weight)
+        ctx.save_for_forward(grad_output, weight)
+
+    @staticmethod
+    def backward(ctx, grad_grad_input):
+        grad_output, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        return (_call(_Conv1d, grad_grad_input, weight, None, *ctx.conv) if needs[0] else None,
+                _call(_BackwardWeight, grad_output, grad_grad_input, weight.shape[2], *ctx.conv) if needs[1]
+                else None, *_NONE)
+
+    @staticmethod
+    def jvp(ctx, d_grad_output, d_weight, *_):
+        grad_output, weight = ctx.saved_tensors
+        conv = (ctx.input_len, *ctx.conv)
+        return _sum([None if d_grad_output is None else _call(_BackwardInput, d_grad_output, weight, *conv),
+                     None if d_weight is None else _call(_BackwardInput, grad_output, d_weight, *conv)])
+
+
+class _BackwardWeight(torch.autograd.Function):
+    generate_vmap_rule = True
+    op = ops.conv1d_backward_weight.default
+
+    @staticmethod
+    def forward(grad_output, input, kernel_size, *conv):
+        return _below_autograd(_BackwardWeight.op, grad_output, input, kernel_size, *conv)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_output, input, ctx.kernel_size, *conv = inputs
+        ctx.conv = tuple(conv)
+        ctx.save_for_backward(grad_output, input)
+        ctx.save_for_forward(grad_output, input)
+
+    @staticmethod
+    def backward(ctx, grad_grad_weight):
+        grad_output, input = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        return (_call(_Conv1d, input, grad_grad_weight, None, *ctx.conv) if needs[0] else None,
+                _call(_BackwardInput, grad_output, grad_grad_weight, input.shape[2], *ctx.conv) if needs[1]
+                else None, *_NONE)
+
+    @staticmethod
+    def jvp(ctx, d_grad_output, d_input, *_):
+        grad_output, input = ctx.saved_tensors
+        conv = (ctx.kernel_size, *ctx.conv)
+        return _sum([None if d_grad_output is None else _call(_BackwardWeight, d_grad_output, input, *conv),
+                     None if d_input is None else _call(_BackwardWeight, grad_output, d_input, *conv)])
+
+
+class _BackwardBias(torch.autograd.Function):
+    generate_vmap_rule = True
+    op = ops.conv1d_backward_bias.default
+
+    @staticmethod
+    def forward(grad_output):
+        return _below_autograd(_BackwardBias.op, grad_output)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.grad_output_shape = inputs[0].shape
+
+    @staticmethod
+    def backward(ctx, grad_grad_bias):
+        return _broadcast_bias(grad_grad_bias, ctx.grad_output_shape)
+
+    @staticmethod
+    def jvp(ctx, d_grad_output):
+        return _call(_BackwardBias, d_grad_output)
+
+
+def _autograd_kernel(name, function):
+    def kernel(*args):
+        # torch.func sees an autograd.Function only where Python applies it: from inside the dispatcher it
+        # cannot; without this check the failure would be an internal error about custom_function_call
+        if torch._C._functorch.peek_interpreter_stack() is not None:
+            raise RuntimeError(f"torch.ops.conv1d_ext.{name} supports torch.vmap but not torch.func's autograd "
+                               "transforms (grad, jvp, jacrev, jacfwd, hessian); use conv1d_ext.conv1d or "
+                               "Conv1dExt, which support them all")
+        if (torch.is_grad_enabled() and torch._C._any_requires_grad(*args)) or fwAD._current_level >= 0:
+            return function.apply(*args)
+        return _below_autograd(function.op, *args)  # nothing to differentiate: skip the Function's cost
+    return kernel
+
+
+_lib = torch.library.Library(_NS, "IMPL")  # kept alive: the registrations below last as long as it does
+for _name, _function in [("conv1d", _Conv1d), ("conv1d_backward_input", _BackwardInput),
+                         ("conv1d_backward_weight", _BackwardWeight), ("conv1d_backward_bias", _BackwardBias)]:
+    _lib.impl(_name, _autograd_kernel(_name, _function), "Autograd")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Autocast. PyTorch's policy for convolutions (on the lower-precision list of CPU and CUDA): the floating
+# tensors on the autocast device, float64 excepted, are cast to the autocast context's dtype
+# (torch.get_autocast_dtype), which is then the output's dtype; autograd records the casts, so float32
+# parameters get float32 gradients. torch.library.register_autocast casts to one fixed dtype instead, so
+# the same kind of kernel is registered here by hand, as register_autocast does: on the op's AutocastCPU /
+# AutocastCUDA keys (the dispatcher: eager calls, torch.compile's tracing) and as the op's py_impl for them
+# (the Python dispatcher). conv1d_ext.conv1d casts before it calls anything (autocast() below).
+# The backward ops get none: like PyTorch's convolution_backward they are on no autocast list, and run on
+# the dtypes autograd saved, even when backward() is called inside an autocast region.
+# ---------------------------------------------------------------------------------------------------
+
+_AUTOCAST_KEYS = {"cpu": "AutocastCPU", "cuda": "AutocastCUDA"}
+
+
+def _autocast(tensors, device_type):
+    dtype = torch.get_autocast_dtype(device_type)
+    return [t.to(dtype) if t is not None and t.is_floating_point() and t.device.type == device_type
+            and t.dtype != torch.float64 else t for t in tensors]
+
+
+def _register_autocast(device_type, key):
+    dispatch_key = getattr(torch._C.DispatchKey, key)
+
+    def autocast_conv1d(input, weight, bias, *conv):
+        with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(dispatch_key)):
+            return ops.conv1d.default(*_autocast((input, weight, bias), device_type), *conv)
+
+    ops.conv1d.default.py_impl(dispatch_key)(autocast_conv1d)
+    _lib.impl("conv1d", autocast_conv1d, key)
+
+
+for _device_type, _key in _AUTOCAST_KEYS.items():
+    _register_autocast(_device_type, _key)
+
+
+# ---------------------------------------------------------------------------------------------------
+# What conv1d_ext.conv1d calls.
+# ---------------------------------------------------------------------------------------------------
+
+
+def autocast(input, weight, bias):
+    """(input, weight, bias) as PyTorch's autocast casts a convolution's arguments, on entry, before any
+    check (unchanged when autocast is off). conv1d_ext.conv1d calls it so that it checks the cast tensors
+    like F.conv1d does (e.g. a float16 input from the previous layer meets a float32 bias) and so that
+    autograd records the casts around the Function; under torch.compile the casts are traced."""
+    device_type = input.device.type
+    if device_type not in _AUTOCAST_KEYS or not torch.is_autocast_enabled(device_type):
+        return input, weight, bias
+    return _autocast((input, weight, bias), device_type)
+
+
+def conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups):
+    """conv1d on checked arguments: the op (whose autograd kernel is the Function), except under a torch.func
+    transform, which needs the Function applied here. (Dynamo, checked first, could not trace the Function:
+    it has a jvp; a Function recorded by torch.jit.trace could not be saved.)"""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
+    return _call(_Conv1d, input, weight, bias, stride, pad_left, pad_right, dilation, groups)
+
+
+def conv1d_backward_input(grad_output, weight, input_len, stride, pad_left, pad_right, dilation, groups):
+    """conv1d_backward_input on checked arguments (the forward of conv1d_ext.conv_transpose1d), dispatched
+    like conv1d above, so a transposed convolution works under torch.func too."""
+    args = (grad_output, weight, input_len, stride, pad_left, pad_right, dilation, groups)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return ops.conv1d_backward_input(*args)
+    return _call(_BackwardInput, *args)

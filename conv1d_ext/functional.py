@@ -42,17 +42,44 @@ def _single(name, value, signature=_SIGNATURE):
     return _index(name, value, signature)
 
 
-def _string_padding(padding, kernel_size, stride, dilation):
-    """(pad_left, pad_right) of padding='same' / 'valid'. 'same' pads d*(k-1) in total, the odd one on the
-    right, exactly like PyTorch (so even kernels need no padded copy: the op takes both sides)."""
-    if padding == "valid":
-        return 0, 0
-    if padding == "same":
-        if stride != 1:
-            raise RuntimeError("padding='same' is not supported for strided convolutions")
-        total = dilation * (kernel_size - 1)
-        return total // 2, total - total // 2
-    raise RuntimeError(f"Invalid padding string: '{padding}'")
+def _ints(name, value):
+    """stride / padding / dilation as a list of ints; its length is checked later, where F.conv1d does."""
+    if isinstance(value, (tuple, list)) or (isinstance(value, torch.Tensor) and value.dim() == 1):
+        return [_index(name, v) for v in value]
+    return [_index(name, value)]
+
+
+def _expand(name, values, spatial_dims):
+    """PyTorch's convolution_expand_param_if_needed: one value, or one per spatial dim of the weight."""
+    if len(values) not in (1, spatial_dims):
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of {spatial_dims} values to "
+                           f"match the convolution dimensions, but got {name}={values}")
+    return values[0]
+
+
+def _same_padding(input, weight, stride, dilation):
+    """(pad_left, pad_right) of padding='same', after PyTorch's checks of it (at::convolution_same, in its
+    order). It pads d*(k-1) in total, the odd one on the right, exactly like PyTorch (so even kernels need
+    no padded copy: the op takes both sides)."""
+    if weight.dim() != input.dim():
+        raise RuntimeError(f"Expected {weight.dim()}-dimensional input for {weight.dim()}-dimensional weight"
+                           f"{list(weight.shape)}, but got {input.dim()}-dimensional input of size "
+                           f"{list(input.shape)} instead")
+    for name, values in (("stride", stride), ("dilation", dilation)):
+        if len(values) != 1:
+            raise RuntimeError(f"{name} cannot broadcast to 1 dimensions")
+    if stride[0] != 1:
+        raise RuntimeError("padding='same' is not supported for strided convolutions")
+    total = dilation[0] * (weight.shape[2] - 1)
+    return total // 2, total - total // 2
+
+
+# How PyTorch's messages name a dtype (C++ type names), for the one check made before the op is called.
+_CPP_TYPE_NAMES = {torch.float32: "float", torch.float64: "double", torch.float16: "c10::Half",
+                   torch.bfloat16: "c10::BFloat16", torch.int64: "long int", torch.int32: "int",
+                   torch.int16: "short int", torch.int8: "signed char", torch.uint8: "unsigned char",
+                   torch.bool: "bool", torch.complex64: "c10::complex<float>",
+                   torch.complex128: "c10::complex<double>"}
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -70,7 +97,8 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             input length; stride must be 1; an odd total pads one more on the right).
         groups: int > 0 dividing C_in and C_out.
 
-    Unlike F.conv1d, integer and complex dtypes are not supported (RuntimeError).
+    Unlike F.conv1d, integer and complex dtypes are not supported (NotImplementedError, naming the supported
+    dtypes, raised after every check F.conv1d makes).
     """
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"conv1d_ext.conv1d(): argument 'input' must be Tensor, not {type(input).__name__}")
@@ -79,31 +107,38 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias is not None and not isinstance(bias, torch.Tensor):
         raise TypeError(f"conv1d_ext.conv1d(): argument 'bias' must be Tensor or None, not "
                         f"{type(bias).__name__}")
-    stride = _single("stride", stride)
-    dilation = _single("dilation", dilation)
+    input, weight, bias = _ops.autocast(input, weight, bias)  # first, like PyTorch's autocast kernel
+    stride = _ints("stride", stride)
+    dilation = _ints("dilation", dilation)
     groups = _index("groups", groups)
-    if isinstance(padding, str):
-        pad_left = pad_right = None  # needs the kernel size; resolved below once the weight is checked
-    else:
-        pad_left = pad_right = _single("padding", padding)
+    if not isinstance(padding, str):
+        padding = _ints("padding", padding)
 
+    # From here on the checks follow F.conv1d's order (at::conv1d, at::_convolution_mode, at::_convolution;
+    # the op makes the rest: csrc/op_common.h), so a call with several problems reports PyTorch's message.
+    if not isinstance(padding, str) and bias is not None and bias.dtype != input.dtype:
+        names = [_CPP_TYPE_NAMES.get(t.dtype, str(t.dtype)) for t in (input, bias)]
+        raise RuntimeError(f"Input type ({names[0]}) and bias type ({names[1]}) should be the same")
     if input.dim() not in (2, 3):
         raise RuntimeError("Expected 2D (unbatched) or 3D (batched) input to conv1d, but got input of size: "
                            f"{list(input.shape)}")
-    if weight.dim() != 3:
-        raise RuntimeError(f"conv1d_ext.conv1d: expected a 3-D weight (out_channels, in_channels/groups, "
-                           f"kernel_size), but got weight of size {list(weight.shape)}")
-    if pad_left is None:
-        if stride <= 0:  # checked before 'same' so the message names the real problem
-            raise RuntimeError("non-positive stride is not supported")
-        if dilation <= 0:
-            raise RuntimeError("non-positive dilation is not supported")
-        pad_left, pad_right = _string_padding(padding, weight.shape[2], stride, dilation)
-
     unbatched = input.dim() == 2
     if unbatched:
         input = input.unsqueeze(0)
-    output = _ops.ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
+    if isinstance(padding, str) and padding not in ("same", "valid"):
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    if weight.dim() < 3:
+        raise RuntimeError("weight should have at least three dimensions")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if isinstance(padding, str):
+        pad_left, pad_right = _same_padding(input, weight, stride, dilation) if padding == "same" else (0, 0)
+    spatial_dims = weight.dim() - 2
+    stride = _expand("stride", stride, spatial_dims)
+    if not isinstance(padding, str):
+        pad_left = pad_right = _expand("padding", padding, spatial_dims)
+    dilation = _expand("dilation", dilation, spatial_dims)
+    output = _ops.conv1d(input, weight, bias, stride, pad_left, pad_right, dilation, groups)
     return output.squeeze(0) if unbatched else output
 
 
@@ -150,7 +185,8 @@ def _transposed_geometry(in_len, kernel_size, stride, padding, output_padding, d
 
 
 def _conv_transpose1d_3d(ops, input, weight, bias, stride, padding, output_padding, groups, dilation):
-    """conv_transpose1d of checked arguments, batched (N, C_in, L) input, on the op set `ops`."""
+    """conv_transpose1d of checked arguments, batched (N, C_in, L) input, on the op set `ops` (anything with
+    a conv1d_backward_input: conv1d_ext._ops, which also serves torch.func, or an op namespace)."""
     out_len, input_len, pad_right, trailing_zeros = _transposed_geometry(
         input.shape[2], weight.shape[2], stride, padding, output_padding, dilation)
     output = ops.conv1d_backward_input(input, weight, input_len, stride, padding, pad_right, dilation, groups)
@@ -256,6 +292,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
         _single(arg, value, _TRANSPOSE_SIGNATURE) for arg, value in
         (("stride", stride), ("padding", padding), ("output_padding", output_padding), ("dilation", dilation)))
     groups = _index("groups", groups, _TRANSPOSE_SIGNATURE)
+    input, weight, bias = _ops.autocast(input, weight, bias)  # on PyTorch's autocast list like conv1d
     _check_transposed(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
     unbatched = input.dim() == 2
@@ -264,8 +301,19 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     in_len = input.shape[2]
     if in_len == 0:  # only with an empty batch (checked): compute on one (empty) zero position, then crop
         input = F.pad(input, (0, 1))
-    output = _conv_transpose1d_3d(_ops.ops, input, weight, bias, stride, padding, output_padding, groups,
+    output = _conv_transpose1d_3d(_ops, input, weight, bias, stride, padding, output_padding, groups,
                                   dilation)
     if in_len == 0:
         output = output[:, :, :output.shape[2] - stride]
     return output.squeeze(0) if unbatched else output
+
+
+def _not_scriptable():
+    raise RuntimeError("conv1d_ext does not support torch.jit.script (TorchScript is deprecated in PyTorch): use "
+                       "torch.compile, or torch.export / torch.onnx.export(..., dynamo=True) to deploy")
+
+
+# torch.jit.script calls this on the function, and on every function a scripted module's forward calls,
+# before compiling it: a clear error instead of one about Python constructs deep inside.
+conv1d.__prepare_scriptable__ = _not_scriptable
+conv_transpose1d.__prepare_scriptable__ = _not_scriptable

@@ -19,42 +19,31 @@ namespace conv1d_ext {
 
 inline void check_hyperparams(int64_t stride, int64_t pad_left, int64_t pad_right, int64_t dilation,
                               int64_t groups) {
+  TORCH_CHECK(groups > 0, "non-positive groups is not supported");
+  TORCH_CHECK(pad_left >= 0 && pad_right >= 0, "negative padding is not supported");
   TORCH_CHECK(stride > 0, "non-positive stride is not supported");
   TORCH_CHECK(dilation > 0, "non-positive dilation is not supported");
-  TORCH_CHECK(pad_left >= 0 && pad_right >= 0, "negative padding is not supported");
-  TORCH_CHECK(groups > 0, "non-positive groups is not supported");
 }
 
+// Checked after every check PyTorch makes, so a call F.conv1d rejects gets PyTorch's message even when
+// it is also of a dtype we have no kernels for (F.conv1d computes integer and complex convolutions).
+// NotImplementedError, as PyTorch's own missing kernels (e.g. for bool) raise.
 inline void check_floating(const at::Tensor& t, const char* name) {
   const auto st = t.scalar_type();
-  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
-              "conv1d_ext: ", name, " must be float32, float64, float16 or bfloat16, but got ", st);
+  TORCH_CHECK_NOT_IMPLEMENTED(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+                              "conv1d_ext: ", name,
+                              " must be float32, float64, float16 or bfloat16, but got ", st);
 }
 
-inline void check_same_type_and_device(const at::Tensor& a, const char* a_name, const at::Tensor& b,
-                                       const char* b_name) {
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), a_name, " type (", a.scalar_type(), ") and ", b_name,
-              " type (", b.scalar_type(), ") should be the same");
-  TORCH_CHECK(a.device() == b.device(), "Expected ", a_name, " and ", b_name,
-              " to be on the same device, but found ", a_name, " on ", a.device(), " and ", b_name,
-              " on ", b.device());
-}
-
-// weight (out_channels, in_channels / groups, kernel_size) against the number of input channels.
-inline void check_weight(const at::Tensor& weight, int64_t in_channels, int64_t groups,
-                         at::IntArrayRef input_sizes) {
-  TORCH_CHECK(weight.dim() == 3, "conv1d_ext: expected a 3-D weight (out_channels, in_channels/groups, "
-              "kernel_size), but got weight of size ", weight.sizes());
-  TORCH_CHECK(weight.size(0) >= groups, "Given groups=", groups, ", expected weight to be at least ",
-              groups, " at dimension 0, but got weight of size ", weight.sizes(), " instead");
-  TORCH_CHECK(weight.size(0) % groups == 0, "Given groups=", groups,
-              ", expected weight to be divisible by ", groups, " at dimension 0, but got weight of size ",
-              weight.sizes(), " instead");
-  TORCH_CHECK(weight.size(1) * groups == in_channels, "Given groups=", groups, ", weight of size ",
-              weight.sizes(), ", expected input", input_sizes, " to have ", weight.size(1) * groups,
-              " channels, but got ", in_channels, " channels instead");
-  TORCH_CHECK(weight.size(2) > 0, "conv1d_ext: kernel_size must be positive, but got weight of size ",
-              weight.sizes());
+// PyTorch's check_input_same_type_as_parameters: dtype and device type in one comparison, named like
+// "torch.FloatTensor" / "torch.cuda.HalfTensor".
+inline void check_same_type(const at::Tensor& a, const char* a_name, const at::Tensor& b,
+                            const char* b_name) {
+  TORCH_CHECK(a.options().type_equal(b.options()), a_name, " type (", a.toString(), ") and ", b_name,
+              " type (", b.toString(), ") should be the same");
+  TORCH_CHECK(a.device() == b.device(),
+              "Expected all tensors to be on the same device, but found at least two devices, ", a.device(),
+              " and ", b.device(), "!");
 }
 
 inline int64_t checked_out_len(int64_t in_len, int64_t kernel_size, int64_t stride, int64_t pad_left,
@@ -66,27 +55,59 @@ inline int64_t checked_out_len(int64_t in_len, int64_t kernel_size, int64_t stri
   return out_len;
 }
 
+// The kernels index with stride and dilation; when they cannot matter (one output position, one tap) any
+// value is equivalent to 1, and 1 keeps huge values (which F.conv1d accepts) out of the kernels' arithmetic.
+inline Conv1dParams make_normalized_params(int64_t batch, int64_t in_channels, int64_t in_len,
+                                           int64_t out_channels, int64_t kernel_size, int64_t stride,
+                                           int64_t pad_left, int64_t pad_right, int64_t dilation,
+                                           int64_t groups, int64_t out_len) {
+  return make_conv1d_params(batch, in_channels, in_len, out_channels, kernel_size, out_len <= 1 ? 1 : stride,
+                            pad_left, pad_right, kernel_size == 1 ? 1 : dilation, groups, out_len);
+}
+
 // input (batch, in_channels, in_len), weight, optional bias (out_channels).
+// The checks run in the order of at::_convolution (F.conv1d's checks before it are conv1d_ext.conv1d's),
+// with its messages, so a call with several problems reports the one PyTorch reports. Two of PyTorch's
+// checks look odd but are measured: a negative dilation is reported early, a zero dilation last (on
+// CPU float32; other PyTorch backends word the zero-dilation message differently).
 inline Conv1dParams check_forward_args(const at::Tensor& input, const at::Tensor& weight,
-                                       const c10::optional<at::Tensor>& bias, int64_t stride,
+                                       const c10::optional<at::Tensor>& bias_opt, int64_t stride,
                                        int64_t pad_left, int64_t pad_right, int64_t dilation,
                                        int64_t groups) {
-  check_hyperparams(stride, pad_left, pad_right, dilation, groups);
-  TORCH_CHECK(input.dim() == 3, "conv1d_ext: expected a 3-D input (batch, channels, length), but got "
-              "input of size: ", input.sizes());
-  check_floating(input, "input");
-  check_same_type_and_device(input, "Input", weight, "weight");
-  check_weight(weight, input.size(1), groups, input.sizes());
-  if (bias.has_value() && bias->defined()) {
-    check_same_type_and_device(input, "Input", *bias, "bias");
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "Given weight of size ",
-                weight.sizes(), ", expected bias to be 1-dimensional with ", weight.size(0),
-                " elements, but got bias of size ", bias->sizes(), " instead");
-  }
+  const bool has_bias = bias_opt.has_value() && bias_opt->defined();
+  TORCH_CHECK(weight.dim() >= 3, "weight should have at least three dimensions");
+  TORCH_CHECK(groups > 0, "non-positive groups is not supported");
+  TORCH_CHECK(pad_left >= 0 && pad_right >= 0, "negative padding is not supported");
+  TORCH_CHECK(stride > 0, "non-positive stride is not supported");
+  TORCH_CHECK(dilation >= 0, "dilation should be greater than zero");
+  TORCH_CHECK(weight.dim() == input.dim(), "Expected ", weight.dim(), "-dimensional input for ", weight.dim(),
+              "-dimensional weight ", weight.sizes(), ", but got ", input.dim(),
+              "-dimensional input of size ", input.sizes(), " instead");
+  TORCH_CHECK(
+      input.dim() == 3,
+      "conv1d_ext: expected a 3-D input (batch, channels, length), but got input of size: ", input.sizes());
+  TORCH_CHECK(weight.size(0) >= groups, "Given groups=", groups, ", expected weight to be at least ", groups,
+              " at dimension 0, but got weight of size ", weight.sizes(), " instead");
+  TORCH_CHECK(weight.size(0) % groups == 0, "Given groups=", groups, ", expected weight to be divisible by ",
+              groups, " at dimension 0, but got weight of size ", weight.sizes(), " instead");
+  TORCH_CHECK(input.size(1) == weight.size(1) * groups, "Given groups=", groups, ", weight of size ",
+              weight.sizes(), ", expected input", input.sizes(), " to have ", weight.size(1) * groups,
+              " channels, but got ", input.size(1), " channels instead");
+  TORCH_CHECK(!has_bias || (bias_opt->dim() == 1 && bias_opt->size(0) == weight.size(0)),
+              "Given weight of size ", weight.sizes(), ", expected bias to be 1-dimensional with ",
+              weight.size(0), " elements, but got bias of size ",
+              has_bias ? bias_opt->sizes() : at::IntArrayRef(), " instead");
   const int64_t out_len =
       checked_out_len(input.size(2), weight.size(2), stride, pad_left, pad_right, dilation);
-  return make_conv1d_params(input.size(0), input.size(1), input.size(2), weight.size(0), weight.size(2),
-                            stride, pad_left, pad_right, dilation, groups, out_len);
+  check_same_type(input, "Input", weight, "weight");
+  if (has_bias) check_same_type(input, "Input", *bias_opt, "bias");
+  TORCH_CHECK(dilation > 0, "non-positive dilation is not supported");
+  // Beyond PyTorch: what F.conv1d computes but these kernels do not.
+  TORCH_CHECK(weight.size(2) > 0, "kernel size should be greater than zero, but got weight of size ",
+              weight.sizes());
+  check_floating(input, "input");
+  return make_normalized_params(input.size(0), input.size(1), input.size(2), weight.size(0), weight.size(2),
+                                stride, pad_left, pad_right, dilation, groups, out_len);
 }
 
 // grad_output (batch, out_channels, out_len), weight; input_len says which forward problem this is.
@@ -98,18 +119,17 @@ inline Conv1dParams check_backward_input_args(const at::Tensor& grad_output, con
               grad_output.sizes());
   TORCH_CHECK(input_len >= 0, "conv1d_ext: input_len must be non-negative, got ", input_len);
   check_floating(grad_output, "grad_output");
-  check_same_type_and_device(grad_output, "grad_output", weight, "weight");
-  TORCH_CHECK(weight.dim() == 3 && weight.size(2) > 0 && weight.size(0) % groups == 0 &&
-                  weight.size(0) >= groups,
-              "conv1d_ext: weight of size ", weight.sizes(), " does not fit groups=", groups);
+  check_same_type(grad_output, "grad_output", weight, "weight");
+  TORCH_CHECK(
+      weight.dim() == 3 && weight.size(2) > 0 && weight.size(0) % groups == 0 && weight.size(0) >= groups,
+      "conv1d_ext: weight of size ", weight.sizes(), " does not fit groups=", groups);
   TORCH_CHECK(grad_output.size(1) == weight.size(0), "conv1d_ext: grad_output has ", grad_output.size(1),
               " channels but weight has ", weight.size(0), " output channels");
-  const int64_t out_len =
-      checked_out_len(input_len, weight.size(2), stride, pad_left, pad_right, dilation);
+  const int64_t out_len = checked_out_len(input_len, weight.size(2), stride, pad_left, pad_right, dilation);
   TORCH_CHECK(grad_output.size(2) == out_len, "conv1d_ext: grad_output length ", grad_output.size(2),
               " does not match the output length ", out_len, " of an input of length ", input_len);
-  return make_conv1d_params(grad_output.size(0), weight.size(1) * groups, input_len, weight.size(0),
-                            weight.size(2), stride, pad_left, pad_right, dilation, groups, out_len);
+  return make_normalized_params(grad_output.size(0), weight.size(1) * groups, input_len, weight.size(0),
+                                weight.size(2), stride, pad_left, pad_right, dilation, groups, out_len);
 }
 
 // grad_output (batch, out_channels, out_len), input (batch, in_channels, in_len).
@@ -119,22 +139,21 @@ inline Conv1dParams check_backward_weight_args(const at::Tensor& grad_output, co
   check_hyperparams(stride, pad_left, pad_right, dilation, groups);
   TORCH_CHECK(kernel_size > 0, "conv1d_ext: kernel_size must be positive, got ", kernel_size);
   TORCH_CHECK(grad_output.dim() == 3 && input.dim() == 3,
-              "conv1d_ext: expected 3-D grad_output and input, but got sizes ", grad_output.sizes(),
-              " and ", input.sizes());
+              "conv1d_ext: expected 3-D grad_output and input, but got sizes ", grad_output.sizes(), " and ",
+              input.sizes());
   check_floating(grad_output, "grad_output");
-  check_same_type_and_device(grad_output, "grad_output", input, "input");
+  check_same_type(grad_output, "grad_output", input, "input");
   TORCH_CHECK(grad_output.size(0) == input.size(0), "conv1d_ext: grad_output batch ", grad_output.size(0),
               " does not match input batch ", input.size(0));
-  TORCH_CHECK(input.size(1) % groups == 0 && grad_output.size(1) % groups == 0 &&
-                  grad_output.size(1) >= groups,
-              "conv1d_ext: channels (in ", input.size(1), ", out ", grad_output.size(1),
-              ") must be divisible by groups=", groups);
-  const int64_t out_len =
-      checked_out_len(input.size(2), kernel_size, stride, pad_left, pad_right, dilation);
+  TORCH_CHECK(
+      input.size(1) % groups == 0 && grad_output.size(1) % groups == 0 && grad_output.size(1) >= groups,
+      "conv1d_ext: channels (in ", input.size(1), ", out ", grad_output.size(1),
+      ") must be divisible by groups=", groups);
+  const int64_t out_len = checked_out_len(input.size(2), kernel_size, stride, pad_left, pad_right, dilation);
   TORCH_CHECK(grad_output.size(2) == out_len, "conv1d_ext: grad_output length ", grad_output.size(2),
               " does not match the output length ", out_len, " of the input");
-  return make_conv1d_params(input.size(0), input.size(1), input.size(2), grad_output.size(1),
-                            kernel_size, stride, pad_left, pad_right, dilation, groups, out_len);
+  return make_normalized_params(input.size(0), input.size(1), input.size(2), grad_output.size(1), kernel_size,
+                                stride, pad_left, pad_right, dilation, groups, out_len);
 }
 
 inline void check_backward_bias_args(const at::Tensor& grad_output) {

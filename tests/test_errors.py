@@ -2,6 +2,9 @@
 expected type is computed by calling F.conv1d in the test), with a message that names the problem; the
 caller's tensors are never modified; the ops themselves reject malformed arguments cleanly."""
 
+import itertools
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -31,14 +34,27 @@ CASES = {
                              r"divisible by 2"),
     "weight_fewer_than_groups": (lambda d: ((t(2, 4, 10, device=d), t(1, 1, 3, device=d)), {"groups": 4}),
                                  r"at least 4"),
-    "weight_2d": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, device=d)), {}), r"weight"),
-    "weight_4d": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, 1, device=d)), {}), r"weight"),
+    "weight_2d": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, device=d)), {}),
+                  r"^weight should have at least three dimensions$"),
+    "weight_1d_same": (lambda d: ((t(2, 4, 10, device=d), t(6, device=d)), {"padding": "same"}),
+                       r"^weight should have at least three dimensions$"),
+    "weight_4d": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, 1, device=d)), {}),
+                  r"Expected 4-dimensional input for 4-dimensional weight \[6, 4, 3, 1\], but got 3-dimensional "
+                  r"input of size \[2, 4, 10\] instead"),
+    "weight_4d_same": (lambda d: ((t(4, 10, device=d), t(6, 4, 3, 1, device=d)), {"padding": "same"}),
+                       r"Expected 4-dimensional input for 4-dimensional weight\[6, 4, 3, 1\], but got "
+                       r"3-dimensional input of size \[1, 4, 10\] instead"),
     "stride_0": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"stride": 0}),
                  r"non-positive stride"),
     "stride_negative": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"stride": (-2,)}),
                         r"non-positive stride"),
     "dilation_0": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"dilation": 0}),
                    r"non-positive dilation"),
+    # PyTorch reports a negative dilation early with its own message, a zero one last (measured)
+    "dilation_negative": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"dilation": -1}),
+                          r"^dilation should be greater than zero$"),
+    "dilation_negative_same": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)),
+                                          {"dilation": -1, "padding": "same"}), r"negative padding"),
     "groups_0": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"groups": 0}),
                  r"non-positive groups"),
     "groups_negative": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"groups": -2}),
@@ -55,7 +71,23 @@ CASES = {
     "bias_dtype": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d),
                                t(6, dtype=torch.float64, device=d)), {}), r"should be the same"),
     "half_input_float_weight": (lambda d: ((t(2, 4, 10, device=d).half(), t(6, 4, 3, device=d)), {}),
-                                r"type"),
+                                r"should be the same"),
+    "double_input_float_weight": (lambda d: ((t(2, 4, 10, device=d).double(), t(6, 4, 3, device=d)), {}),
+                                  r"should be the same"),
+    "float_input_int_weight": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d).long()), {}),
+                               r"^Input type \(torch\.\S*FloatTensor\) and weight type \(torch\.\S*LongTensor\) "
+                               r"should be the same"),
+    # mixed dtypes are reported before the integer dtype we have no kernels for
+    "int_input_double_bias": (lambda d: ((t(2, 4, 10, device=d).long(), t(6, 4, 3, device=d).long(),
+                                          t(6, dtype=torch.float64, device=d)), {}),
+                              r"^Input type \(long int\) and bias type \(double\) should be the same$"),
+    "int_input_double_bias_unbatched": (lambda d: ((t(4, 10, device=d).long(), t(6, 4, 3, device=d).long(),
+                                                    t(6, dtype=torch.float64, device=d)), {"stride": (1, 2)}),
+                                        r"^Input type \(long int\) and bias type \(double\) should be the same$"),
+    "int_input_float_weight_valid": (lambda d: ((t(2, 4, 10, device=d).long(), t(6, 4, 3, device=d)),
+                                                {"padding": "valid"}), r"should be the same"),
+    "bool": (lambda d: ((t(2, 4, 10, device=d).bool(), t(6, 4, 3, device=d).bool()), {}),
+             r"float32, float64, float16 or bfloat16, but got Bool"),
     "bias_size": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d), t(5, device=d)), {}),
                   r"expected bias to be 1-dimensional with 6 elements"),
     "bias_2d": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d), t(6, 1, device=d)), {}),
@@ -63,6 +95,15 @@ CASES = {
     "same_strided": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"padding": "same",
                                                                                 "stride": 2}),
                      r"padding='same' is not supported for strided convolutions"),
+    "same_stride_0": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"padding": "same", "stride": 0}),
+                      r"padding='same' is not supported for strided convolutions"),
+    "same_stride_tuple_2": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)),
+                                       {"padding": "same", "stride": (1, 1)}),
+                            r"^stride cannot broadcast to 1 dimensions$"),
+    "same_groups_0_strided": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)),
+                                         {"padding": "same", "stride": 2, "groups": 0}), r"non-positive groups"),
+    "kernel_size_0": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 0, device=d)), {}),
+                      r"kernel size should be greater than zero"),
     "padding_string": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"padding": "full"}),
                        r"Invalid padding string: 'full'"),
     "padding_string_case": (lambda d: ((t(2, 4, 10, device=d), t(6, 4, 3, device=d)), {"padding": "SAME"}),
@@ -127,13 +168,93 @@ def test_device_mismatch(which):
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.complex64])
-def test_unsupported_dtypes_are_a_clear_runtime_error(dtype):
+def test_unsupported_dtypes_are_a_clear_error(dtype):
     """F.conv1d computes integer (CPU) and complex convolutions; conv1d_ext does floating point only and
-    says so with a RuntimeError instead of computing something else."""
+    says so, naming the supported dtypes, with NotImplementedError (a RuntimeError, what PyTorch raises for
+    a dtype it has no kernel for) instead of computing something else."""
     x = torch.ones(1, 2, 5).to(dtype)
     w = torch.ones(3, 2, 3).to(dtype)
-    with pytest.raises(RuntimeError, match="float32, float64, float16 or bfloat16"):
+    with pytest.raises(NotImplementedError, match="float32, float64, float16 or bfloat16"):
         conv1d_ext.conv1d(x, w)
+
+
+# Which check fires when a call has two problems: the one PyTorch reports. Each problem changes one part
+# of a valid call; every pair that F.conv1d rejects is tried, and the two messages must name the same
+# problem (PyTorch words some of them differently per backend, hence the classes). Left out: a zero
+# dilation and an empty kernel, which PyTorch's CPU backends check at different points (float32 after the
+# dtypes, float64 before them).
+PROBLEMS = {
+    "input_1d": {"x": (10,)}, "input_4d": {"x": (1, 4, 2, 10)},
+    "weight_2d": {"w": (6, 4)}, "weight_4d": {"w": (6, 4, 3, 1)},
+    "stride_0": {"stride": 0}, "stride_negative": {"stride": -1}, "dilation_negative": {"dilation": -1},
+    "padding_negative": {"padding": -1}, "groups_0": {"groups": 0},
+    "stride_2": {"stride": (1, 1)}, "padding_2": {"padding": (1, 1)}, "dilation_2": {"dilation": (1, 1)},
+    "weight_fewer_than_groups": {"groups": 8, "w": (6, 1, 3), "x": (2, 8, 10)},
+    "weight_not_divisible": {"groups": 4, "w": (6, 1, 3)},
+    "channels": {"x": (2, 5, 10)}, "bias_size": {"b": (5,)}, "bias_2d": {"b": (6, 1)},
+    "kernel_too_big": {"x": (2, 4, 2)},
+    "weight_double": {"w_dtype": torch.float64}, "bias_double": {"b_dtype": torch.float64},
+    "weight_double_no_bias": {"b": None, "w_dtype": torch.float64},
+    "input_int": {"x_dtype": torch.int64}, "input_half": {"x_dtype": torch.float16},
+    "input_double_no_bias": {"b": None, "x_dtype": torch.float64},
+    "int_double_bias": {"x_dtype": torch.int64, "w_dtype": torch.int64, "b_dtype": torch.float64},
+    "same_strided": {"padding": "same", "stride": 2}, "padding_string": {"padding": "full"},
+    "valid": {"padding": "valid"}, "same": {"padding": "same"},
+}
+MESSAGE_CLASSES = [
+    r"Expected 2D \(unbatched\) or 3D \(batched\) input to conv1d", r"weight should have at least three dimensions",
+    r"-dimensional input for \d+-dimensional weight", r"expected stride to be a single",
+    r"expected padding to be a single", r"expected dilation to be a single", r"cannot broadcast",
+    r"negative padding", r"non-positive stride", r"non-positive dilation|dilation should be greater than zero",
+    r"non-positive groups", r"expected weight to be at least", r"expected weight to be divisible",
+    r"channels, but got \d+ channels instead", r"expected bias to be 1-dimensional",
+    r"Kernel size can't be greater than actual input size", r"should be the same|expected scalar type",
+    r"padding='same' is not supported for strided", r"Invalid padding string",
+]
+
+
+def _call(conv, problem):
+    call = {"x": (2, 4, 10), "w": (6, 4, 3), "b": (6,), "stride": 1, "padding": 0, "dilation": 1, "groups": 1,
+            **problem}
+    x = t(*call["x"]).to(call.get("x_dtype", torch.float32))
+    w = t(*call["w"]).to(call.get("w_dtype", torch.float32))
+    b = None if call["b"] is None else t(*call["b"]).to(call.get("b_dtype", torch.float32))
+    try:
+        conv(x, w, b, call["stride"], call["padding"], call["dilation"], call["groups"])
+    except Exception as e:
+        return e
+    return None
+
+
+def _message_class(error):
+    classes = [c for c in MESSAGE_CLASSES if re.search(c, str(error))]
+    return classes[0] if classes else str(error)
+
+
+def test_check_order_matches_pytorch():
+    torch.manual_seed(0)
+    checked = 0
+    for (name1, p1), (name2, p2) in itertools.permutations(PROBLEMS.items(), 2):
+        if set(p1) & set(p2):
+            continue  # both change the same part of the call
+        problem = {**p1, **p2}
+        expected = _call(F.conv1d, problem)
+        if expected is None:
+            continue  # together they are no problem
+        got = _call(conv1d_ext.conv1d, problem)
+        assert got is not None and type(got) is type(expected), (name1, name2, expected, got)
+        assert _message_class(got) == _message_class(expected), (name1, name2, str(expected), str(got))
+        checked += 1
+    assert checked > 400
+
+
+def test_huge_stride_and_dilation_compute_like_pytorch():
+    """Values F.conv1d accepts however large (one output position, one tap) must not reach the kernels'
+    index arithmetic."""
+    x, w1, w3 = t(2, 4, 10), t(6, 4, 1), t(6, 4, 3)
+    for w, kwargs in [(w3, {"stride": 2**31}), (w3, {"stride": 2**62}), (w1, {"dilation": 2**62}),
+                      (w1, {"dilation": 2**62, "stride": 2**62})]:
+        torch.testing.assert_close(conv1d_ext.conv1d(x, w, **kwargs), F.conv1d(x, w, **kwargs))
 
 
 def test_module_forward_errors_match_nn_conv1d():

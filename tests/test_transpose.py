@@ -963,3 +963,50 @@ def test_streaming_unbatched_bf16_and_errors():
 def test_public_api():
     for name in ("conv_transpose1d", "ConvTranspose1dExt", "convert_convs", "StreamingConvTranspose1d"):
         assert name in conv1d_ext.__all__ and getattr(conv1d_ext, name).__doc__
+
+
+# ---------------------------------------------------------------------------------------------------
+# Autocast and torch.func: conv_transpose1d goes through the same entry points as conv1d.
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_matches_nn_conv_transpose1d(dtype):
+    torch.manual_seed(0)
+    ref = torch.nn.ConvTranspose1d(8, 6, 4, stride=2, padding=1)
+    ours = conv1d_ext.ConvTranspose1dExt.from_conv_transpose1d(ref)
+    x = torch.randn(2, 8, 20)
+    with torch.autocast("cpu", dtype=dtype):
+        expected, got = ref(x), ours(x)
+    assert got.dtype == expected.dtype == dtype
+    # Both round the same dtype-cast operands; they may differ by the accumulation order and one rounding.
+    bound = F.conv_transpose1d(x.to(dtype).double().abs(), ref.weight.to(dtype).double().abs(),
+                               ref.bias.to(dtype).double().abs(), 2, 1)
+    eps = torch.finfo(dtype).eps
+    assert ((got.double() - expected.double()).abs() <= 2 * eps * bound + 1e-30).all()
+
+
+def test_torch_func_jvp_and_per_sample_grads_match_pytorch():
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 9, dtype=torch.float64)
+    w = torch.randn(4, 6, 3, dtype=torch.float64)
+    b = torch.randn(6, dtype=torch.float64)
+    dx, dw = torch.randn_like(x), torch.randn_like(w)
+
+    def ours(x, w):
+        return conv1d_ext.conv_transpose1d(x, w, b, stride=2, padding=1, output_padding=1)
+
+    def ref(x, w):
+        return F.conv_transpose1d(x, w, b, stride=2, padding=1, output_padding=1)
+
+    got = torch.func.jvp(ours, (x, w), (dx, dw))
+    expected = torch.func.jvp(ref, (x, w), (dx, dw))
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
+
+    def loss(fn):
+        return lambda w, xi: fn(xi[None], w).square().sum()
+
+    per_sample = torch.func.vmap(torch.func.grad(loss(ours)), in_dims=(None, 0))(w, x)
+    expected = torch.func.vmap(torch.func.grad(loss(ref)), in_dims=(None, 0))(w, x)
+    torch.testing.assert_close(per_sample, expected)
