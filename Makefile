@@ -17,7 +17,7 @@ READ_REQUIREMENTS := import tomllib; p = tomllib.load(open("pyproject.toml", "rb
 	reqs = p["build-system"]["requires"] + p["project"]["optional-dependencies"]["dev"]; \
 	print(" ".join(r for r in reqs if not r.startswith("torch")))
 
-.PHONY: setup build test test-cpu test-emulated lint format bench clean
+.PHONY: setup build test test-cpu test-emulated test-edge-torch lint format bench clean
 
 $(PYTHON):
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -44,6 +44,21 @@ test-cpu: setup
 test-emulated: setup
 	$(PYTHON) -m pytest -q tests -m emulated $(ARGS)
 
+# The quick tier against the other edge of the supported torch range: its own environment and a copy of
+# the tree (so the main build is untouched), CPU sources only (the CPU build of torch 2.13.0 is small).
+EDGE_TORCH_SPEC ?= torch==2.13.0
+EDGE_VENV ?= $(CURDIR)/.venv-edge
+EDGE_TREE := $(CURDIR)/build/edge-tree
+
+test-edge-torch:
+	test -x $(EDGE_VENV)/bin/python || $(BASE_PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/python -m pip install -q "$(EDGE_TORCH_SPEC)" $$($(EDGE_VENV)/bin/python -c '$(READ_REQUIREMENTS)')
+	rm -rf $(EDGE_TREE) && mkdir -p $(EDGE_TREE)
+	git ls-files -z | xargs -0 tar -c --ignore-failed-read 2>/dev/null | tar -x -C $(EDGE_TREE)
+	cd $(EDGE_TREE) && CONV1D_EXT_CUDA=0 $(EDGE_VENV)/bin/python setup.py -q build_ext --inplace
+	cd $(EDGE_TREE) && env -u CONV1D_EXT_EXPECT_CUDA $(EDGE_VENV)/bin/python -m pytest -q tests \
+		-m "not emulated and not compile and not subprocess" $(ARGS)
+
 CXX_SOURCES = $(shell git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cuda_emu/*')
 
 lint: $(DEPS_STAMP)
@@ -58,4 +73,4 @@ bench: setup
 	$(PYTHON) benchmarks/bench.py $(ARGS)
 
 clean:
-	rm -rf build *.egg-info conv1d_ext/*.so .emu_build
+	rm -rf build *.egg-info conv1d_ext/*.so .emu_build .venv-edge
