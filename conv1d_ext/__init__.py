@@ -9,6 +9,8 @@
 * ``convert_convs(model)``: turns every nn.Conv1d and nn.ConvTranspose1d in a model into the Ext module, in
   place; ``convert_conv1d(model)`` does it for nn.Conv1d only (as it always has).
 * ``StreamingConvTranspose1d(module)``: a transposed convolution over a signal arriving in chunks.
+* ``causal_conv1d_fn``, ``causal_conv1d_update``: causal (Mamba-style) convolution with state, in
+  causal-conv1d's interface; ``StreamingConv1d(module)``: any causal Conv1d over a signal in chunks.
 * ``cpu_isa()``: which CPU kernel build runs here ("avx2" or "default").
 
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
@@ -18,9 +20,11 @@ torch.compile.
 
 from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
 from .arithmetic import explain, receptive_field
+from .causal import causal_conv1d_fn, causal_conv1d_update
 from .functional import conv1d, conv_transpose1d
 from .module import Conv1dExt, ConvTranspose1dExt, convert_conv1d, convert_convs
 from .streaming import StreamingConvTranspose1d
+from .streaming_conv1d import StreamingConv1d
 
 ops = _ops.ops
 
@@ -50,6 +54,7 @@ def build_info():
     }
 
 
-__all__ = ["Conv1dExt", "ConvTranspose1dExt", "StreamingConvTranspose1d", "build_info", "conv1d",
-           "conv_transpose1d", "convert_conv1d", "convert_convs", "cpu_isa", "explain", "ops", "receptive_field"]
+__all__ = ["Conv1dExt", "ConvTranspose1dExt", "StreamingConv1d", "StreamingConvTranspose1d", "build_info",
+           "causal_conv1d_fn", "causal_conv1d_update", "conv1d", "conv_transpose1d", "convert_conv1d",
+           "convert_convs", "cpu_isa", "explain", "ops", "receptive_field"]
 __version__ = "0.1.0"
