@@ -226,6 +226,24 @@ def test_deterministic():
         assert torch.equal(a, c)
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_x_is_read_in_place(layout):
+    """No copy of x (or grad_output) in any layout: the op layer passes strides, so the profiler sees no
+    copy / clone / contiguous op inside the causal ops."""
+    gen = torch.Generator().manual_seed(9)
+    x = make_x((2, 8, 64), torch.float32, layout, gen).requires_grad_()
+    w = rand((8, 4), torch.float32, gen).requires_grad_()
+    gy = make_x((2, 8, 64), torch.float32, layout, gen)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        out = ops.causal_conv1d_fwd(x, w, None, None, None, 1, True)[0]
+        ops.causal_conv1d_bwd(x.detach(), w.detach(), None, None, None, gy, None, 1, True)
+    names = {e.name for e in prof.events()}
+    assert "conv1d_ext::causal_conv1d_fwd" in names
+    assert not names & {"aten::copy_", "aten::clone", "aten::contiguous"}, sorted(names)
+    assert out.stride() == (torch.empty(2, 64, 8).transpose(1, 2).stride() if layout == "channels_last"
+                            else (8 * 64, 64, 1))
+
+
 def test_final_states_out_and_return():
     gen = torch.Generator().manual_seed(7)
     x, w = rand((2, 4, 3), torch.float32, gen), rand((4, 5), torch.float32, gen)
@@ -287,6 +305,7 @@ def test_decode_loop(dtype, mode, width, layout):
         state[target] = buf
         cache_seqlens = torch.full((batch,), prefill, dtype=torch.int32)
     untouched = state.clone()
+    x_saved = x.clone()
     t = prefill
     for n in [1] * steps + [3]:
         chunk = x[..., t:t + n]
@@ -299,6 +318,7 @@ def test_decode_loop(dtype, mode, width, layout):
         if cache_seqlens is not None:
             cache_seqlens += n
     got = torch.cat(outs, -1)
+    assert torch.equal(x, x_saved), "causal_conv1d_update modified x"
     assert_close_to_reference("decode", got, expected, mag, width, dtype, context=f"{mode} {width} {dtype}")
     if mode == "indices":  # rows no batch element uses are untouched (NaN stays NaN)
         unused = [r for r in range(state.shape[0]) if r not in (4, 0, 6)]
