@@ -244,6 +244,23 @@ def test_x_is_read_in_place(layout):
                             else (8 * 64, 64, 1))
 
 
+@pytest.mark.parametrize("shape", [(0, 4, 7), (2, 0, 7), (2, 4, 0)], ids=["batch0", "dim0", "seqlen0"])
+def test_empty(shape):
+    batch, dim, seqlen = shape
+    x = torch.randn(shape, requires_grad=True)
+    w = torch.randn(dim, 3, requires_grad=True)
+    b = torch.randn(dim, requires_grad=True)
+    init = torch.randn(batch, dim, 2, requires_grad=True)
+    out, final = causal_conv1d_fn(x, w, b, initial_states=init, return_final_states=True, activation="silu")
+    assert out.shape == shape and final.shape == (batch, dim, 2)
+    torch.testing.assert_close(final, torch.cat([init, x], -1)[..., seqlen:])
+    gx, gw, gb, gi = torch.autograd.grad((out.sum() + final.sum()), [x, w, b, init])
+    assert torch.equal(gw, torch.zeros_like(gw)) or seqlen > 0 and batch > 0
+    assert torch.equal(gb, torch.zeros_like(gb)) or seqlen > 0 and batch > 0
+    if seqlen == 0:  # every initial state goes straight to final_states
+        torch.testing.assert_close(gi, torch.ones_like(gi))
+
+
 def test_final_states_out_and_return():
     gen = torch.Generator().manual_seed(7)
     x, w = rand((2, 4, 3), torch.float32, gen), rand((4, 5), torch.float32, gen)
