@@ -15,7 +15,8 @@
 
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
 conv1d_backward_bias); they have fake kernels and autograd (double backward included), so they work under
-torch.compile.
+torch.compile. The causal ops (causal_conv1d_fwd, causal_conv1d_bwd, causal_conv1d_update; fake kernels and
+autograd in ``causal.py``) have CPU kernels only so far.
 """
 
 from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
