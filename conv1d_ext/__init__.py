@@ -9,6 +9,8 @@
 * ``convert_convs(model)``: turns every nn.Conv1d and nn.ConvTranspose1d in a model into the Ext module, in
   place; ``convert_conv1d(model)`` does it for nn.Conv1d only (as it always has).
 * ``StreamingConvTranspose1d(module)``: a transposed convolution over a signal arriving in chunks.
+* ``causal_conv1d_fn``, ``causal_conv1d_update``: causal (Mamba-style) convolution with state, in
+  causal-conv1d's interface; ``StreamingConv1d(module)``: any causal Conv1d over a signal in chunks.
 * ``cpu_isa()``: which CPU kernel build runs here ("avx2" or "default").
 * ``onnx.export(model, args)`` / ``onnx_translation_table()``: ONNX export (dynamo exporter), the op as a
   standard ONNX ``Conv``.
@@ -16,14 +18,17 @@
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
 conv1d_backward_bias); they have fake kernels, autograd (double backward and forward mode), vmap batching
 rules and autocast, so they work under torch.compile and torch.export. torch.func's autograd transforms
-need conv1d_ext.conv1d / Conv1dExt.
+need conv1d_ext.conv1d / Conv1dExt. The causal ops (causal_conv1d_fwd, causal_conv1d_bwd,
+causal_conv1d_update; fake kernels and autograd in ``causal.py``) have CPU kernels only so far.
 """
 
 from . import _ops, onnx  # _ops loads the kernels, registers fake kernels, autograd, vmap and autocast
 from .arithmetic import explain, receptive_field
+from .causal import causal_conv1d_fn, causal_conv1d_update
 from .functional import conv1d, conv_transpose1d
 from .module import Conv1dExt, ConvTranspose1dExt, convert_conv1d, convert_convs
 from .streaming import StreamingConvTranspose1d
+from .streaming_conv1d import StreamingConv1d
 
 ops = _ops.ops
 
@@ -55,7 +60,7 @@ def build_info():
 
 onnx_translation_table = onnx.translation_table
 
-__all__ = ["Conv1dExt", "ConvTranspose1dExt", "StreamingConvTranspose1d", "build_info", "conv1d",
-           "conv_transpose1d", "convert_conv1d", "convert_convs", "cpu_isa", "explain", "onnx",
-           "onnx_translation_table", "ops", "receptive_field"]
+__all__ = ["Conv1dExt", "ConvTranspose1dExt", "StreamingConv1d", "StreamingConvTranspose1d", "build_info",
+           "causal_conv1d_fn", "causal_conv1d_update", "conv1d", "conv_transpose1d", "convert_conv1d",
+           "convert_convs", "cpu_isa", "explain", "onnx", "onnx_translation_table", "ops", "receptive_field"]
 __version__ = "0.1.0"

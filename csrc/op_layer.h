@@ -10,7 +10,9 @@
 //   Backend::workspace(bytes, like)        >= bytes of scratch memory, 256-byte aligned (Workspace)
 //   Backend::*_workspace_bytes(...)        how much scratch each op's kernels want (may be 0)
 //   Backend::forward<T>(p, ..., ws) etc.   the op's kernel entry point for element type T
-// Register a backend's kernels with register_kernels<Backend>(library).
+// Register a backend's kernels with register_kernels<Backend>(library). The causal ops (causal_checks.h,
+// causal_params.h) need Backend::causal_forward / causal_backward / causal_update and are registered
+// separately, by register_causal_kernels<Backend>(library) (CPU only so far).
 //
 // The caller's tensors are never written (operands of any strides are copied by .contiguous()); an
 // output with no elements returns before any kernel runs.
@@ -18,6 +20,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <tuple>
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/ScalarType.h>
@@ -26,6 +29,7 @@
 #include <c10/util/Half.h>
 #include <torch/library.h>
 
+#include "causal_checks.h"
 #include "op_common.h"
 
 namespace conv1d_ext {
@@ -136,6 +140,99 @@ struct OpLayer {
     });
     return grad_bias;
   }
+
+  // The causal ops (causal_checks.h, causal_params.h). x, grad_output and the outputs dx / out are
+  // passed with their strides (a channels-last x is read in place, and out / dx keep x's layout); the
+  // small operands are made contiguous.
+  static std::tuple<at::Tensor, at::Tensor> causal_conv1d_fwd(const at::Tensor& x, const at::Tensor& weight,
+                                                              const std::optional<at::Tensor>& bias,
+                                                              const std::optional<at::Tensor>& seq_idx,
+                                                              const std::optional<at::Tensor>& initial_states,
+                                                              int64_t dilation, bool silu) {
+    CausalParams p = check_causal_args(x, weight, bias, seq_idx, initial_states, dilation, silu);
+    const auto guard = Backend::guard(x);
+    at::Tensor out = causal_new_like(x);
+    at::Tensor final_states = new_output({p.batch, p.dim, p.state_len}, x.options());
+    p.out = causal_strides(out);
+    if (p.batch * p.dim == 0) return {out, final_states};
+    const at::Tensor weight_c = weight.contiguous();
+    const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
+    const at::Tensor seq_c = causal_defined(seq_idx) ? seq_idx->contiguous() : at::Tensor();
+    const at::Tensor init_c = causal_defined(initial_states) ? initial_states->contiguous() : at::Tensor();
+    dispatch_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      Backend::template causal_forward<T>(p, x.const_data_ptr<T>(), weight_c.const_data_ptr<T>(),
+                                          bias_c.defined() ? bias_c.const_data_ptr<T>() : nullptr,
+                                          seq_c.defined() ? seq_c.const_data_ptr<int32_t>() : nullptr,
+                                          init_c.defined() ? init_c.const_data_ptr<T>() : nullptr,
+                                          out.mutable_data_ptr<T>(), final_states.mutable_data_ptr<T>());
+    });
+    return {out, final_states};
+  }
+
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> causal_conv1d_bwd(
+      const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+      const std::optional<at::Tensor>& seq_idx, const std::optional<at::Tensor>& initial_states,
+      const at::Tensor& grad_out, const std::optional<at::Tensor>& grad_final_states, int64_t dilation,
+      bool silu) {
+    CausalParams p = check_causal_backward_args(x, weight, bias, seq_idx, initial_states, grad_out,
+                                                grad_final_states, dilation, silu);
+    const auto guard = Backend::guard(x);
+    at::Tensor dx = causal_new_like(x);
+    at::Tensor dweight = new_output({p.dim, p.width}, x.options());
+    at::Tensor dbias = new_output({p.dim}, x.options());
+    at::Tensor dinit = new_output({p.batch, p.dim, p.state_len}, x.options());
+    p.out = causal_strides(dx);
+    if (p.dim == 0) return {dx, dweight, dbias, dinit};
+    if (p.batch == 0) {
+      dweight.zero_();
+      dbias.zero_();
+      return {dx, dweight, dbias, dinit};
+    }
+    const at::Tensor weight_c = weight.contiguous();
+    const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
+    const at::Tensor seq_c = causal_defined(seq_idx) ? seq_idx->contiguous() : at::Tensor();
+    const at::Tensor init_c = causal_defined(initial_states) ? initial_states->contiguous() : at::Tensor();
+    const at::Tensor gfinal_c =
+        causal_defined(grad_final_states) ? grad_final_states->contiguous() : at::Tensor();
+    dispatch_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      Backend::template causal_backward<T>(
+          p, x.const_data_ptr<T>(), weight_c.const_data_ptr<T>(),
+          bias_c.defined() ? bias_c.const_data_ptr<T>() : nullptr,
+          seq_c.defined() ? seq_c.const_data_ptr<int32_t>() : nullptr,
+          init_c.defined() ? init_c.const_data_ptr<T>() : nullptr, grad_out.const_data_ptr<T>(),
+          gfinal_c.defined() ? gfinal_c.const_data_ptr<T>() : nullptr, dx.mutable_data_ptr<T>(),
+          dweight.mutable_data_ptr<T>(), dbias.mutable_data_ptr<T>(), dinit.mutable_data_ptr<T>());
+    });
+    return {dx, dweight, dbias, dinit};
+  }
+
+  // conv_state is written in place, through its strides.
+  static at::Tensor causal_conv1d_update(const at::Tensor& x, at::Tensor& conv_state,
+                                         const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                                         const std::optional<at::Tensor>& cache_seqlens,
+                                         const std::optional<at::Tensor>& conv_state_indices, bool silu) {
+    const CausalUpdateParams p =
+        check_causal_update_args(x, conv_state, weight, bias, cache_seqlens, conv_state_indices, silu);
+    const auto guard = Backend::guard(x);
+    at::Tensor out = new_output({p.batch, p.dim, p.len}, x.options());
+    if (out.numel() == 0) return out;
+    const at::Tensor weight_c = weight.contiguous();
+    const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
+    const at::Tensor seqlens_c = causal_defined(cache_seqlens) ? cache_seqlens->contiguous() : at::Tensor();
+    const at::Tensor indices_c =
+        causal_defined(conv_state_indices) ? conv_state_indices->contiguous() : at::Tensor();
+    dispatch_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      Backend::template causal_update<T>(
+          p, x.const_data_ptr<T>(), conv_state.mutable_data_ptr<T>(), weight_c.const_data_ptr<T>(),
+          bias_c.defined() ? bias_c.const_data_ptr<T>() : nullptr,
+          seqlens_c.defined() ? seqlens_c.const_data_ptr<int32_t>() : nullptr,
+          indices_c.defined() ? indices_c.const_data_ptr<int32_t>() : nullptr, out.mutable_data_ptr<T>());
+    });
+    return out;
+  }
 };
 
 // Registers Backend's kernels for every op of op_schemas.h in `lib` (a TORCH_LIBRARY_IMPL block or an
@@ -146,6 +243,15 @@ void register_kernels(torch::Library& lib) {
   lib.impl("conv1d_backward_input", &OpLayer<Backend>::conv1d_backward_input);
   lib.impl("conv1d_backward_weight", &OpLayer<Backend>::conv1d_backward_weight);
   lib.impl("conv1d_backward_bias", &OpLayer<Backend>::conv1d_backward_bias);
+}
+
+// Registers Backend's kernels of the causal ops (a backend without causal kernels registers none, so
+// calling them there is the dispatcher's clear "no kernel for this backend" error).
+template <class Backend>
+void register_causal_kernels(torch::Library& lib) {
+  lib.impl("causal_conv1d_fwd", &OpLayer<Backend>::causal_conv1d_fwd);
+  lib.impl("causal_conv1d_bwd", &OpLayer<Backend>::causal_conv1d_bwd);
+  lib.impl("causal_conv1d_update", &OpLayer<Backend>::causal_conv1d_update);
 }
 
 // No device to guard (CPU, emulated CUDA).

@@ -20,6 +20,18 @@ inline constexpr const char* kOpSchemas[] = {
     "int pad_left, int pad_right, int dilation, int groups) -> Tensor",
     // grad_bias (C_out) = grad_output summed over batch and length
     "conv1d_backward_bias(Tensor grad_output) -> Tensor",
+    // Causal (depthwise, left-padded) convolution, conv1d_ext/causal.py: out (batch, dim, seqlen) in x's
+    // layout (contiguous or channels-last) and final_states (batch, dim, (width - 1) * dilation) from
+    // x (batch, dim, seqlen), weight (dim, width); seq_idx int32 (batch, seqlen); silu fused
+    "causal_conv1d_fwd(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx, Tensor? initial_states, "
+    "int dilation, bool silu) -> (Tensor out, Tensor final_states)",
+    // its backward in one pass: (dx, dweight, dbias, dinitial_states)
+    "causal_conv1d_bwd(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx, Tensor? initial_states, "
+    "Tensor grad_out, Tensor? grad_final_states, int dilation, bool silu) -> "
+    "(Tensor dx, Tensor dweight, Tensor dbias, Tensor dinitial_states)",
+    // the decode step: out (batch, dim, seqlen); conv_state (num_states, dim, state_len) updated in place
+    "causal_conv1d_update(Tensor x, Tensor(a!) conv_state, Tensor weight, Tensor? bias, "
+    "Tensor? cache_seqlens, Tensor? conv_state_indices, bool silu) -> Tensor",
 };
 
 inline void define_ops(torch::Library& lib) {

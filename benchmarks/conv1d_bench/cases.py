@@ -24,7 +24,10 @@ class CaseInputs:
         fan_in = (s.C_in // s.groups) * s.k
         self.sets = []
         for _ in range(n_sets):
-            x = torch.randn(s.N, s.C_in, s.L, generator=g)
+            if s.layout == "channels_last":
+                x = torch.randn(s.N, s.L, s.C_in, generator=g).transpose(1, 2)
+            else:
+                x = torch.randn(s.N, s.C_in, s.L, generator=g)
             w = torch.randn(s.weight_shape, generator=g) / math.sqrt(fan_in)
             b = torch.randn(s.C_out, generator=g) * 0.1
             gy = torch.randn(s.N, s.C_out, s.out_len, generator=g) if mode == "fwdbwd" else None
@@ -56,7 +59,7 @@ class CaseInputs:
     def reference_fp32(self):
         """F.conv1d (F.conv_transpose1d) in float32 on the same (already rounded) inputs: the check for
         16-bit dtypes."""
-        conv = F.conv_transpose1d if self.shape.transposed else F.conv1d
+        conv = reference_conv(self.shape)
         args = self.shape.conv_args()
         x, w, b, gy = (v.detach().float() if v is not None else None for v in self.sets[0])
         if self.mode == "fwd":
@@ -66,10 +69,40 @@ class CaseInputs:
         return (y,) + torch.autograd.grad(y, (x, w, b), gy)
 
 
+def torch_causal(activation):
+    """PyTorch's best expression of a causal depthwise convolution, in F.conv1d's signature."""
+
+    def conv(x, w, b, stride, padding, dilation, groups):
+        y = F.conv1d(x, w, b, stride, padding, dilation, groups)[..., :x.shape[-1]]
+        return F.silu(y) if activation == "silu" else y
+
+    return conv
+
+
+def ours_causal(module, activation):
+    """conv1d_ext.causal_conv1d_fn (of `module`, the package of ours), in F.conv1d's signature."""
+
+    def conv(x, w, b, stride, padding, dilation, groups):
+        return module.causal_conv1d_fn(x, w[:, 0], b, activation=activation, dilation=dilation)
+
+    return conv
+
+
+def reference_conv(shape):
+    if shape.causal:
+        return torch_causal(shape.activation)
+    return F.conv_transpose1d if shape.transposed else F.conv1d
+
+
 def implementations(shape, ours):
     """(reference, ours) for `shape`: F.conv1d and `ours`; for a transposed shape F.conv_transpose1d and
     the conv_transpose1d of `ours`'s module (conv1d_ext.conv_transpose1d for conv1d_ext.conv1d;
     F.conv_transpose1d itself for --self-test-against-torch)."""
+    if shape.causal:
+        if ours is F.conv1d:
+            return torch_causal(shape.activation), torch_causal(shape.activation)
+        package = importlib.import_module(ours.__module__.split(".")[0])
+        return torch_causal(shape.activation), ours_causal(package, shape.activation)
     if not shape.transposed:
         return F.conv1d, ours
     if ours is F.conv1d:

@@ -2,7 +2,12 @@
 
 A record with transposed=True is a transposed convolution (the upsampling layers of vocoders and codec
 decoders): ours is conv1d_ext.conv_transpose1d against F.conv_transpose1d, L is the input length and the
-weight is (C_in, C_out / groups, k)."""
+weight is (C_in, C_out / groups, k).
+
+A record with causal=True is a causal depthwise convolution (Mamba, Conformer; family "causal"): ours is
+conv1d_ext.causal_conv1d_fn against PyTorch's best expression, F.conv1d(x, w, b, padding=k-1,
+groups=C)[..., :L] (then F.silu with activation="silu"); the weight is (C, 1, k), padding = k - 1 and the
+output has L positions. layout="channels_last" gives x as a (N, L, C) contiguous tensor transposed."""
 
 from dataclasses import dataclass, replace
 
@@ -25,12 +30,17 @@ class Shape:
     source: str = ""  # the model this comes from; its padding is what that model uses
     transposed: bool = False  # a transposed convolution (F.conv_transpose1d)
     output_padding: int = 0  # transposed only
+    causal: bool = False  # a causal depthwise convolution (conv1d_ext.causal_conv1d_fn)
+    activation: str | None = None  # causal only: None or "silu"
+    layout: str = "contiguous"  # causal only: "contiguous" or "channels_last" (x as (N, L, C) transposed)
 
     @property
     def out_len(self):
         if self.transposed:
             return ((self.L - 1) * self.stride - 2 * self.padding + self.dilation * (self.k - 1)
                     + self.output_padding + 1)
+        if self.causal:
+            return self.L
         return (self.L + 2 * self.padding - self.dilation * (self.k - 1) - 1) // self.stride + 1
 
     def conv_args(self):
@@ -70,6 +80,9 @@ class Shape:
         ):
             if val != default:
                 s += f" {key}{val}"
+        if self.causal:
+            s += " causal" + (f" {self.activation}" if self.activation else "") + (
+                " CL" if self.layout == "channels_last" else "")
         return s
 
 
@@ -117,6 +130,15 @@ SWEEP = [
           source="DAC decoder first block ConvTranspose1d(1536, 768, 16, 8, padding=ceil(8/2)): 100 frames"),
     Shape("convT_dw_c512_k4s2", "transposed", N=8, C_in=512, C_out=512, L=2048, k=4, stride=2, padding=1,
           groups=512, transposed=True, source="depthwise transposed upsampler ×2 (k4 s2 p1, groups = channels)"),
+    # Causal depthwise convolutions (conv1d_ext.causal_conv1d_fn against F.conv1d(pad k-1)[..., :L] + silu).
+    Shape("causal_mamba_c1536_k4_silu", "causal", N=8, C_in=1536, C_out=1536, L=2048, k=4, groups=1536,
+          padding=3, causal=True, activation="silu",
+          source="Mamba (d_inner 1536) causal conv1d k4 + SiLU, (B, D, L) layout"),
+    Shape("causal_mamba_c1536_k4_silu_cl", "causal", N=8, C_in=1536, C_out=1536, L=2048, k=4, groups=1536,
+          padding=3, causal=True, activation="silu", layout="channels_last",
+          source="Mamba causal conv1d k4 + SiLU, channels-last x ((B, L, D) transposed)"),
+    Shape("causal_conformer_c256_k31", "causal", N=8, C_in=256, C_out=256, L=4096, k=31, groups=256,
+          padding=30, causal=True, source="streaming (causal) Conformer conv module: depthwise k31"),
 ]
 # fmt: on
 

@@ -86,18 +86,25 @@ struct CpuKernels {
   decltype(&cpu::DEFAULT::conv1d_backward_input<scalar_t>) backward_input;
   decltype(&cpu::DEFAULT::conv1d_backward_weight<scalar_t>) backward_weight;
   decltype(&cpu::DEFAULT::conv1d_backward_bias<scalar_t>) backward_bias;
+  decltype(&cpu::DEFAULT::causal_conv1d_forward<scalar_t>) causal_forward;
+  decltype(&cpu::DEFAULT::causal_conv1d_backward<scalar_t>) causal_backward;
+  decltype(&cpu::DEFAULT::causal_conv1d_update<scalar_t>) causal_update;
 };
 
 template <typename scalar_t>
 CpuKernels<scalar_t> kernels_for_this_cpu() {
 #ifdef C1D_HAVE_AVX2_KERNELS
   if (use_avx2_kernels()) {
-    return {&cpu::AVX2::conv1d_forward<scalar_t>, &cpu::AVX2::conv1d_backward_input<scalar_t>,
-            &cpu::AVX2::conv1d_backward_weight<scalar_t>, &cpu::AVX2::conv1d_backward_bias<scalar_t>};
+    return {&cpu::AVX2::conv1d_forward<scalar_t>,         &cpu::AVX2::conv1d_backward_input<scalar_t>,
+            &cpu::AVX2::conv1d_backward_weight<scalar_t>, &cpu::AVX2::conv1d_backward_bias<scalar_t>,
+            &cpu::AVX2::causal_conv1d_forward<scalar_t>,  &cpu::AVX2::causal_conv1d_backward<scalar_t>,
+            &cpu::AVX2::causal_conv1d_update<scalar_t>};
   }
 #endif
-  return {&cpu::DEFAULT::conv1d_forward<scalar_t>, &cpu::DEFAULT::conv1d_backward_input<scalar_t>,
-          &cpu::DEFAULT::conv1d_backward_weight<scalar_t>, &cpu::DEFAULT::conv1d_backward_bias<scalar_t>};
+  return {&cpu::DEFAULT::conv1d_forward<scalar_t>,         &cpu::DEFAULT::conv1d_backward_input<scalar_t>,
+          &cpu::DEFAULT::conv1d_backward_weight<scalar_t>, &cpu::DEFAULT::conv1d_backward_bias<scalar_t>,
+          &cpu::DEFAULT::causal_conv1d_forward<scalar_t>,  &cpu::DEFAULT::causal_conv1d_backward<scalar_t>,
+          &cpu::DEFAULT::causal_conv1d_update<scalar_t>};
 }
 
 // The CPU kernels as an op_layer.h backend: no device, no workspace (the kernels keep per-thread
@@ -129,6 +136,23 @@ struct CpuBackend {
                             void*) {
     kernels_for_this_cpu<T>().backward_bias(batch, channels, len, grad_output, grad_bias);
   }
+  template <typename T>
+  static void causal_forward(const CausalParams& p, const T* x, const T* weight, const T* bias,
+                             const int32_t* seq_idx, const T* init, T* out, T* final_states) {
+    kernels_for_this_cpu<T>().causal_forward(p, x, weight, bias, seq_idx, init, out, final_states);
+  }
+  template <typename T>
+  static void causal_backward(const CausalParams& p, const T* x, const T* weight, const T* bias,
+                              const int32_t* seq_idx, const T* init, const T* grad_out, const T* grad_final,
+                              T* dx, T* dweight, T* dbias, T* dinit) {
+    kernels_for_this_cpu<T>().causal_backward(p, x, weight, bias, seq_idx, init, grad_out, grad_final, dx,
+                                              dweight, dbias, dinit);
+  }
+  template <typename T>
+  static void causal_update(const CausalUpdateParams& p, const T* x, T* state, const T* weight, const T* bias,
+                            const int32_t* cache_seqlens, const int32_t* state_indices, T* out) {
+    kernels_for_this_cpu<T>().causal_update(p, x, state, weight, bias, cache_seqlens, state_indices, out);
+  }
 };
 
 }  // namespace
@@ -139,4 +163,7 @@ TORCH_LIBRARY_FRAGMENT(conv1d_ext, m) {
   m.def("cpu_isa() -> str", &conv1d_ext::cpu_isa);
 }
 
-TORCH_LIBRARY_IMPL(conv1d_ext, CPU, m) { conv1d_ext::register_kernels<conv1d_ext::CpuBackend>(m); }
+TORCH_LIBRARY_IMPL(conv1d_ext, CPU, m) {
+  conv1d_ext::register_kernels<conv1d_ext::CpuBackend>(m);
+  conv1d_ext::register_causal_kernels<conv1d_ext::CpuBackend>(m);
+}

@@ -32,6 +32,7 @@
 // All pointers are to contiguous tensors laid out as described in conv1d_params.h.
 #pragma once
 
+#include "causal_params.h"
 #include "conv1d_params.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -53,6 +54,20 @@
   template <typename scalar_t>                                                                           \
   void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,   \
                             scalar_t* grad_bias);                                                        \
+  /* causal ops (causal_params.h); seq_idx, init, bias, grad_final may be null */                        \
+  template <typename scalar_t>                                                                           \
+  void causal_conv1d_forward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,           \
+                             const scalar_t* bias, const int32_t* seq_idx, const scalar_t* init,         \
+                             scalar_t* out, scalar_t* final_states);                                     \
+  template <typename scalar_t>                                                                           \
+  void causal_conv1d_backward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,          \
+                              const scalar_t* bias, const int32_t* seq_idx, const scalar_t* init,        \
+                              const scalar_t* grad_out, const scalar_t* grad_final, scalar_t* dx,        \
+                              scalar_t* dweight, scalar_t* dbias, scalar_t* dinit);                      \
+  template <typename scalar_t>                                                                           \
+  void causal_conv1d_update(const CausalUpdateParams& p, const scalar_t* x, scalar_t* state,             \
+                            const scalar_t* weight, const scalar_t* bias, const int32_t* cache_seqlens,  \
+                            const int32_t* state_indices, scalar_t* out);                                \
   }
 
 namespace conv1d_ext {

@@ -6,6 +6,7 @@
 #error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
 #endif
 
+#include "cpu/causal.h"
 #include "cpu/dense_tiled.h"
 #include "cpu/depthwise.h"
 #include "cpu/direct.h"
@@ -70,19 +71,51 @@ void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const sc
   backward_bias(batch, channels, len, grad_output, grad_bias);
 }
 
+// Causal ops: one family (causal.h) for every problem.
+template <typename scalar_t>
+void causal_conv1d_forward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,
+                           const scalar_t* bias, const int32_t* seq_idx, const scalar_t* init, scalar_t* out,
+                           scalar_t* final_states) {
+  causal_forward(p, x, weight, bias, seq_idx, init, out, final_states);
+}
+
+template <typename scalar_t>
+void causal_conv1d_backward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,
+                            const scalar_t* bias, const int32_t* seq_idx, const scalar_t* init,
+                            const scalar_t* grad_out, const scalar_t* grad_final, scalar_t* dx,
+                            scalar_t* dweight, scalar_t* dbias, scalar_t* dinit) {
+  causal_backward(p, x, weight, bias, seq_idx, init, grad_out, grad_final, dx, dweight, dbias, dinit);
+}
+
+template <typename scalar_t>
+void causal_conv1d_update(const CausalUpdateParams& p, const scalar_t* x, scalar_t* state,
+                          const scalar_t* weight, const scalar_t* bias, const int32_t* cache_seqlens,
+                          const int32_t* state_indices, scalar_t* out) {
+  causal_update(p, x, state, weight, bias, cache_seqlens, state_indices, out);
+}
+
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace conv1d_ext
 
-#define C1D_INSTANTIATE_CPU_KERNELS_FOR(scalar_t)                                                          \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_forward<scalar_t>(                                 \
-      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*);      \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_input<scalar_t>(                          \
-      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                       \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_weight<scalar_t>(                         \
-      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                       \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_bias<scalar_t>(int64_t, int64_t, int64_t, \
-                                                                                const scalar_t*, scalar_t*);
+#define C1D_INSTANTIATE_CPU_KERNELS_FOR(scalar_t)                                                            \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_forward<scalar_t>(                                   \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*);        \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_input<scalar_t>(                            \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                         \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_weight<scalar_t>(                           \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                         \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_bias<scalar_t>(int64_t, int64_t, int64_t,   \
+                                                                                const scalar_t*, scalar_t*); \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::causal_conv1d_forward<scalar_t>(                            \
+      const conv1d_ext::CausalParams&, const scalar_t*, const scalar_t*, const scalar_t*, const int32_t*,    \
+      const scalar_t*, scalar_t*, scalar_t*);                                                                \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::causal_conv1d_backward<scalar_t>(                           \
+      const conv1d_ext::CausalParams&, const scalar_t*, const scalar_t*, const scalar_t*, const int32_t*,    \
+      const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*, scalar_t*, scalar_t*, scalar_t*);        \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::causal_conv1d_update<scalar_t>(                             \
+      const conv1d_ext::CausalUpdateParams&, const scalar_t*, scalar_t*, const scalar_t*, const scalar_t*,   \
+      const int32_t*, const int32_t*, scalar_t*);
 
 #define C1D_INSTANTIATE_CPU_KERNELS()            \
   C1D_INSTANTIATE_CPU_KERNELS_FOR(float)         \
