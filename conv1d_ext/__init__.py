@@ -27,8 +27,7 @@ from .arithmetic import explain, receptive_field
 from .causal import causal_conv1d_fn, causal_conv1d_update
 from .functional import conv1d, conv_transpose1d
 from .module import Conv1dExt, ConvTranspose1dExt, convert_conv1d, convert_convs
-from .streaming import StreamingConvTranspose1d
-from .streaming_conv1d import StreamingConv1d
+from .streaming import StreamingConv1d, StreamingConvTranspose1d
 
 ops = _ops.ops
 

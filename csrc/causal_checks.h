@@ -49,12 +49,12 @@ inline CausalParams check_causal_args(const at::Tensor& x, const at::Tensor& wei
   TORCH_CHECK(x.dim() == 3, "causal_conv1d: expected x of shape (batch, dim, seqlen), but got x of size ",
               x.sizes());
   check_floating(x, "x");
-  check_same_type_and_device(x, "x", weight, "weight");
+  check_same_type(x, "x", weight, "weight");
   TORCH_CHECK(weight.dim() == 2 && weight.size(0) == x.size(1) && weight.size(1) >= 1,
               "causal_conv1d: expected weight of shape (dim, width) with dim = ", x.size(1),
               " and width >= 1, but got weight of size ", weight.sizes());
   if (causal_defined(bias)) {
-    check_same_type_and_device(x, "x", *bias, "bias");
+    check_same_type(x, "x", *bias, "bias");
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(1), "causal_conv1d: expected bias of shape (",
                 x.size(1), ",), but got bias of size ", bias->sizes());
   }
@@ -74,7 +74,7 @@ inline CausalParams check_causal_args(const at::Tensor& x, const at::Tensor& wei
                 "), but got seq_idx of size ", seq_idx->sizes());
   }
   if (causal_defined(initial_states)) {
-    check_same_type_and_device(x, "x", *initial_states, "initial_states");
+    check_same_type(x, "x", *initial_states, "initial_states");
     TORCH_CHECK(initial_states->dim() == 3 && initial_states->size(0) == p.batch &&
                     initial_states->size(1) == p.dim && initial_states->size(2) == p.state_len,
                 "causal_conv1d: expected initial_states of shape (", p.batch, ", ", p.dim, ", ", p.state_len,
@@ -93,12 +93,12 @@ inline CausalParams check_causal_backward_args(const at::Tensor& x, const at::Te
                                                const std::optional<at::Tensor>& grad_final_states,
                                                int64_t dilation, bool silu) {
   CausalParams p = check_causal_args(x, weight, bias, seq_idx, initial_states, dilation, silu);
-  check_same_type_and_device(x, "x", grad_out, "grad_output");
+  check_same_type(x, "x", grad_out, "grad_output");
   TORCH_CHECK(grad_out.sizes() == x.sizes(), "causal_conv1d backward: grad_output of size ", grad_out.sizes(),
               " does not match x of size ", x.sizes());
   p.grad_out = causal_strides(grad_out);
   if (causal_defined(grad_final_states)) {
-    check_same_type_and_device(x, "x", *grad_final_states, "grad_final_states");
+    check_same_type(x, "x", *grad_final_states, "grad_final_states");
     TORCH_CHECK(grad_final_states->dim() == 3 && grad_final_states->size(0) == p.batch &&
                     grad_final_states->size(1) == p.dim && grad_final_states->size(2) == p.state_len,
                 "causal_conv1d backward: grad_final_states of size ", grad_final_states->sizes(),
@@ -120,13 +120,13 @@ inline CausalUpdateParams check_causal_update_args(const at::Tensor& x, const at
               "but got x of size ",
               x.sizes());
   check_floating(x, "x");
-  check_same_type_and_device(x, "x", weight, "weight");
-  check_same_type_and_device(x, "x", conv_state, "conv_state");
+  check_same_type(x, "x", weight, "weight");
+  check_same_type(x, "x", conv_state, "conv_state");
   TORCH_CHECK(weight.dim() == 2 && weight.size(0) == x.size(1) && weight.size(1) >= 1,
               "causal_conv1d_update: expected weight of shape (dim, width) with dim = ", x.size(1),
               " and width >= 1, but got weight of size ", weight.sizes());
   if (causal_defined(bias)) {
-    check_same_type_and_device(x, "x", *bias, "bias");
+    check_same_type(x, "x", *bias, "bias");
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(1),
                 "causal_conv1d_update: expected bias of "
                 "shape (",
