@@ -48,6 +48,9 @@ bool use_avx2_kernels() {
 // The instruction set the next CPU op call will run: "avx2" or "default".
 std::string cpu_isa() { return use_avx2_kernels() ? "avx2" : "default"; }
 
+// The CPU kernel families the next call may run: "direct" (CONV1D_EXT_CPU_KERNELS=direct) or "auto".
+std::string cpu_kernels() { return cpu::force_direct_kernels() ? "direct" : "auto"; }
+
 // The kernel entry points of the chosen instruction set, for one dtype.
 template <typename scalar_t>
 struct CpuKernels {
@@ -106,6 +109,10 @@ struct CpuBackend {
 TORCH_LIBRARY_FRAGMENT(conv1d_ext, m) {
   // Which CPU kernel build the next call runs ("avx2" or "default"), for tests, benchmarks and the README.
   m.def("cpu_isa() -> str", &conv1d_ext::cpu_isa);
+  // The test switches in effect: the CPU kernel families ("auto" or "direct", CONV1D_EXT_CPU_KERNELS) and
+  // whether op outputs start NaN-filled (CONV1D_EXT_POISON_OUTPUTS, read once: op_common.h).
+  m.def("cpu_kernels() -> str", &conv1d_ext::cpu_kernels);
+  m.def("poison_outputs() -> bool", &conv1d_ext::poison_outputs);
 }
 
 TORCH_LIBRARY_IMPL(conv1d_ext, CPU, m) { conv1d_ext::register_kernels<conv1d_ext::CpuBackend>(m); }
