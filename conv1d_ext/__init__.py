@@ -1,11 +1,14 @@
 """conv1d_ext: 1D convolution for PyTorch on this project's own CPU and CUDA kernels.
 
-    from conv1d_ext import Conv1dExt, conv1d, convert_conv1d
+    from conv1d_ext import Conv1dExt, ConvTranspose1dExt, conv1d, conv_transpose1d, convert_convs
 
 * ``Conv1dExt``: a drop-in ``nn.Conv1d`` (same constructor, parameters, state_dict, repr, outputs and
   gradients); ``Conv1dExt.from_conv1d(conv)`` builds one from an existing nn.Conv1d.
-* ``conv1d``: ``torch.nn.functional.conv1d``'s interface and semantics.
-* ``convert_conv1d(model)``: turns every nn.Conv1d in a model into a Conv1dExt, in place.
+* ``ConvTranspose1dExt``: the same for ``nn.ConvTranspose1d`` (``from_conv_transpose1d``).
+* ``conv1d``, ``conv_transpose1d``: ``torch.nn.functional``'s interfaces and semantics.
+* ``convert_convs(model)``: turns every nn.Conv1d and nn.ConvTranspose1d in a model into the Ext module, in
+  place; ``convert_conv1d(model)`` does it for nn.Conv1d only (as it always has).
+* ``StreamingConvTranspose1d(module)``: a transposed convolution over a signal arriving in chunks.
 * ``cpu_isa()``: which CPU kernel build runs here ("avx2" or "default").
 
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
@@ -14,8 +17,9 @@ torch.compile.
 """
 
 from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
-from .functional import conv1d
-from .module import Conv1dExt, convert_conv1d
+from .functional import conv1d, conv_transpose1d
+from .module import Conv1dExt, ConvTranspose1dExt, convert_conv1d, convert_convs
+from .streaming import StreamingConvTranspose1d
 
 ops = _ops.ops
 
@@ -49,5 +53,6 @@ def build_info():
     }
 
 
-__all__ = ["Conv1dExt", "build_info", "conv1d", "convert_conv1d", "cpu_isa", "ops"]
+__all__ = ["Conv1dExt", "ConvTranspose1dExt", "StreamingConvTranspose1d", "build_info", "conv1d",
+           "conv_transpose1d", "convert_conv1d", "convert_convs", "cpu_isa", "ops"]
 __version__ = "0.1.0"

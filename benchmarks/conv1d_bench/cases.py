@@ -1,5 +1,7 @@
-"""One benchmark case, (shape, dtype, mode): the inputs, the check of ours against F.conv1d, the timing."""
+"""One benchmark case, (shape, dtype, mode): the inputs, the check of ours against F.conv1d (against
+F.conv_transpose1d for a transposed shape), the timing."""
 
+import importlib
 import math
 import statistics
 
@@ -23,7 +25,7 @@ class CaseInputs:
         self.sets = []
         for _ in range(n_sets):
             x = torch.randn(s.N, s.C_in, s.L, generator=g)
-            w = torch.randn(s.C_out, s.C_in // s.groups, s.k, generator=g) / math.sqrt(fan_in)
+            w = torch.randn(s.weight_shape, generator=g) / math.sqrt(fan_in)
             b = torch.randn(s.C_out, generator=g) * 0.1
             gy = torch.randn(s.N, s.C_out, s.out_len, generator=g) if mode == "fwdbwd" else None
             t = [v.to(device=device, dtype=dtype) if v is not None else None for v in (x, w, b, gy)]
@@ -33,33 +35,46 @@ class CaseInputs:
             self.sets.append(tuple(t))
 
     def runner(self, conv, index=0):
-        """A callable running `conv` (F.conv1d's signature) on input set `index`; returns the results:
-        (y,) for fwd, (y, grad_x, grad_w, grad_b) for fwdbwd."""
-        s = self.shape
+        """A callable running `conv` (F.conv1d's signature, F.conv_transpose1d's for a transposed shape) on
+        input set `index`; returns the results: (y,) for fwd, (y, grad_x, grad_w, grad_b) for fwdbwd."""
+        args = self.shape.conv_args()
         x, w, b, gy = self.sets[index]
         if self.mode == "fwd":
 
             def run():
                 with torch.no_grad():
-                    return (conv(x, w, b, s.stride, s.padding, s.dilation, s.groups),)
+                    return (conv(x, w, b, *args),)
         else:
 
             def run():
-                y = conv(x, w, b, s.stride, s.padding, s.dilation, s.groups)
+                y = conv(x, w, b, *args)
                 # The gradients a .backward(grad_y) would produce, without accumulating into .grad.
                 return (y,) + torch.autograd.grad(y, (x, w, b), gy)
 
         return run
 
     def reference_fp32(self):
-        """F.conv1d in float32 on the same (already rounded) inputs: the check for 16-bit dtypes."""
-        s = self.shape
+        """F.conv1d (F.conv_transpose1d) in float32 on the same (already rounded) inputs: the check for
+        16-bit dtypes."""
+        conv = F.conv_transpose1d if self.shape.transposed else F.conv1d
+        args = self.shape.conv_args()
         x, w, b, gy = (v.detach().float() if v is not None else None for v in self.sets[0])
         if self.mode == "fwd":
-            return (F.conv1d(x, w, b, s.stride, s.padding, s.dilation, s.groups),)
+            return (conv(x, w, b, *args),)
         x, w, b = (v.requires_grad_(True) for v in (x, w, b))
-        y = F.conv1d(x, w, b, s.stride, s.padding, s.dilation, s.groups)
+        y = conv(x, w, b, *args)
         return (y,) + torch.autograd.grad(y, (x, w, b), gy)
+
+
+def implementations(shape, ours):
+    """(reference, ours) for `shape`: F.conv1d and `ours`; for a transposed shape F.conv_transpose1d and
+    the conv_transpose1d of `ours`'s module (conv1d_ext.conv_transpose1d for conv1d_ext.conv1d;
+    F.conv_transpose1d itself for --self-test-against-torch)."""
+    if not shape.transposed:
+        return F.conv1d, ours
+    if ours is F.conv1d:
+        return F.conv_transpose1d, F.conv_transpose1d
+    return F.conv_transpose1d, importlib.import_module(ours.__module__).conv_transpose1d
 
 
 def work(shape, dtype, mode):
@@ -115,9 +130,10 @@ def _measure(shape, dtype, mode, machine, ours, seed):
     flops, nbytes = work(shape, dtype, mode)
     n_sets = machine.input_sets(nbytes)
     inputs = CaseInputs(shape, dtype, machine.device, mode, n_sets, seed=seed)
+    ref_conv, our_conv = implementations(shape, ours)
     runs = {
-        "ref": [inputs.runner(F.conv1d, i) for i in range(n_sets)],
-        "ours": [inputs.runner(ours, i) for i in range(n_sets)],
+        "ref": [inputs.runner(ref_conv, i) for i in range(n_sets)],
+        "ours": [inputs.runner(our_conv, i) for i in range(n_sets)],
     }
     timer = machine.timer
     # First calls give the results to check and a time estimate; the reference goes first so that its

@@ -1,4 +1,8 @@
-"""The benchmark sweep: conv1d shapes taken from real models, as data. Add a shape by adding a record."""
+"""The benchmark sweep: conv1d shapes taken from real models, as data. Add a shape by adding a record.
+
+A record with transposed=True is a transposed convolution (the upsampling layers of vocoders and codec
+decoders): ours is conv1d_ext.conv_transpose1d against F.conv_transpose1d, L is the input length and the
+weight is (C_in, C_out / groups, k)."""
 
 from dataclasses import dataclass, replace
 
@@ -8,7 +12,7 @@ import torch
 @dataclass(frozen=True)
 class Shape:
     name: str
-    family: str  # dense | dilated | grouped | depthwise | frontend | pointwise
+    family: str  # dense | dilated | grouped | depthwise | frontend | pointwise | transposed
     N: int
     C_in: int
     C_out: int
@@ -19,12 +23,31 @@ class Shape:
     dilation: int = 1
     groups: int = 1
     source: str = ""  # the model this comes from; its padding is what that model uses
+    transposed: bool = False  # a transposed convolution (F.conv_transpose1d)
+    output_padding: int = 0  # transposed only
 
     @property
     def out_len(self):
+        if self.transposed:
+            return ((self.L - 1) * self.stride - 2 * self.padding + self.dilation * (self.k - 1)
+                    + self.output_padding + 1)
         return (self.L + 2 * self.padding - self.dilation * (self.k - 1) - 1) // self.stride + 1
 
+    def conv_args(self):
+        """The arguments after (input, weight, bias) of F.conv1d, or of F.conv_transpose1d if transposed."""
+        if self.transposed:
+            return self.stride, self.padding, self.output_padding, self.groups, self.dilation
+        return self.stride, self.padding, self.dilation, self.groups
+
+    @property
+    def weight_shape(self):
+        if self.transposed:
+            return self.C_in, self.C_out // self.groups, self.k
+        return self.C_out, self.C_in // self.groups, self.k
+
     def flops_fwd(self):
+        if self.transposed:  # every input element meets C_out/groups·k weights
+            return 2 * self.N * self.C_in * self.L * (self.C_out // self.groups) * self.k
         return 2 * self.N * self.C_out * self.out_len * (self.C_in // self.groups) * self.k
 
     def numels(self):
@@ -37,11 +60,12 @@ class Shape:
         )
 
     def describe(self):
-        s = f"B{self.N} C{self.C_in}→{self.C_out} L{self.L} k{self.k}"
+        s = f"{'convT ' if self.transposed else ''}B{self.N} C{self.C_in}→{self.C_out} L{self.L} k{self.k}"
         for key, val, default in (
             ("s", self.stride, 1),
             ("d", self.dilation, 1),
             ("p", self.padding, 0),
+            ("op", self.output_padding, 0),
             ("g", self.groups, 1),
         ):
             if val != default:
@@ -71,6 +95,28 @@ SWEEP = [
           source="raw-waveform front end (M5-style k80 s4), 1 s at 16 kHz, no padding"),
     Shape("pointwise_c256to512", "pointwise", N=8, C_in=256, C_out=512, L=2048, k=1,
           source="pointwise 1x1 (channel mixing)"),
+    # Transposed (upsampling) convolutions of vocoders and codec decoders; L = input frames.
+    Shape("convT_hifigan_b4_c512_k16s8", "transposed", N=4, C_in=512, C_out=256, L=86, k=16, stride=8,
+          padding=4, transposed=True,
+          source="HiFi-GAN V1 first upsampler ConvTranspose1d(512, 256, 16, 8, padding=4): 86 mel frames "
+                 "(1 s at 22.05 kHz, hop 256)"),
+    Shape("convT_hifigan_b16_c512_k16s8", "transposed", N=16, C_in=512, C_out=256, L=86, k=16, stride=8,
+          padding=4, transposed=True, source="HiFi-GAN V1 first upsampler, batch 16 (training)"),
+    Shape("convT_encodec_c512_k16s8", "transposed", N=8, C_in=512, C_out=256, L=75, k=16, stride=8,
+          transposed=True,
+          source="SEANet/EnCodec decoder ratio 8 (k = 2·stride, padding 0, trimmed after): 1 s at 75 "
+                 "frames/s"),
+    Shape("convT_encodec_c256_k10s5", "transposed", N=8, C_in=256, C_out=128, L=600, k=10, stride=5,
+          transposed=True, source="SEANet/EnCodec decoder ratio 5, 1 s (600 frames after ×8)"),
+    Shape("convT_encodec_c128_k8s4", "transposed", N=8, C_in=128, C_out=64, L=3000, k=8, stride=4,
+          transposed=True, source="SEANet/EnCodec decoder ratio 4, 1 s (3000 frames after ×40)"),
+    Shape("convT_encodec_c64_k4s2", "transposed", N=8, C_in=64, C_out=32, L=12000, k=4, stride=2,
+          transposed=True, source="SEANet/EnCodec decoder ratio 2, 1 s (12000 frames after ×160)"),
+    Shape("convT_dac_c1536_k16s8", "transposed", N=4, C_in=1536, C_out=768, L=100, k=16, stride=8,
+          padding=4, transposed=True,
+          source="DAC decoder first block ConvTranspose1d(1536, 768, 16, 8, padding=ceil(8/2)): 100 frames"),
+    Shape("convT_dw_c512_k4s2", "transposed", N=8, C_in=512, C_out=512, L=2048, k=4, stride=2, padding=1,
+          groups=512, transposed=True, source="depthwise transposed upsampler ×2 (k4 s2 p1, groups = channels)"),
 ]
 # fmt: on
 

@@ -1,6 +1,7 @@
 // The CPU kernels of the conv1d_ext ops, registered through the shared op layer (op_layer.h: checks,
-// outputs, the one dtype dispatch), and the choice of instruction set (kernels.h). The choice of kernel
-// family happens once per op inside the per-ISA entry points (kernels_impl.h).
+// outputs, the one dtype dispatch), and the choice of instruction set (kernels.h; made once per process,
+// when the library loads). The choice of kernel family happens once per op call inside the per-ISA entry
+// points (kernels_impl.h).
 #include <cctype>
 #include <cstdlib>
 #include <string>
@@ -13,22 +14,27 @@
 
 namespace conv1d_ext {
 
-bool cpu::force_direct_kernels() {
-  const char* env = std::getenv("CONV1D_EXT_CPU_KERNELS");
-  return env != nullptr && std::string(env) == "direct";
-}
-
 namespace {
 
+// The CPU kernel path of this process: chosen once, when the library loads (chosen_at_load below),
+// from the CPU's features and the environment, which is read then and never again.
+struct CpuPath {
+  bool avx2 = false;           // AVX2 kernels, else the portable baseline
+  bool force_direct = false;   // CONV1D_EXT_CPU_KERNELS=direct
+  std::string error;           // CONV1D_EXT_CPU_ISA asks for what cannot run here; reported by each op
+};
+
 // AVX2 kernels when the CPU has AVX2, FMA and F16C; CONV1D_EXT_CPU_ISA=default forces the portable
-// baseline (=avx2 insists on AVX2). Read on every call so a test can switch paths within one process.
-bool use_avx2_kernels() {
+// baseline (=avx2 insists on AVX2). An invalid setting is stored, not thrown: an exception while the
+// library loads would abort the process instead of failing the call.
+CpuPath choose_cpu_path() {
+  CpuPath path;
+  const char* kernels = std::getenv("CONV1D_EXT_CPU_KERNELS");
+  path.force_direct = kernels != nullptr && std::string(kernels) == "direct";
 #ifdef C1D_HAVE_AVX2_KERNELS
-  static const bool cpu_has_avx2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-  }();
+  __builtin_cpu_init();
+  const bool cpu_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                            __builtin_cpu_supports("f16c");
   constexpr bool built_with_avx2 = true;
 #else
   constexpr bool cpu_has_avx2 = false;
@@ -37,18 +43,43 @@ bool use_avx2_kernels() {
   const char* env = std::getenv("CONV1D_EXT_CPU_ISA");
   std::string choice = env ? env : "";
   for (char& c : choice) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (choice.empty() || choice == "auto") return cpu_has_avx2;
-  if (choice == "default") return false;
-  TORCH_CHECK(choice == "avx2", "CONV1D_EXT_CPU_ISA must be 'auto', 'default' or 'avx2', got '", env, "'");
-  TORCH_CHECK(built_with_avx2, "CONV1D_EXT_CPU_ISA=avx2, but this build has no AVX2 kernels");
-  TORCH_CHECK(cpu_has_avx2, "CONV1D_EXT_CPU_ISA=avx2, but this CPU lacks AVX2/FMA/F16C");
-  return true;
+  if (choice.empty() || choice == "auto") {
+    path.avx2 = cpu_has_avx2;
+  } else if (choice == "default") {
+    path.avx2 = false;
+  } else if (choice != "avx2") {
+    path.error = "CONV1D_EXT_CPU_ISA must be 'auto', 'default' or 'avx2', got '" + std::string(env) + "'";
+  } else if (!built_with_avx2) {
+    path.error = "CONV1D_EXT_CPU_ISA=avx2, but this build has no AVX2 kernels";
+  } else if (!cpu_has_avx2) {
+    path.error = "CONV1D_EXT_CPU_ISA=avx2, but this CPU lacks AVX2/FMA/F16C";
+  } else {
+    path.avx2 = true;
+  }
+  return path;
 }
 
-// The instruction set the next CPU op call will run: "avx2" or "default".
+const CpuPath& cpu_path() {
+  static const CpuPath path = choose_cpu_path();
+  return path;
+}
+[[maybe_unused]] const CpuPath& chosen_at_load = cpu_path();
+
+bool use_avx2_kernels() {
+  TORCH_CHECK(cpu_path().error.empty(), cpu_path().error);
+  return cpu_path().avx2;
+}
+
+// The instruction set every CPU op call runs: "avx2" or "default".
 std::string cpu_isa() { return use_avx2_kernels() ? "avx2" : "default"; }
 
-// The CPU kernel families the next call may run: "direct" (CONV1D_EXT_CPU_KERNELS=direct) or "auto".
+}  // namespace
+
+bool cpu::force_direct_kernels() { return cpu_path().force_direct; }
+
+namespace {
+
+// The CPU kernel families every call may run: "direct" (CONV1D_EXT_CPU_KERNELS=direct) or "auto".
 std::string cpu_kernels() { return cpu::force_direct_kernels() ? "direct" : "auto"; }
 
 // The kernel entry points of the chosen instruction set, for one dtype.
@@ -73,7 +104,7 @@ CpuKernels<scalar_t> kernels_for_this_cpu() {
 }
 
 // The CPU kernels as an op_layer.h backend: no device, no workspace (the kernels keep per-thread
-// scratch of their own), and the instruction set chosen per call of kernels_for_this_cpu().
+// scratch of their own), and the instruction set chosen when the library loaded.
 struct CpuBackend {
   static NoGuard guard(const at::Tensor&) { return {}; }
   static Workspace workspace(size_t, const at::Tensor&) { return {}; }
@@ -107,7 +138,7 @@ struct CpuBackend {
 }  // namespace conv1d_ext
 
 TORCH_LIBRARY_FRAGMENT(conv1d_ext, m) {
-  // Which CPU kernel build the next call runs ("avx2" or "default"), for tests, benchmarks and the README.
+  // Which CPU kernel build this process runs ("avx2" or "default"), for tests, benchmarks and the README.
   m.def("cpu_isa() -> str", &conv1d_ext::cpu_isa);
   // The test switches in effect: the CPU kernel families ("auto" or "direct", CONV1D_EXT_CPU_KERNELS) and
   // whether op outputs start NaN-filled (CONV1D_EXT_POISON_OUTPUTS, read once: op_common.h).

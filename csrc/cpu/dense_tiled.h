@@ -1,11 +1,12 @@
-// Register-blocked direct convolution for dense and grouped problems (CPU).
+// Register-blocked (tiled) convolution for dense and grouped problems, and for the forward of depthwise
+// problems with a large channel multiplier (CPU; the dispatch is in kernels_impl.h).
 //
 // Included by the per-ISA translation units (baseline and AVX2+FMA+F16C); everything lives in
 // conv1d_ext::cpu::CPU_CAPABILITY so each build gets its own copy (no ODR clash between ISAs).
 //
 // Design (expected effects and measurements: benchmarks/NOTES_cpu_dense.md):
-// * Forward and backward-input share one engine ("direct conv over packed source blocks"):
-//   a work item is (batch, group, block of Lb output positions). The item first packs the source rows
+// * Forward and backward-input share one engine (run_tiled, a convolution over packed source blocks):
+//   a work item is (batch, group, block of block_len output positions). The item first packs the source rows
 //   it reads into a per-thread buffer of accumulation type (float for 16-bit types, so conversion
 //   happens once per source element, not once per FMA), zero-padded (no bounds tests in the hot loop)
 //   and, for stride > 1, split into stride phases so every tap reads contiguous memory.
@@ -26,37 +27,23 @@
 //   slice order afterwards: deterministic for a given thread count.
 #pragma once
 
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <type_traits>
-#include <vector>
+#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
+#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
+#endif
 
-#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
-#include <c10/util/BFloat16.h>
-#include <c10/util/Half.h>
 
-#include "conv1d_params.h"
+#include "cpu/kernel_common.h"
 
 namespace conv1d_ext {
 namespace cpu {
 namespace CPU_CAPABILITY {
 namespace dense_detail {
 
-// 16-bit types accumulate in float32; float64 in float64.
-template <typename scalar_t>
-using acc_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-
-template <typename acc_t>
-using Vec = at::vec::Vectorized<acc_t>;
-
 // Micro-tile of the forward / backward-input kernel: output channels × vectors of positions.
 constexpr int kTileCh = 4;
 constexpr int kTileVecs = 3;
-template <typename acc_t>
-constexpr int64_t tile_width() { return kTileVecs * Vec<acc_t>::size(); }
 
 // Micro-tile of the backward-weight kernel: vectors of out channels × (in channel, tap) columns.
 constexpr int kWgradVecs = 2;
@@ -69,82 +56,33 @@ constexpr int64_t kWgradPanelBytes = 128 * 1024;   // grad_output panels reused 
 // output stores walk a row in runs of the block length; short runs are latency-bound).
 constexpr int64_t kSourceBlockBytes = 256 * 1024;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// ---- dtype conversion of contiguous runs (vectorised where the ISA build allows) ----
-
-template <typename scalar_t, typename acc_t>
-inline void load_as_acc(const scalar_t* src, acc_t* dst, int64_t n) {
-  if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    std::memcpy(dst, src, n * sizeof(acc_t));
-  } else {
-    int64_t i = 0;
-    for (; i + Vec<float>::size() <= n; i += Vec<float>::size()) {
-      Vec<float> v;
-      at::vec::load_to_float(src + i, v);
-      v.store(dst + i);
-    }
-    for (; i < n; ++i) dst[i] = static_cast<float>(src[i]);
-  }
-}
-
-// dst[i] = src[i] + add (add is the bias, or 0), in one pass.
-template <typename scalar_t, typename acc_t>
-inline void store_from_acc(const acc_t* src, acc_t add, scalar_t* dst, int64_t n) {
-  if (add == acc_t(0)) {
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      std::memcpy(dst, src, n * sizeof(acc_t));
-    } else {
-      at::vec::convert(src, dst, n);
-    }
-    return;
-  }
-  constexpr int64_t W = Vec<acc_t>::size();
-  const Vec<acc_t> va(add);
-  int64_t i = 0;
-  if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    for (; i + W <= n; i += W) (Vec<acc_t>::loadu(src + i) + va).store(dst + i);
-  } else {
-    for (; i + 2 * W <= n; i += 2 * W) {
-      at::vec::convert_from_float<scalar_t>(Vec<acc_t>::loadu(src + i) + va, Vec<acc_t>::loadu(src + i + W) + va)
-          .store(dst + i);
-    }
-  }
-  for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i] + add);
-}
-
 // ---- source packing ----
 // Packed block of one work item: for each source channel c and phase r, a row of row_len values
 //   row[j] = src[(m0 + j) * phases + r + base]   (0 outside [0, src_len)).
 // With phases = stride, tap t of output m reads phase (t*d) % s at j = (m - m0) + (t*d) / s:
 // contiguous in m, so the micro-kernel's vector loads need no gather.
-template <typename scalar_t, typename acc_t>
-inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t phase,
-                            int64_t base, int64_t row_len, acc_t* row) {
-  const int64_t first = (m0 * phases + phase + base);  // source position of row[0]
-  // Valid j: 0 <= first + j*phases < src_len.
-  int64_t j_lo = first >= 0 ? 0 : ceil_div(-first, phases);
-  int64_t j_hi = first >= src_len ? 0 : ceil_div(src_len - first, phases);  // exclusive
-  j_lo = std::min(j_lo, row_len);
-  j_hi = std::max(j_lo, std::min(j_hi, row_len));
-  std::fill(row, row + j_lo, acc_t(0));
-  if (phases == 1) {
-    load_as_acc(src + first + j_lo, row + j_lo, j_hi - j_lo);
-  } else {
-    const scalar_t* s = src + first;
-    for (int64_t j = j_lo; j < j_hi; ++j) row[j] = static_cast<acc_t>(s[j * phases]);
-  }
-  std::fill(row + j_hi, row + row_len, acc_t(0));
+
+// The one-phase case: row[j] = src[first + j] (0 outside [0, src_len)).
+template <typename scalar_t>
+inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t first, int64_t row_len,
+                            acc_t<scalar_t>* row) {
+  using acc = acc_t<scalar_t>;
+  // Valid j: 0 <= first + j < src_len.
+  const int64_t j_lo = std::clamp<int64_t>(-first, 0, row_len);
+  const int64_t j_hi = std::max(j_lo, std::min(src_len - first, row_len));
+  std::fill(row, row + j_lo, acc(0));
+  convert_to_acc(src + first + j_lo, row + j_lo, j_hi - j_lo);
+  std::fill(row + j_hi, row + row_len, acc(0));
 }
 
 // All phases of one source row in a single sequential pass (each source element read once):
-// rows[r * row_len + j] = src[(m0 + j) * phases + r + base]. Equivalent to pack_source_row per phase.
-template <typename scalar_t, typename acc_t>
+// rows[r * row_len + j] = src[(m0 + j) * phases + r + base].
+template <typename scalar_t>
 inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t base,
-                               int64_t row_len, acc_t* rows) {
+                               int64_t row_len, acc_t<scalar_t>* rows) {
+  using acc = acc_t<scalar_t>;
   if (phases == 1) {
-    pack_source_row(src, src_len, m0, 1, 0, base, row_len, rows);
+    pack_source_row(src, src_len, m0 + base, row_len, rows);
     return;
   }
   const int64_t first = m0 * phases + base;  // source position of rows[0][0]
@@ -156,13 +94,13 @@ inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0,
   auto edge = [&](int64_t j) {
     for (int64_t r = 0; r < phases; ++r) {
       const int64_t pos = first + j * phases + r;
-      rows[r * row_len + j] = (pos >= 0 && pos < src_len) ? static_cast<acc_t>(src[pos]) : acc_t(0);
+      rows[r * row_len + j] = (pos >= 0 && pos < src_len) ? static_cast<acc>(src[pos]) : acc(0);
     }
   };
   for (int64_t j = 0; j < j_lo; ++j) edge(j);
   const scalar_t* sp = src + first;
   for (int64_t j = j_lo; j < j_hi; ++j)
-    for (int64_t r = 0; r < phases; ++r) rows[r * row_len + j] = static_cast<acc_t>(sp[j * phases + r]);
+    for (int64_t r = 0; r < phases; ++r) rows[r * row_len + j] = static_cast<acc>(sp[j * phases + r]);
   for (int64_t j = j_hi; j < row_len; ++j) edge(j);
 }
 
@@ -176,14 +114,15 @@ struct Tap {
   int64_t weight_tap;
 };
 
-// A direct convolution "dst = sum over (red channel, tap) of w * packed src", general enough for the
-// forward (phase-split source) and the backward-input (phase-split destination).
+// A tiled convolution "dst = sum over (source channel, tap) of w * packed src", general enough for the
+// forward (phase-split source) and the backward-input (phase-split destination). The source channels
+// of a group are the reduction (input channels forward, output channels backward-input).
 // Destination element of block coordinate m and destination phase f: m * dst_phases + f + dst_base.
 // Source position packed for block coordinate m0 + j, source phase r: (m0 + j) * src_phases + r + src_base.
-struct DirectPlan {
+struct TiledPlan {
   int64_t batch, groups;
-  int64_t red_ch;   // source (reduction) channels per group
-  int64_t out_ch;   // destination channels per group
+  int64_t src_ch_per_group;
+  int64_t dst_ch_per_group;
   int64_t src_len, dst_len;
   int64_t src_phases, src_base;
   int64_t dst_phases, dst_base;
@@ -192,50 +131,56 @@ struct DirectPlan {
   int64_t max_shift;
 };
 
-// acc[c][v] = (accumulate ? out[c][v] : 0) + sum_r w[r][c] * panel[r][v*W + lane];
-// the tile is written back to out (row stride ld). The panel is contiguous and aligned (tile width
-// per step), so the kTileVecs loads never split a cache line and the stream prefetches well.
-template <typename acc_t>
-inline void conv_microtile(const acc_t* panel, const acc_t* w, int64_t reduction, bool accumulate,
-                           acc_t* out, int64_t ld) {
-  constexpr int W = Vec<acc_t>::size();
-  constexpr int TW = kTileVecs * W;
-  Vec<acc_t> acc[kTileCh][kTileVecs];
+// Positions per micro-tile step: kTileVecs vectors.
+template <typename acc>
+constexpr int64_t kTileWidth = kTileVecs * AccVec<acc>::size();
+
+// sum[c][v] = (accumulate ? out[c][v] : 0) + sum_r w[r][c] * panel[r][v*W + lane];
+// the tile is written back to out (row stride row_stride). The panel is contiguous and aligned (tile
+// width per step), so the kTileVecs loads never split a cache line and the stream prefetches well.
+template <typename acc>
+inline void conv_microtile(const acc* panel, const acc* w, int64_t reduction, bool accumulate,
+                           acc* out, int64_t row_stride) {
+  using Vec = AccVec<acc>;
+  constexpr int W = Vec::size();
+  Vec sum[kTileCh][kTileVecs];
   for (int c = 0; c < kTileCh; ++c)
     for (int v = 0; v < kTileVecs; ++v)
-      acc[c][v] = accumulate ? Vec<acc_t>::loadu(out + c * ld + v * W) : Vec<acc_t>(acc_t(0));
+      sum[c][v] = accumulate ? Vec::loadu(out + c * row_stride + v * W) : Vec(acc(0));
   for (int64_t r = 0; r < reduction; ++r) {
-    const acc_t* s = panel + r * TW;
-    Vec<acc_t> x[kTileVecs];
-    for (int v = 0; v < kTileVecs; ++v) x[v] = Vec<acc_t>::loadu(s + v * W);
-    const acc_t* wr = w + r * kTileCh;
+    const acc* step = panel + r * kTileWidth<acc>;
+    Vec x[kTileVecs];
+    for (int v = 0; v < kTileVecs; ++v) x[v] = Vec::loadu(step + v * W);
+    const acc* w_step = w + r * kTileCh;
     for (int c = 0; c < kTileCh; ++c) {
-      const Vec<acc_t> wc(wr[c]);
-      for (int v = 0; v < kTileVecs; ++v) acc[c][v] = at::vec::fmadd(wc, x[v], acc[c][v]);
+      const Vec wc(w_step[c]);
+      for (int v = 0; v < kTileVecs; ++v) sum[c][v] = at::vec::fmadd(wc, x[v], sum[c][v]);
     }
   }
   for (int c = 0; c < kTileCh; ++c)
-    for (int v = 0; v < kTileVecs; ++v) acc[c][v].store(out + c * ld + v * W);
+    for (int v = 0; v < kTileVecs; ++v) sum[c][v].store(out + c * row_stride + v * W);
 }
 
-// Gathers the micro-panel of one tile of positions: panel[r][0, TW) = packed[offs[r] + j0 + (0, TW)].
+// Gathers the micro-panel of one tile of positions:
+// panel[r][0, tile width) = packed[src_offsets[r] + j0 + (0, tile width)].
 // This is im2col of one tile only (reduction chunk × tile width): it is reused by every channel tile,
 // so its cost is 1 / (channel tiles) of the micro-kernel's loads.
-template <typename acc_t>
-inline void gather_panel(const acc_t* packed, const int64_t* offs, int64_t j0, int64_t reduction, acc_t* panel) {
-  constexpr int W = Vec<acc_t>::size();
-  constexpr int TW = kTileVecs * W;
+template <typename acc>
+inline void gather_panel(const acc* packed, const int64_t* src_offsets, int64_t j0, int64_t reduction,
+                         acc* panel) {
+  constexpr int W = AccVec<acc>::size();
   for (int64_t r = 0; r < reduction; ++r) {
-    const acc_t* s = packed + offs[r] + j0;
-    for (int v = 0; v < kTileVecs; ++v) Vec<acc_t>::loadu(s + v * W).store(panel + r * TW + v * W);
+    const acc* src = packed + src_offsets[r] + j0;
+    for (int v = 0; v < kTileVecs; ++v)
+      AccVec<acc>::loadu(src + v * W).store(panel + r * kTileWidth<acc> + v * W);
   }
 }
 
 // Row stride of packed blocks: an odd number of 64-byte lines, so rows walked one after the other
 // spread over all L1 sets (a power-of-two stride would map them onto a few sets and thrash).
-template <typename acc_t>
+template <typename acc>
 inline int64_t padded_row_len(int64_t len) {
-  constexpr int64_t line = 64 / sizeof(acc_t);
+  constexpr int64_t line = 64 / sizeof(acc);
   int64_t lines = ceil_div(len, line);
   if (lines % 2 == 0) ++lines;
   return lines * line;
@@ -246,136 +191,139 @@ inline int64_t padded_row_len(int64_t len) {
 // channel tile reuses it.
 constexpr int64_t kReductionChunk = 192;
 
-// Picks the block length Lb (a multiple of the tile width) so the packed source block fits the
-// budget, and there are enough items for every thread.
-template <typename acc_t>
-inline int64_t choose_block(int64_t rows, int64_t max_shift, int64_t count, int64_t outer_items,
-                            int64_t min_block) {
-  const int64_t tw = tile_width<acc_t>();
-  int64_t lb = kSourceBlockBytes / (rows * (int64_t)sizeof(acc_t)) - max_shift;
-  lb = std::max<int64_t>(lb, min_block);
-  lb = std::min<int64_t>(lb, 2048);
-  lb = std::min<int64_t>(lb, round_up(std::max<int64_t>(count, 1), tw));
+// Picks the block length (a multiple of the tile width) so the packed source block fits the budget,
+// and there are enough items for every thread.
+template <typename acc>
+inline int64_t choose_block_len(int64_t rows, int64_t max_shift, int64_t count, int64_t outer_items,
+                                int64_t min_block_len) {
+  constexpr int64_t tile_width = kTileWidth<acc>;
+  int64_t block_len = kSourceBlockBytes / (rows * (int64_t)sizeof(acc)) - max_shift;
+  block_len = std::max<int64_t>(block_len, min_block_len);
+  block_len = std::min<int64_t>(block_len, 2048);
+  block_len = std::min<int64_t>(block_len, round_up(std::max<int64_t>(count, 1), tile_width));
   // At least 4 items per thread when the problem allows it (load balance).
   const int64_t want_items = 4 * (int64_t)at::get_num_threads();
-  if (outer_items * ceil_div(count, lb) < want_items) {
-    const int64_t per = ceil_div(want_items, std::max<int64_t>(outer_items, 1));
-    lb = std::min(lb, std::max<int64_t>(tw, ceil_div(count, per)));
+  if (outer_items * ceil_div(count, block_len) < want_items) {
+    const int64_t blocks_per_outer = ceil_div(want_items, std::max<int64_t>(outer_items, 1));
+    block_len = std::min(block_len, std::max<int64_t>(tile_width, ceil_div(count, blocks_per_outer)));
   }
-  return std::max<int64_t>(tw, round_up(lb, tw));
+  return std::max<int64_t>(tile_width, round_up(block_len, tile_width));
 }
 
-// weight_at(g, out channel in group, red channel in group, weight tap) -> acc_t.
+// weight_at(group, destination channel in group, source channel in group, weight tap) -> acc.
 template <typename scalar_t, typename WeightAt>
-void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
-                WeightAt weight_at) {
-  using acc_t = acc_type<scalar_t>;
-  constexpr int64_t tw = tile_width<acc_t>();
+void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
+               WeightAt weight_at) {
+  using acc = acc_t<scalar_t>;
+  constexpr int64_t tile_width = kTileWidth<acc>;
   const int64_t count = plan.m_end - plan.m_begin;
-  const int64_t G = plan.groups;
-  const int64_t ch_tiles = ceil_div(plan.out_ch, kTileCh);
-  const int64_t nphases = plan.dst_phases;
-  const int64_t rows = plan.red_ch * plan.src_phases;
+  const int64_t groups = plan.groups;
+  const int64_t src_ch = plan.src_ch_per_group, dst_ch = plan.dst_ch_per_group;
+  const int64_t ch_tiles = ceil_div(dst_ch, kTileCh);
+  const int64_t dst_phases = plan.dst_phases;
+  const int64_t rows = src_ch * plan.src_phases;
 
-  const int64_t lb = choose_block<acc_t>(rows, plan.max_shift, count, plan.batch * G, tw);
-  const int64_t row_len = padded_row_len<acc_t>(lb + plan.max_shift);
-  const int64_t nblocks = std::max<int64_t>(ceil_div(count, lb), 1);
+  const int64_t block_len = choose_block_len<acc>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
+  const int64_t row_len = padded_row_len<acc>(block_len + plan.max_shift);
+  const int64_t n_blocks = std::max<int64_t>(ceil_div(count, block_len), 1);
 
-  // Packed weights per destination phase: [g][ch tile][red channel][tap of the phase][kTileCh],
-  // zero beyond out_ch so partial tiles need no special case. Offsets: reduction step -> packed src.
-  std::vector<std::vector<acc_t>> wpack(nphases);
-  std::vector<std::vector<int64_t>> offs(nphases);
-  for (int64_t f = 0; f < nphases; ++f) {
+  // Per destination phase f: packed weights [group][ch tile][source channel][tap of the phase][kTileCh],
+  // zero beyond dst_ch so partial tiles need no special case; and per reduction step
+  // (source channel, tap) its offset in the packed source block.
+  std::vector<std::vector<acc>> packed_weights(dst_phases);
+  std::vector<std::vector<int64_t>> src_offsets(dst_phases);
+  for (int64_t f = 0; f < dst_phases; ++f) {
     const auto& taps = plan.taps[f];
-    const int64_t nt = (int64_t)taps.size();
-    const int64_t red = plan.red_ch * nt;
-    offs[f].resize(std::max<int64_t>(red, 1));
-    for (int64_t c = 0; c < plan.red_ch; ++c)
-      for (int64_t k = 0; k < nt; ++k)
-        offs[f][c * nt + k] = (c * plan.src_phases + taps[k].src_phase) * row_len + taps[k].shift;
-    wpack[f].assign(std::max<int64_t>(G * ch_tiles * red * kTileCh, 1), acc_t(0));
-    for (int64_t g = 0; g < G; ++g)
+    const int64_t n_taps = (int64_t)taps.size();
+    const int64_t reduction = src_ch * n_taps;
+    src_offsets[f].resize(std::max<int64_t>(reduction, 1));
+    for (int64_t c = 0; c < src_ch; ++c)
+      for (int64_t k = 0; k < n_taps; ++k)
+        src_offsets[f][c * n_taps + k] = (c * plan.src_phases + taps[k].src_phase) * row_len + taps[k].shift;
+    packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * reduction * kTileCh, 1), acc(0));
+    for (int64_t g = 0; g < groups; ++g)
       for (int64_t t = 0; t < ch_tiles; ++t)
-        for (int64_t c = 0; c < plan.red_ch; ++c)
-          for (int64_t k = 0; k < nt; ++k)
+        for (int64_t c = 0; c < src_ch; ++c)
+          for (int64_t k = 0; k < n_taps; ++k)
             for (int64_t i = 0; i < kTileCh; ++i) {
               const int64_t oc = t * kTileCh + i;
-              if (oc >= plan.out_ch) continue;
-              wpack[f][(((g * ch_tiles + t) * plan.red_ch + c) * nt + k) * kTileCh + i] =
+              if (oc >= dst_ch) continue;
+              packed_weights[f][(((g * ch_tiles + t) * src_ch + c) * n_taps + k) * kTileCh + i] =
                   weight_at(g, oc, c, taps[k].weight_tap);
             }
   }
 
-  const int64_t ch_pad = ch_tiles * kTileCh;
+  const int64_t padded_ch = ch_tiles * kTileCh;
   // Reduction chunks of equal size, at most kReductionChunk steps.
-  std::vector<int64_t> chunk(nphases);
-  for (int64_t f = 0; f < nphases; ++f) {
-    const int64_t red = std::max<int64_t>(plan.red_ch * (int64_t)plan.taps[f].size(), 1);
-    chunk[f] = ceil_div(red, ceil_div(red, kReductionChunk));
+  std::vector<int64_t> chunk_steps(dst_phases);
+  for (int64_t f = 0; f < dst_phases; ++f) {
+    const int64_t reduction = std::max<int64_t>(src_ch * (int64_t)plan.taps[f].size(), 1);
+    chunk_steps[f] = ceil_div(reduction, ceil_div(reduction, kReductionChunk));
   }
-  const int64_t stage_len = lb * nphases;
-  const int64_t items = plan.batch * G * nblocks;
+  const int64_t stage_len = block_len * dst_phases;
+  const int64_t items = plan.batch * groups * n_blocks;
   // The micro-kernel writes into a per-thread stage that is copied out (bias added) in long runs.
   // Writing full tiles straight into the destination measured slower (dense B8 C64 L4096 k3 forward
   // 72 vs 92 GF/s): the micro-kernel's stores then miss the cache and stall it.
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> packed(rows * row_len);
+    std::vector<acc> packed_src(rows * row_len);
     // phase_stage: one destination phase of the block for every channel, [channel][j];
     // stage: the phases interleaved back into destination order (only when there are several).
-    std::vector<acc_t> phase_stage(ch_pad * lb);
-    std::vector<acc_t> stage(nphases > 1 ? ch_pad * stage_len : 0);
-    std::vector<acc_t> panel_buf(kReductionChunk * tw + 64 / sizeof(acc_t));
-    acc_t* panel = panel_buf.data();
+    std::vector<acc> phase_stage(padded_ch * block_len);
+    std::vector<acc> stage(dst_phases > 1 ? padded_ch * stage_len : 0);
+    std::vector<acc> panel_buf(kReductionChunk * tile_width + 64 / sizeof(acc));
+    acc* panel = panel_buf.data();
     while (reinterpret_cast<uintptr_t>(panel) % 64 != 0) ++panel;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t blk = item % nblocks;
-      const int64_t g = (item / nblocks) % G;
-      const int64_t n = item / (nblocks * G);
-      const int64_t m0 = plan.m_begin + blk * lb;
-      const int64_t mcount = std::min(lb, plan.m_end - m0);
+      const int64_t block = item % n_blocks;
+      const int64_t g = (item / n_blocks) % groups;
+      const int64_t n = item / (n_blocks * groups);
+      const int64_t m0 = plan.m_begin + block * block_len;
+      const int64_t m_count = std::min(block_len, plan.m_end - m0);
 
-      const scalar_t* src_g = src + (n * G + g) * plan.red_ch * plan.src_len;
-      for (int64_t c = 0; c < plan.red_ch; ++c)
-        pack_source_phases(src_g + c * plan.src_len, plan.src_len, m0, plan.src_phases, plan.src_base,
-                           row_len, packed.data() + c * plan.src_phases * row_len);
+      const scalar_t* src_group = src + (n * groups + g) * src_ch * plan.src_len;
+      for (int64_t c = 0; c < src_ch; ++c)
+        pack_source_phases(src_group + c * plan.src_len, plan.src_len, m0, plan.src_phases, plan.src_base,
+                           row_len, packed_src.data() + c * plan.src_phases * row_len);
 
-      const int64_t d_first = m0 * nphases + plan.dst_base;  // destination index of stage index 0
-      const int64_t dst_g = n * G * plan.out_ch + g * plan.out_ch;  // first destination row of the group
-      for (int64_t f = 0; f < nphases; ++f) {
-        const int64_t red = plan.red_ch * (int64_t)plan.taps[f].size();
-        const acc_t* wg = wpack[f].data() + g * ch_tiles * red * kTileCh;
-        for (int64_t j0 = 0; j0 < mcount; j0 += tw) {
-          if (red == 0) {  // no tap reaches this phase: its elements are zero
-            for (int64_t c = 0; c < ch_pad; ++c) std::fill_n(phase_stage.data() + c * lb + j0, tw, acc_t(0));
+      const int64_t dst_first = m0 * dst_phases + plan.dst_base;  // destination index of stage index 0
+      const int64_t dst_group_row = (n * groups + g) * dst_ch;     // first destination row of the group
+      for (int64_t f = 0; f < dst_phases; ++f) {
+        const int64_t reduction = src_ch * (int64_t)plan.taps[f].size();
+        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * reduction * kTileCh;
+        for (int64_t j0 = 0; j0 < m_count; j0 += tile_width) {
+          if (reduction == 0) {  // no tap reaches this phase: its elements are zero
+            for (int64_t c = 0; c < padded_ch; ++c)
+              std::fill_n(phase_stage.data() + c * block_len + j0, tile_width, acc(0));
             continue;
           }
-          for (int64_t r0 = 0; r0 < red; r0 += chunk[f]) {
-            const int64_t rn = std::min(chunk[f], red - r0);
-            gather_panel(packed.data(), offs[f].data() + r0, j0, rn, panel);
+          for (int64_t r0 = 0; r0 < reduction; r0 += chunk_steps[f]) {
+            const int64_t steps = std::min(chunk_steps[f], reduction - r0);
+            gather_panel(packed_src.data(), src_offsets[f].data() + r0, j0, steps, panel);
             for (int64_t t = 0; t < ch_tiles; ++t) {
-              const acc_t* wt = wg + (t * red + r0) * kTileCh;
-              acc_t* out = phase_stage.data() + t * kTileCh * lb + j0;
-              conv_microtile<acc_t>(panel, wt, rn, r0 > 0, out, lb);
+              const acc* tile_weights = group_weights + (t * reduction + r0) * kTileCh;
+              acc* out = phase_stage.data() + t * kTileCh * block_len + j0;
+              conv_microtile<acc>(panel, tile_weights, steps, r0 > 0, out, block_len);
             }
           }
         }
-        if (nphases > 1) {
-          for (int64_t c = 0; c < ch_pad; ++c)
-            for (int64_t j = 0; j < mcount; ++j) stage[c * stage_len + j * nphases + f] = phase_stage[c * lb + j];
+        if (dst_phases > 1) {
+          for (int64_t c = 0; c < padded_ch; ++c)
+            for (int64_t j = 0; j < m_count; ++j)
+              stage[c * stage_len + j * dst_phases + f] = phase_stage[c * block_len + j];
         }
       }
 
-      // Copy the staged elements of this block, [d_lo, d_hi) of each destination row.
-      const acc_t* out_stage = nphases > 1 ? stage.data() : phase_stage.data();
-      const int64_t d_lo = std::max<int64_t>(d_first, 0);
-      const int64_t d_hi = std::min<int64_t>(d_first + mcount * nphases, plan.dst_len);
-      if (d_hi <= d_lo) continue;
-      for (int64_t oc = 0; oc < plan.out_ch; ++oc) {
-        const int64_t ch = g * plan.out_ch + oc;
-        const acc_t b = bias ? static_cast<acc_t>(bias[ch]) : acc_t(0);
-        scalar_t* drow = dst + (dst_g + oc) * plan.dst_len;
-        const acc_t* srow = out_stage + oc * stage_len - d_first;  // indexed by destination index
-        store_from_acc(srow + d_lo, b, drow + d_lo, d_hi - d_lo);
+      // Copy the staged elements of this block, [dst_lo, dst_hi) of each destination row.
+      const acc* out_stage = dst_phases > 1 ? stage.data() : phase_stage.data();
+      const int64_t dst_lo = std::max<int64_t>(dst_first, 0);
+      const int64_t dst_hi = std::min<int64_t>(dst_first + m_count * dst_phases, plan.dst_len);
+      if (dst_hi <= dst_lo) continue;
+      for (int64_t oc = 0; oc < dst_ch; ++oc) {
+        const acc b = bias ? static_cast<acc>(bias[g * dst_ch + oc]) : acc(0);
+        scalar_t* dst_row = dst + (dst_group_row + oc) * plan.dst_len;
+        const acc* stage_row = out_stage + oc * stage_len - dst_first;  // indexed by destination index
+        convert_from_acc(stage_row + dst_lo, dst_row + dst_lo, dst_hi - dst_lo, b);
       }
     }
   });
@@ -383,148 +331,157 @@ void run_direct(const DirectPlan& plan, const scalar_t* src, const scalar_t* bia
 
 // ---- backward-weight ----
 
-// acc[v][k] += sum_j goT[j][v*W + lane] * src[offs[k] + j]  over j in [0, len); acc added into
-// part[k][v*W + lane] (row stride ld).
-template <typename acc_t>
-inline void wgrad_microtile(const acc_t* goT, int64_t go_ld, const acc_t* src, const int64_t* offs,
-                            int64_t len, acc_t* part, int64_t ld) {
-  constexpr int W = Vec<acc_t>::size();
-  Vec<acc_t> acc[kWgradVecs][kWgradCols];
+// sum[v][k] = sum_j grad_out_t[j][v*W + lane] * src[src_offsets[k] + j] over j in [0, len), added into
+// partial[k][v*W + lane] (row stride row_stride).
+template <typename acc>
+inline void wgrad_microtile(const acc* grad_out_t, int64_t grad_out_stride, const acc* src,
+                            const int64_t* src_offsets, int64_t len, acc* partial, int64_t row_stride) {
+  using Vec = AccVec<acc>;
+  constexpr int W = Vec::size();
+  Vec sum[kWgradVecs][kWgradCols];
   for (int v = 0; v < kWgradVecs; ++v)
-    for (int k = 0; k < kWgradCols; ++k) acc[v][k] = Vec<acc_t>(acc_t(0));
-  const acc_t* s[kWgradCols];
-  for (int k = 0; k < kWgradCols; ++k) s[k] = src + offs[k];
+    for (int k = 0; k < kWgradCols; ++k) sum[v][k] = Vec(acc(0));
+  const acc* col[kWgradCols];
+  for (int k = 0; k < kWgradCols; ++k) col[k] = src + src_offsets[k];
   for (int64_t j = 0; j < len; ++j) {
-    Vec<acc_t> gv[kWgradVecs];
-    for (int v = 0; v < kWgradVecs; ++v) gv[v] = Vec<acc_t>::loadu(goT + j * go_ld + v * W);
+    Vec go[kWgradVecs];
+    for (int v = 0; v < kWgradVecs; ++v) go[v] = Vec::loadu(grad_out_t + j * grad_out_stride + v * W);
     for (int k = 0; k < kWgradCols; ++k) {
-      const Vec<acc_t> xk(s[k][j]);
-      for (int v = 0; v < kWgradVecs; ++v) acc[v][k] = at::vec::fmadd(gv[v], xk, acc[v][k]);
+      const Vec xk(col[k][j]);
+      for (int v = 0; v < kWgradVecs; ++v) sum[v][k] = at::vec::fmadd(go[v], xk, sum[v][k]);
     }
   }
   for (int k = 0; k < kWgradCols; ++k)
     for (int v = 0; v < kWgradVecs; ++v) {
-      acc_t* p = part + k * ld + v * W;
-      (Vec<acc_t>::loadu(p) + acc[v][k]).store(p);
+      acc* dst = partial + k * row_stride + v * W;
+      (Vec::loadu(dst) + sum[v][k]).store(dst);
     }
 }
 
 template <typename scalar_t>
-void wgrad_direct(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
-                  scalar_t* grad_weight) {
-  using acc_t = acc_type<scalar_t>;
-  constexpr int64_t W = Vec<acc_t>::size();
-  const int64_t G = p.groups, Cig = p.in_per_group, Cog = p.out_per_group, K = p.kernel_size;
-  const int64_t s = p.stride, d = p.dilation;
-  const int64_t ncol = Cig * K;
-  const int64_t ncol_pad = round_up(ncol, kWgradCols);
-  constexpr int64_t kPanel = kWgradVecs * W;
-  const int64_t oc_pad = round_up(Cog, kPanel);
-  const int64_t wsize = G * ncol_pad * oc_pad;  // one slice: [g][col][oc]
+void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
+                 scalar_t* grad_weight) {
+  using acc = acc_t<scalar_t>;
+  constexpr int64_t W = AccVec<acc>::size();
+  const int64_t groups = p.groups, K = p.kernel_size;
+  const int64_t in_ch_per_group = p.in_per_group, out_ch_per_group = p.out_per_group;
+  const int64_t stride = p.stride, dilation = p.dilation;
+  const int64_t n_cols = in_ch_per_group * K;  // columns: (in channel, tap)
+  const int64_t n_cols_padded = round_up(n_cols, kWgradCols);
+  constexpr int64_t kPanelCh = kWgradVecs * W;  // out channels per grad_output panel
+  const int64_t out_ch_padded = round_up(out_ch_per_group, kPanelCh);
+  const int64_t slice_size = groups * n_cols_padded * out_ch_padded;  // one slice: [group][col][out ch]
 
   if (p.batch == 0 || p.out_len == 0) {
-    std::fill(grad_weight, grad_weight + p.out_channels * ncol, scalar_t(0));
+    std::fill(grad_weight, grad_weight + p.out_channels * n_cols, scalar_t(0));
     return;
   }
 
-  const int64_t max_shift = ((K - 1) * d) / s;
-  const int64_t rows = Cig * s;
+  const int64_t max_shift = ((K - 1) * dilation) / stride;
+  const int64_t rows = in_ch_per_group * stride;
   // Long blocks: each (panel, column tile) adds its registers into the slice's partial once per block,
   // a read-modify-write of 12 vectors that should stay small beside the block's FMAs.
-  int64_t lb = std::min<int64_t>(kWgradBlock, round_up(p.out_len, W));
-  if (p.batch * ceil_div(p.out_len, lb) < at::get_num_threads())
-    lb = std::max<int64_t>(W, round_up(ceil_div(p.batch * p.out_len, at::get_num_threads()), W));
-  const int64_t row_len = padded_row_len<acc_t>(lb + max_shift);
-  const int64_t nblocks = ceil_div(p.out_len, lb);
-  const int64_t group_oc = std::max<int64_t>(1, kWgradPanelBytes / (lb * kPanel * (int64_t)sizeof(acc_t))) * kPanel;
-  const int64_t items = p.batch * nblocks;
+  int64_t block_len = std::min<int64_t>(kWgradBlock, round_up(p.out_len, W));
+  if (p.batch * ceil_div(p.out_len, block_len) < at::get_num_threads())
+    block_len = std::max<int64_t>(W, round_up(ceil_div(p.batch * p.out_len, at::get_num_threads()), W));
+  const int64_t row_len = padded_row_len<acc>(block_len + max_shift);
+  const int64_t n_blocks = ceil_div(p.out_len, block_len);
+  const int64_t panel_group_ch =
+      std::max<int64_t>(1, kWgradPanelBytes / (block_len * kPanelCh * (int64_t)sizeof(acc))) * kPanelCh;
+  const int64_t items = p.batch * n_blocks;
 
   // Column k = (in channel c, tap t) reads packed row (c, phase (t*d) % s) at shift (t*d) / s; padding
   // columns read the all-zero row after the block.
-  std::vector<int64_t> offs(ncol_pad);
-  for (int64_t k = 0; k < ncol_pad; ++k) {
-    if (k < ncol) {
-      const int64_t c = k / K, t = k % K;
-      offs[k] = (c * s + (t * d) % s) * row_len + (t * d) / s;
+  std::vector<int64_t> src_offsets(n_cols_padded);
+  for (int64_t k = 0; k < n_cols_padded; ++k) {
+    if (k < n_cols) {
+      const int64_t c = k / K, reach = (k % K) * dilation;
+      src_offsets[k] = (c * stride + reach % stride) * row_len + reach / stride;
     } else {
-      offs[k] = rows * row_len;
+      src_offsets[k] = rows * row_len;
     }
   }
 
-  const int64_t nslices = std::min<int64_t>(at::get_num_threads(), items);
-  std::vector<std::vector<acc_t>> partial(nslices);
-  at::parallel_for(0, nslices, 1, [&](int64_t sbegin, int64_t send) {
-    std::vector<acc_t> packed((rows + 1) * row_len);
-    std::vector<acc_t> goT(lb * oc_pad);
-    std::vector<acc_t> gorow(lb);
-    for (int64_t slice = sbegin; slice < send; ++slice) {
-      std::vector<acc_t>& part = partial[slice];
-      part.assign(wsize, acc_t(0));
-      std::fill(packed.begin() + rows * row_len, packed.end(), acc_t(0));
-      const int64_t i_begin = items * slice / nslices, i_end = items * (slice + 1) / nslices;
-      for (int64_t item = i_begin; item < i_end; ++item) {
-        const int64_t blk = item % nblocks, n = item / nblocks;
-        const int64_t o0 = blk * lb, olen = std::min(lb, p.out_len - o0);
-        for (int64_t g = 0; g < G; ++g) {
-          const scalar_t* x_g = input + (n * p.in_channels + g * Cig) * p.in_len;
-          for (int64_t c = 0; c < Cig; ++c)
-            pack_source_phases(x_g + c * p.in_len, p.in_len, o0, s, -p.pad_left, row_len,
-                               packed.data() + c * s * row_len);
-          // grad_output block as panels of kWgradVecs*W out channels: [panel][pos][channel in panel],
-          // zero beyond Cog, so each micro-kernel step loads one contiguous 64-byte line.
-          const scalar_t* go_g = grad_output + (n * p.out_channels + g * Cog) * p.out_len + o0;
-          for (int64_t oc = 0; oc < oc_pad; ++oc) {
-            acc_t* panel = goT.data() + (oc / kPanel) * lb * kPanel + oc % kPanel;
-            if (oc < Cog) {
-              load_as_acc(go_g + oc * p.out_len, gorow.data(), olen);
-              for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = gorow[j];
+  const int64_t n_slices = std::min<int64_t>(at::get_num_threads(), items);
+  std::vector<std::vector<acc>> partial(n_slices);
+  at::parallel_for(0, n_slices, 1, [&](int64_t slice_begin, int64_t slice_end) {
+    std::vector<acc> packed_src((rows + 1) * row_len);
+    std::vector<acc> grad_out_t(block_len * out_ch_padded);
+    std::vector<acc> grad_out_row(block_len);
+    for (int64_t slice = slice_begin; slice < slice_end; ++slice) {
+      std::vector<acc>& slice_sum = partial[slice];
+      slice_sum.assign(slice_size, acc(0));
+      std::fill(packed_src.begin() + rows * row_len, packed_src.end(), acc(0));
+      const int64_t item_begin = items * slice / n_slices, item_end = items * (slice + 1) / n_slices;
+      for (int64_t item = item_begin; item < item_end; ++item) {
+        const int64_t block = item % n_blocks, n = item / n_blocks;
+        const int64_t pos0 = block * block_len, pos_count = std::min(block_len, p.out_len - pos0);
+        for (int64_t g = 0; g < groups; ++g) {
+          const scalar_t* input_group = input + (n * p.in_channels + g * in_ch_per_group) * p.in_len;
+          for (int64_t c = 0; c < in_ch_per_group; ++c)
+            pack_source_phases(input_group + c * p.in_len, p.in_len, pos0, stride, -p.pad_left, row_len,
+                               packed_src.data() + c * stride * row_len);
+          // grad_output block as panels of kPanelCh out channels: [panel][pos][channel in panel],
+          // zero beyond out_ch_per_group, so each micro-kernel step loads one contiguous 64-byte line.
+          const scalar_t* grad_out_group =
+              grad_output + (n * p.out_channels + g * out_ch_per_group) * p.out_len + pos0;
+          for (int64_t oc = 0; oc < out_ch_padded; ++oc) {
+            acc* panel = grad_out_t.data() + (oc / kPanelCh) * block_len * kPanelCh + oc % kPanelCh;
+            if (oc < out_ch_per_group) {
+              convert_to_acc(grad_out_group + oc * p.out_len, grad_out_row.data(), pos_count);
+              for (int64_t j = 0; j < pos_count; ++j) panel[j * kPanelCh] = grad_out_row[j];
             } else {
-              for (int64_t j = 0; j < olen; ++j) panel[j * kPanel] = acc_t(0);
+              for (int64_t j = 0; j < pos_count; ++j) panel[j * kPanelCh] = acc(0);
             }
           }
           // Panels in groups that fit L2; within a group, the kWgradCols input rows of a column tile
           // stay in L1 while every panel of the group reuses them.
-          acc_t* part_g = part.data() + g * ncol_pad * oc_pad;
-          for (int64_t og = 0; og < oc_pad; og += group_oc)
-            for (int64_t k0 = 0; k0 < ncol_pad; k0 += kWgradCols)
-              for (int64_t oc0 = og; oc0 < std::min(oc_pad, og + group_oc); oc0 += kPanel)
-                wgrad_microtile(goT.data() + oc0 * lb, kPanel, packed.data(), offs.data() + k0, olen,
-                                part_g + k0 * oc_pad + oc0, oc_pad);
+          acc* slice_group = slice_sum.data() + g * n_cols_padded * out_ch_padded;
+          for (int64_t panel_group = 0; panel_group < out_ch_padded; panel_group += panel_group_ch)
+            for (int64_t col0 = 0; col0 < n_cols_padded; col0 += kWgradCols)
+              for (int64_t oc0 = panel_group; oc0 < std::min(out_ch_padded, panel_group + panel_group_ch);
+                   oc0 += kPanelCh)
+                wgrad_microtile(grad_out_t.data() + oc0 * block_len, kPanelCh, packed_src.data(),
+                                src_offsets.data() + col0, pos_count, slice_group + col0 * out_ch_padded + oc0,
+                                out_ch_padded);
         }
       }
     }
   });
 
   // Deterministic reduction: slices summed in order, transposed back to (out channel, in channel, tap).
-  at::parallel_for(0, G * Cog, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> row(ncol);
+  at::parallel_for(0, groups * out_ch_per_group, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc> row(n_cols);
     for (int64_t ch = begin; ch < end; ++ch) {
-      const int64_t g = ch / Cog, oc = ch % Cog;
-      for (int64_t k = 0; k < ncol; ++k) {
-        acc_t sum = acc_t(0);
-        for (int64_t sl = 0; sl < nslices; ++sl) sum += partial[sl][(g * ncol_pad + k) * oc_pad + oc];
+      const int64_t g = ch / out_ch_per_group, oc = ch % out_ch_per_group;
+      for (int64_t k = 0; k < n_cols; ++k) {
+        acc sum = acc(0);
+        for (int64_t slice = 0; slice < n_slices; ++slice)
+          sum += partial[slice][(g * n_cols_padded + k) * out_ch_padded + oc];
         row[k] = sum;
       }
-      store_from_acc(row.data(), acc_t(0), grad_weight + ch * ncol, ncol);
+      convert_from_acc(row.data(), grad_weight + ch * n_cols, n_cols);
     }
   });
 }
 
 }  // namespace dense_detail
 
-// Every dense or grouped problem (the dispatch never asks for depthwise ones).
+// Every problem with at least one input channel per group: dense and grouped ones, and the forward of
+// depthwise ones with a large channel multiplier (kernels_impl.h), where reusing each packed input row
+// across a tile of output channels beats the depthwise kernels.
 inline bool dense_tiled_supports(const Conv1dParams& p) { return p.in_per_group >= 1; }
 
 template <typename scalar_t>
 void dense_tiled_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,
                          const scalar_t* bias, scalar_t* output) {
   using namespace dense_detail;
-  using acc_t = acc_type<scalar_t>;
-  DirectPlan plan;
+  using acc = acc_t<scalar_t>;
+  TiledPlan plan;
   plan.batch = p.batch;
   plan.groups = p.groups;
-  plan.red_ch = p.in_per_group;
-  plan.out_ch = p.out_per_group;
+  plan.src_ch_per_group = p.in_per_group;
+  plan.dst_ch_per_group = p.out_per_group;
   plan.src_len = p.in_len;
   plan.dst_len = p.out_len;
   plan.src_phases = p.stride;
@@ -537,9 +494,9 @@ void dense_tiled_forward(const Conv1dParams& p, const scalar_t* input, const sca
   for (int64_t t = 0; t < p.kernel_size; ++t)
     plan.taps[0].push_back({(t * p.dilation) % p.stride, (t * p.dilation) / p.stride, t});
   plan.max_shift = ((p.kernel_size - 1) * p.dilation) / p.stride;
-  const int64_t K = p.kernel_size, Cig = p.in_per_group, Cog = p.out_per_group;
-  run_direct<scalar_t>(plan, input, bias, output, [&](int64_t g, int64_t oc, int64_t c, int64_t t) {
-    return static_cast<acc_t>(weight[((g * Cog + oc) * Cig + c) * K + t]);
+  const int64_t K = p.kernel_size, in_ch_per_group = p.in_per_group, out_ch_per_group = p.out_per_group;
+  run_tiled<scalar_t>(plan, input, bias, output, [&](int64_t g, int64_t oc, int64_t ic, int64_t t) {
+    return static_cast<acc>(weight[((g * out_ch_per_group + oc) * in_ch_per_group + ic) * K + t]);
   });
 }
 
@@ -547,41 +504,41 @@ template <typename scalar_t>
 void dense_tiled_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
                                 scalar_t* grad_input) {
   using namespace dense_detail;
-  using acc_t = acc_type<scalar_t>;
-  const int64_t s = p.stride, d = p.dilation, K = p.kernel_size;
-  // grad_input[i] with i + pad_left = m*s + f collects taps t with (t*d) % s == f from
-  // grad_output[m - (t*d - f)/s]; the source block is packed from m0 - cmax so shifts are >= 0.
-  const int64_t cmax = ((K - 1) * d) / s;
-  DirectPlan plan;
+  using acc = acc_t<scalar_t>;
+  const int64_t stride = p.stride, dilation = p.dilation, K = p.kernel_size;
+  // grad_input[i] with i + pad_left = m*stride + f collects taps t with (t*dilation) % stride == f from
+  // grad_output[m - (t*dilation - f)/stride]; the source block is packed from m0 - max_shift so shifts
+  // are >= 0.
+  const int64_t max_shift = ((K - 1) * dilation) / stride;
+  TiledPlan plan;
   plan.batch = p.batch;
   plan.groups = p.groups;
-  plan.red_ch = p.out_per_group;
-  plan.out_ch = p.in_per_group;
+  plan.src_ch_per_group = p.out_per_group;
+  plan.dst_ch_per_group = p.in_per_group;
   plan.src_len = p.out_len;
   plan.dst_len = p.in_len;
   plan.src_phases = 1;
-  plan.src_base = -cmax;
-  plan.dst_phases = s;
+  plan.src_base = -max_shift;
+  plan.dst_phases = stride;
   plan.dst_base = -p.pad_left;
-  plan.m_begin = p.pad_left / s;
-  plan.m_end = (p.in_len - 1 + p.pad_left) / s + 1;
-  plan.taps.resize(s);
+  plan.m_begin = p.pad_left / stride;
+  plan.m_end = (p.in_len - 1 + p.pad_left) / stride + 1;
+  plan.taps.resize(stride);
   for (int64_t t = 0; t < K; ++t) {
-    const int64_t f = (t * d) % s;
-    plan.taps[f].push_back({0, cmax - (t * d - f) / s, t});
+    const int64_t f = (t * dilation) % stride;
+    plan.taps[f].push_back({0, max_shift - (t * dilation - f) / stride, t});
   }
-  plan.max_shift = cmax;
-  const int64_t Cig = p.in_per_group, Cog = p.out_per_group;
-  run_direct<scalar_t>(plan, grad_output, nullptr, grad_input,
-                       [&](int64_t g, int64_t ic, int64_t oc, int64_t t) {
-                         return static_cast<acc_t>(weight[((g * Cog + oc) * Cig + ic) * K + t]);
-                       });
+  plan.max_shift = max_shift;
+  const int64_t in_ch_per_group = p.in_per_group, out_ch_per_group = p.out_per_group;
+  run_tiled<scalar_t>(plan, grad_output, nullptr, grad_input, [&](int64_t g, int64_t ic, int64_t oc, int64_t t) {
+    return static_cast<acc>(weight[((g * out_ch_per_group + oc) * in_ch_per_group + ic) * K + t]);
+  });
 }
 
 template <typename scalar_t>
 void dense_tiled_backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
                                  scalar_t* grad_weight) {
-  dense_detail::wgrad_direct<scalar_t>(p, grad_output, input, grad_weight);
+  dense_detail::wgrad_tiled<scalar_t>(p, grad_output, input, grad_weight);
 }
 
 }  // namespace CPU_CAPABILITY

@@ -6,6 +6,10 @@
 // vectorised along L with the tap weights hoisted.
 #pragma once
 
+#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
+#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
+#endif
+
 #include "cpu/kernel_common.h"
 
 namespace conv1d_ext {
@@ -154,7 +158,7 @@ void depthwise_forward(const Conv1dParams& p, const scalar_t* input, const scala
   using acc = acc_t<scalar_t>;
   constexpr int64_t kMultTile = 4;
   const int64_t K = p.kernel_size, m = p.out_per_group;
-  const int64_t tiles_per_channel = (m + kMultTile - 1) / kMultTile;
+  const int64_t tiles_per_channel = ceil_div(m, kMultTile);
   const int64_t items = p.batch * p.in_channels * tiles_per_channel;
   const PhaseLayout layout(p);
   const int64_t work = std::min(m, kMultTile) * K * p.out_len;

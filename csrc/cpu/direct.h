@@ -5,6 +5,10 @@
 // once (tap_out_range), never by per-element tests.
 #pragma once
 
+#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
+#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
+#endif
+
 #include "cpu/kernel_common.h"
 
 namespace conv1d_ext {

@@ -3,6 +3,13 @@
 // so these inline functions are compiled for the baseline ISA only (see kernels.h).
 #pragma once
 
+#ifdef CPU_CAPABILITY
+#error "cpu/isa_prelude.h must be included before CPU_CAPABILITY is defined (see cpu/kernels.h)"
+#endif
+// Every kernel header #errors without this marker (and without CPU_CAPABILITY), so none can be
+// included ahead of the prelude.
+#define C1D_ISA_PRELUDE_INCLUDED 1
+
 #include <algorithm>
 #include <array>
 #include <cassert>

@@ -1,11 +1,16 @@
-// Helpers shared by the CPU kernel families: accumulation types, vector load/store with conversion,
-// tap bounds, per-thread scratch. Kernel code: lives in conv1d_ext::cpu::CPU_CAPABILITY (see kernels.h).
+// The one helper layer of the CPU kernel families (direct.h, depthwise.h, dense_tiled.h): the
+// accumulation type, ceil_div / round_up, the conversions between storage and accumulation type
+// (store_acc is the one vectorised float -> 16-bit rounding; single values use c10's static_cast, which
+// rounds the same way), tap bounds, per-thread scratch.
+// Kernel code: lives in conv1d_ext::cpu::CPU_CAPABILITY (see kernels.h).
 #pragma once
+
+#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
+#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
+#endif
 
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
-
-#include "conv1d_params.h"
 
 namespace conv1d_ext {
 namespace cpu {
@@ -17,14 +22,19 @@ using acc_t = at::opmath_type<scalar_t>;
 template <typename scalar_t>
 using AccVec = at::vec::Vectorized<acc_t<scalar_t>>;
 
+// ceil(a / b) for b > 0 and any sign of a.
+inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+// The smallest multiple of b (> 0) that is >= a.
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
 template <typename scalar_t>
 inline AccVec<scalar_t> load_acc(const scalar_t* p) {
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
-    at::vec::Vectorized<float> v;
+    AccVec<scalar_t> v;
     at::vec::load_fp32_from_bf16(p, v);
     return v;
   } else if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-    at::vec::Vectorized<float> v;
+    AccVec<scalar_t> v;
     at::vec::load_fp32_from_fp16(p, v);
     return v;
   } else {
@@ -32,8 +42,9 @@ inline AccVec<scalar_t> load_acc(const scalar_t* p) {
   }
 }
 
-// Stores one vector of the accumulation type as scalar_t (16-bit types: round to nearest even, as
-// c10's scalar conversions do, so both ISA builds give identical bits).
+// Stores one vector of the accumulation type as scalar_t (16-bit types: round to nearest even, NaN as
+// 0x7fc0 for bfloat16, as c10's scalar conversions do, so both ISA builds give identical bits).
+// at::vec's own AVX2 float -> bfloat16 conversion writes NaN as 0xffff, hence this instead.
 template <typename scalar_t>
 inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
   if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
@@ -72,14 +83,22 @@ inline void convert_to_acc(const scalar_t* src, acc_t<scalar_t>* dst, int64_t n)
   for (; i < n; ++i) dst[i] = static_cast<acc_t<scalar_t>>(src[i]);
 }
 
-// dst[i] = src[i] converted back to the storage type.
+// dst[i] = src[i] + add converted back to the storage type (add: a bias, or 0). A zero add is skipped,
+// not added, so a -0.0 result keeps its sign.
 template <typename scalar_t>
-inline void convert_from_acc(const acc_t<scalar_t>* src, scalar_t* dst, int64_t n) {
+inline void convert_from_acc(const acc_t<scalar_t>* src, scalar_t* dst, int64_t n,
+                             acc_t<scalar_t> add = acc_t<scalar_t>(0)) {
   using Vec = AccVec<scalar_t>;
   constexpr int64_t W = Vec::size();
   int64_t i = 0;
-  for (; i + W <= n; i += W) store_acc(dst + i, Vec::loadu(src + i));
-  for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
+  if (add == acc_t<scalar_t>(0)) {
+    for (; i + W <= n; i += W) store_acc(dst + i, Vec::loadu(src + i));
+    for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i]);
+  } else {
+    const Vec add_vec(add);
+    for (; i + W <= n; i += W) store_acc(dst + i, Vec::loadu(src + i) + add_vec);
+    for (; i < n; ++i) dst[i] = static_cast<scalar_t>(src[i] + add);
+  }
 }
 
 // Output positions [begin, end) whose tap `tap` reads a real input element (not padding):
@@ -90,7 +109,7 @@ struct OutRange {
 };
 inline OutRange tap_out_range(const Conv1dParams& p, int64_t tap) {
   const int64_t offset = tap * p.dilation - p.pad_left;  // input position of out_pos 0
-  int64_t begin = offset >= 0 ? 0 : (-offset + p.stride - 1) / p.stride;
+  int64_t begin = offset >= 0 ? 0 : ceil_div(-offset, p.stride);
   int64_t end = (p.in_len - 1 - offset) < 0 ? 0 : (p.in_len - 1 - offset) / p.stride + 1;
   begin = std::min(begin, p.out_len);
   end = std::max(begin, std::min(end, p.out_len));
@@ -109,9 +128,6 @@ inline void pad_row(const scalar_t* row, int64_t in_len, int64_t pad_left, int64
   if (padded_len > std::max(copy_end, left))
     std::fill(buf + std::max(copy_end, left), buf + padded_len, acc_t<scalar_t>(0));
 }
-
-// ceil(a / b) for b > 0 and any sign of a.
-inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 // Zero-padded copy of one input row split by phase of the stride (a deinterleave), in the accumulation
 // type: buf[r * phase_len + q] = input[q * stride + r - pad_left] (zero outside the row), r < stride.
@@ -166,22 +182,6 @@ inline T lane_sum(const at::vec::Vectorized<T>& v) {
   v.store(lanes);
   T s = 0;
   for (int64_t i = 0; i < at::vec::Vectorized<T>::size(); ++i) s += lanes[i];
-  return s;
-}
-
-// sum_i a[i] * b[i], vectorised with a fixed reduction order (deterministic).
-template <typename scalar_t>
-inline acc_t<scalar_t> dot_acc(const scalar_t* a, const acc_t<scalar_t>* b, int64_t n) {
-  using Vec = AccVec<scalar_t>;
-  constexpr int64_t W = Vec::size();
-  Vec s0(0), s1(0);
-  int64_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    s0 = at::vec::fmadd(load_acc(a + i), Vec::loadu(b + i), s0);
-    s1 = at::vec::fmadd(load_acc(a + i + W), Vec::loadu(b + i + W), s1);
-  }
-  acc_t<scalar_t> s = lane_sum(s0 + s1);
-  for (; i < n; ++i) s += static_cast<acc_t<scalar_t>>(a[i]) * b[i];
   return s;
 }
 

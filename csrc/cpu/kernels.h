@@ -14,15 +14,21 @@
 //     never pick an AVX2 copy of a shared inline function for the baseline path (no SIGILL on old CPUs).
 //     GCC's pragma does not define __AVX2__ & co., which sleef.h (included by at::vec's AVX2 code) needs
 //     for its declarations, so that file defines them itself after the pragma.
-//     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h, but any OTHER new ATen/c10/std
-//     header it needs must be added to isa_prelude.h.
+//     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h and other kernel headers,
+//     but any OTHER ATen/c10/std (or project) header it needs must be added to isa_prelude.h.
+//     Enforced where the preprocessor can: isa_prelude.h defines C1D_ISA_PRELUDE_INCLUDED and
+//     #errors if CPU_CAPABILITY is already defined; every kernel header #errors unless both the marker
+//     and CPU_CAPABILITY are defined.
 //   * Only GCC on x86-64 builds the AVX2 set (C1D_HAVE_AVX2_KERNELS); elsewhere only DEFAULT exists.
-//   * conv1d_cpu.cpp dispatches the dtype (one place), then calls DEFAULT:: or AVX2:: entry points below
-//     (cpu_isa(): __builtin_cpu_supports avx2+fma+f16c, CONV1D_EXT_CPU_ISA=default forces the baseline).
-//   * Each entry point below is the ONE dispatch point of its op (kernels_impl.h): depthwise kernels,
+//   * conv1d_cpu.cpp dispatches the dtype (one place), then calls DEFAULT:: or AVX2:: entry points below.
+//     Which set runs is chosen once, when the library loads (cpu_isa(): __builtin_cpu_supports
+//     avx2+fma+f16c; CONV1D_EXT_CPU_ISA=default, read then, forces the baseline).
+//   * Each entry point below is the ONE dispatch point of its op (kernels_impl.h): depthwise kernels
+//     (forward: only for the channel multipliers the shared policy in conv1d_params.h keeps there),
 //     dense_tiled_* when dense_tiled_supports(p), else the generic direct kernels.
-//     CONV1D_EXT_CPU_KERNELS=direct sends every problem to the generic direct kernels (so tests can
-//     compare that fallback with PyTorch too; otherwise it only runs for in_channels == 0).
+//     CONV1D_EXT_CPU_KERNELS=direct (also read once, when the library loads) sends every problem to the
+//     generic direct kernels (so tests can compare that fallback with PyTorch too; otherwise it only
+//     runs for in_channels == 0).
 // All pointers are to contiguous tensors laid out as described in conv1d_params.h.
 #pragma once
 
@@ -51,7 +57,7 @@
 
 namespace conv1d_ext {
 namespace cpu {
-// True when CONV1D_EXT_CPU_KERNELS=direct (read on every call; defined in conv1d_cpu.cpp).
+// True when CONV1D_EXT_CPU_KERNELS=direct was set when the library loaded (defined in conv1d_cpu.cpp).
 bool force_direct_kernels();
 
 C1D_DECLARE_CPU_KERNELS(DEFAULT)

@@ -2,8 +2,8 @@
 // Included only by kernels_default.cpp / kernels_avx2.cpp, after CPU_CAPABILITY is defined.
 #pragma once
 
-#ifndef CPU_CAPABILITY
-#error "kernels_impl.h needs CPU_CAPABILITY (include it from kernels_<isa>.cpp only)"
+#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
+#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
 #endif
 
 #include "cpu/dense_tiled.h"
@@ -14,15 +14,12 @@ namespace conv1d_ext {
 namespace cpu {
 namespace CPU_CAPABILITY {
 
-// Forward with a large channel multiplier (the C1->64 k80 s4 waveform front end): the register-blocked
-// dense kernels reuse each packed input row across a tile of output channels, measured 12.8 ms against
-// 13.2 ms for the depthwise kernels (float32, 2-core Zen 3). The backward ops stay depthwise there
-// (fwd+bwd 67 ms depthwise against 101 ms dense: dense backward-input wastes most of its 4-channel tile
-// on a single input channel).
-constexpr int64_t kMaxDepthwiseForwardMultiplier = 8;
-
+// Forward: the shared channel-multiplier policy (conv1d_params.h). The backward ops of every depthwise
+// problem stay on the depthwise kernels, whatever the multiplier: for the C1->64 waveform front end
+// fwd+bwd took 67 ms that way against 101 ms with dense backward ops (float32, 2-core Zen 3), because
+// dense backward-input wastes most of its 4-channel tile on the single input channel.
 inline bool use_depthwise_forward(const Conv1dParams& p) {
-  return p.is_depthwise() && (p.out_per_group <= kMaxDepthwiseForwardMultiplier || !dense_tiled_supports(p));
+  return depthwise_kernels_preferred(p) || (p.is_depthwise() && !dense_tiled_supports(p));
 }
 
 template <typename scalar_t>

@@ -15,8 +15,8 @@
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
 
-// --- direct.cu: one thread per output element; any shape, no shared memory. The fallback for
-// shapes the tiled families cannot stage (e.g. a receptive field larger than shared memory).
+// --- direct.cu: one thread per output element; any shape, no shared memory. Never chosen by
+// dispatch.cu (the implicit GEMM takes every shape): a simple reference the tests force.
 template <typename T>
 void direct_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                     Stream stream);
