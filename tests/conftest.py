@@ -44,6 +44,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "emulated: runs the CUDA kernels under the CPU emulator (slow)")
     config.addinivalue_line("markers", "compile: uses torch.compile (slow to compile)")
     config.addinivalue_line("markers", "subprocess: runs part of the suite in a child process")
+    config.addinivalue_line("markers", "faults: builds copies of the CPU kernels with planted bugs (~2 min cold)")
 
 
 _cuda_param = pytest.param("cuda", marks=[pytest.mark.cuda,

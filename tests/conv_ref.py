@@ -62,6 +62,20 @@ def seeded(test, *parameters):
     return hypothesis.seed(int.from_bytes(digest[:8], "little"))(test)
 
 
+def drawn_examples(strategy, n, *parameters):
+    """The examples a hypothesis test of `strategy` with max_examples=n, seeded by `parameters` (seeded),
+    draws, as a list: to run one test's cases on another build (test_cpu_faults.py)."""
+    drawn = []
+
+    @hypothesis.settings(max_examples=n)
+    @hypothesis.given(strategy)
+    def collect(example):
+        drawn.append(example)
+
+    seeded(collect, *parameters)()
+    return drawn
+
+
 # ---------------------------------------------------------------------------------------------------
 # Problems
 # ---------------------------------------------------------------------------------------------------

@@ -57,20 +57,26 @@ def _cxx_standard() -> str:
         return tomllib.load(f)["tool"]["conv1d_ext"]["cxx-standard"]
 
 
-def _compile_flags() -> list[str]:
+def torch_extension_flags(opt: str) -> list[str]:
+    """g++ flags of a test build against torch's headers (the emulated CUDA kernels here, copies of the
+    CPU kernels in cpu_faults.py), compiled in the repository (or fault tree) root."""
     flags = [
-        f"-std={_cxx_standard()}", "-fPIC", os.environ.get("CONV1D_EXT_EMU_OPT", "-O1"), "-g0",
-        # Hidden: several emulated builds live in one process (the clean one and fault builds); their
+        f"-std={_cxx_standard()}", "-fPIC", opt, "-g0",
+        # Hidden: several test builds live in one process (the clean one and fault builds); their
         # kernels, template statics and emulator state must not be merged by the dynamic linker.
         "-fvisibility=hidden", "-fvisibility-inlines-hidden",
-        "-DCONV1D_EXT_EMULATE", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
-        "-Icsrc", "-Icsrc/cuda", f"-I{EMU}",
+        f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}", "-Icsrc",
     ]
     torch_inc = os.path.join(os.path.dirname(torch.__file__), "include")
     for inc in (torch_inc, os.path.join(torch_inc, "torch", "csrc", "api", "include")):
         flags += ["-isystem", inc]
     flags += ["-isystem", sysconfig.get_paths()["include"]]
     return flags
+
+
+def _compile_flags() -> list[str]:
+    return torch_extension_flags(os.environ.get("CONV1D_EXT_EMU_OPT", "-O1")) + [
+        "-DCONV1D_EXT_EMULATE", "-Icsrc/cuda", f"-I{EMU}"]
 
 
 def _link_flags() -> list[str]:
@@ -96,9 +102,9 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise RuntimeError(f"emulated build failed in {cwd}:\n{' '.join(cmd)}\n{res.stdout[-20000:]}")
 
 
-def _compile(tree: Path, src: str, extra: list[str]) -> Path:
+def _compile(tree: Path, src: str, extra: list[str], base_flags: list[str] | None = None) -> Path:
     """Object file of `src` (relative to `tree`), from the cache when the preprocessed text is known."""
-    flags = _compile_flags() + extra
+    flags = (base_flags if base_flags is not None else _compile_flags()) + extra
     pre = subprocess.run([_cxx(), "-E", "-P", *flags, src], cwd=tree, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     if pre.returncode != 0:
@@ -119,10 +125,11 @@ def _compile(tree: Path, src: str, extra: list[str]) -> Path:
     return obj
 
 
-def _build(tree: Path, units: list[tuple[str, list[str]]], name: str) -> Path:
+def _build(tree: Path, units: list[tuple[str, list[str]]], name: str, base_flags: list[str] | None = None) -> Path:
+    """The shared library of `units` ((source, extra flags) relative to `tree`), cached like the objects."""
     jobs = int(os.environ.get("MAX_JOBS", os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        objs = list(pool.map(lambda u: _compile(tree, *u), units))
+        objs = list(pool.map(lambda u: _compile(tree, *u, base_flags=base_flags), units))
     key = hashlib.sha256(repr(([o.name for o in objs], _link_flags())).encode()).hexdigest()[:20]
     lib = LIB / f"{name}-{key}.so"
     if not lib.exists():
@@ -188,21 +195,28 @@ def selftest_ops():
     return _load(_build(ROOT, units, "cuda_emu_selftest"), "cuda_emu_selftest")
 
 
-def faulty_ops(name: str, path: str, old: str, new: str, count: int = 1):
-    """The emulated ops built from a copy of csrc/ where the first `count` occurrences of `old` in `path`
-    (relative to the repo root) are replaced by `new`; namespace conv1d_ext_emu_fault_<name>.
-    Raises if `old` occurs fewer than `count` times (the fault no longer fits the kernel)."""
-    ns = f"conv1d_ext_emu_fault_{name}"
-    tree = BUILD / "faults" / name
+def fault_tree(tree: Path, path: str | None = None, old: str = "", new: str = "", count: int = 1) -> Path:
+    """`tree`/csrc: a fresh copy of csrc/ where the first `count` occurrences of `old` in `path` (relative
+    to the repo root) are replaced by `new` (path None: an unmodified copy). Raises if `old` occurs fewer
+    than `count` times (the fault no longer fits the kernel: update its text)."""
     if tree.exists():
         shutil.rmtree(tree)
     shutil.copytree(ROOT / "csrc", tree / "csrc")
-    target = tree / path
-    text = target.read_text()
-    found = text.count(old)
-    if found < count:
-        raise ValueError(f"fault {name!r}: {old!r} occurs {found} times in {path}, expected >= {count}")
-    target.write_text(text.replace(old, new, count))
+    if path is not None:
+        target = tree / path
+        text = target.read_text()
+        found = text.count(old)
+        if found < count:
+            raise ValueError(f"fault in {tree.name!r}: {old!r} occurs {found} times in {path}, expected >= {count}")
+        target.write_text(text.replace(old, new, count))
+    return tree
+
+
+def faulty_ops(name: str, path: str, old: str, new: str, count: int = 1):
+    """The emulated ops built from a copy of csrc/ with a fault (fault_tree); namespace
+    conv1d_ext_emu_fault_<name>."""
+    ns = f"conv1d_ext_emu_fault_{name}"
+    tree = fault_tree(BUILD / "faults" / name, path, old, new, count)
     return _load(_build(tree, _units(tree, ns), ns), ns)
 
 
