@@ -17,6 +17,7 @@ torch.compile.
 """
 
 from . import _ops  # noqa: F401  (loads the kernels, registers fake kernels and autograd)
+from .arithmetic import explain, receptive_field
 from .functional import conv1d, conv_transpose1d
 from .module import Conv1dExt, ConvTranspose1dExt, convert_conv1d, convert_convs
 from .streaming import StreamingConvTranspose1d
@@ -54,5 +55,5 @@ def build_info():
 
 
 __all__ = ["Conv1dExt", "ConvTranspose1dExt", "StreamingConvTranspose1d", "build_info", "conv1d",
-           "conv_transpose1d", "convert_conv1d", "convert_convs", "cpu_isa", "ops"]
+           "conv_transpose1d", "convert_conv1d", "convert_convs", "cpu_isa", "explain", "ops", "receptive_field"]
 __version__ = "0.1.0"

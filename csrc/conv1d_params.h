@@ -70,8 +70,8 @@ inline C1D_HOST_DEVICE int64_t conv1d_out_len(int64_t in_len, int64_t kernel_siz
 
 inline Conv1dParams make_conv1d_params(int64_t batch, int64_t in_channels, int64_t in_len,
                                        int64_t out_channels, int64_t kernel_size, int64_t stride,
-                                       int64_t pad_left, int64_t pad_right, int64_t dilation,
-                                       int64_t groups, int64_t out_len) {
+                                       int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups,
+                                       int64_t out_len) {
   Conv1dParams p;
   p.batch = batch;
   p.in_channels = in_channels;

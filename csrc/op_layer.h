@@ -42,11 +42,16 @@ struct Workspace {
 template <typename Fn>
 void dispatch_dtype(at::ScalarType dtype, Fn&& fn) {
   switch (dtype) {
-    case at::kFloat: return fn(float{});
-    case at::kDouble: return fn(double{});
-    case at::kHalf: return fn(c10::Half{});
-    case at::kBFloat16: return fn(c10::BFloat16{});
-    default: TORCH_CHECK(false, "conv1d_ext: no kernels for dtype ", dtype);
+    case at::kFloat:
+      return fn(float{});
+    case at::kDouble:
+      return fn(double{});
+    case at::kHalf:
+      return fn(c10::Half{});
+    case at::kBFloat16:
+      return fn(c10::BFloat16{});
+    default:
+      TORCH_CHECK(false, "conv1d_ext: no kernels for dtype ", dtype);
   }
 }
 
@@ -122,7 +127,8 @@ struct OpLayer {
     if (grad_bias.numel() == 0) return grad_bias;
     const at::Tensor grad_output_c = grad_output.contiguous();
     const Workspace ws = Backend::workspace(
-        Backend::backward_bias_workspace_bytes(batch, channels, len, grad_output.element_size()), grad_output);
+        Backend::backward_bias_workspace_bytes(batch, channels, len, grad_output.element_size()),
+        grad_output);
     dispatch_dtype(grad_output.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
       Backend::template backward_bias<T>(batch, channels, len, grad_output_c.const_data_ptr<T>(),

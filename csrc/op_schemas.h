@@ -1,6 +1,7 @@
 // The op contract: every schema of the conv1d_ext ops, in one list. The real library defines them under
 // `conv1d_ext` (ops.cpp); the emulated-CUDA library of the tests defines the same list under a namespace
-// of its own (tests/cuda_emu/emu_ops.cpp). Kernels: op_layer.h; fake kernels and autograd: conv1d_ext/_ops.py.
+// of its own (tests/cuda_emu/emu_ops.cpp). Kernels: op_layer.h; fake kernels and autograd:
+// conv1d_ext/_ops.py.
 #pragma once
 
 #include <torch/library.h>

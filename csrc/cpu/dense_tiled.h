@@ -48,8 +48,8 @@ constexpr int kTileVecs = 3;
 // Micro-tile of the backward-weight kernel: vectors of out channels × (in channel, tap) columns.
 constexpr int kWgradVecs = 2;
 constexpr int kWgradCols = 6;
-constexpr int64_t kWgradBlock = 512;               // positions per backward-weight work item
-constexpr int64_t kWgradPanelBytes = 128 * 1024;   // grad_output panels reused per column tile (L2)
+constexpr int64_t kWgradBlock = 512;              // positions per backward-weight work item
+constexpr int64_t kWgradPanelBytes = 128 * 1024;  // grad_output panels reused per column tile (L2)
 
 // Per-thread source block budget. The micro-kernel reads the L1 micro-panel, not this block, so the
 // block may exceed L2; long blocks keep the per-row copies in and out long (the packing and the
@@ -126,8 +126,8 @@ struct TiledPlan {
   int64_t src_len, dst_len;
   int64_t src_phases, src_base;
   int64_t dst_phases, dst_base;
-  int64_t m_begin, m_end;               // block coordinates covering every destination element
-  std::vector<std::vector<Tap>> taps;   // per destination phase
+  int64_t m_begin, m_end;              // block coordinates covering every destination element
+  std::vector<std::vector<Tap>> taps;  // per destination phase
   int64_t max_shift;
 };
 
@@ -139,8 +139,8 @@ constexpr int64_t kTileWidth = kTileVecs * AccVec<acc>::size();
 // the tile is written back to out (row stride row_stride). The panel is contiguous and aligned (tile
 // width per step), so the kTileVecs loads never split a cache line and the stream prefetches well.
 template <typename acc>
-inline void conv_microtile(const acc* panel, const acc* w, int64_t reduction, bool accumulate,
-                           acc* out, int64_t row_stride) {
+inline void conv_microtile(const acc* panel, const acc* w, int64_t reduction, bool accumulate, acc* out,
+                           int64_t row_stride) {
   using Vec = AccVec<acc>;
   constexpr int W = Vec::size();
   Vec sum[kTileCh][kTileVecs];
@@ -223,7 +223,8 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   const int64_t dst_phases = plan.dst_phases;
   const int64_t rows = src_ch * plan.src_phases;
 
-  const int64_t block_len = choose_block_len<acc>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
+  const int64_t block_len =
+      choose_block_len<acc>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
   const int64_t row_len = padded_row_len<acc>(block_len + plan.max_shift);
   const int64_t n_blocks = std::max<int64_t>(ceil_div(count, block_len), 1);
 
@@ -287,7 +288,7 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
                            row_len, packed_src.data() + c * plan.src_phases * row_len);
 
       const int64_t dst_first = m0 * dst_phases + plan.dst_base;  // destination index of stage index 0
-      const int64_t dst_group_row = (n * groups + g) * dst_ch;     // first destination row of the group
+      const int64_t dst_group_row = (n * groups + g) * dst_ch;    // first destination row of the group
       for (int64_t f = 0; f < dst_phases; ++f) {
         const int64_t reduction = src_ch * (int64_t)plan.taps[f].size();
         const acc* group_weights = packed_weights[f].data() + g * ch_tiles * reduction * kTileCh;
@@ -442,8 +443,8 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
               for (int64_t oc0 = panel_group; oc0 < std::min(out_ch_padded, panel_group + panel_group_ch);
                    oc0 += kPanelCh)
                 wgrad_microtile(grad_out_t.data() + oc0 * block_len, kPanelCh, packed_src.data(),
-                                src_offsets.data() + col0, pos_count, slice_group + col0 * out_ch_padded + oc0,
-                                out_ch_padded);
+                                src_offsets.data() + col0, pos_count,
+                                slice_group + col0 * out_ch_padded + oc0, out_ch_padded);
         }
       }
     }
@@ -530,9 +531,10 @@ void dense_tiled_backward_input(const Conv1dParams& p, const scalar_t* grad_outp
   }
   plan.max_shift = max_shift;
   const int64_t in_ch_per_group = p.in_per_group, out_ch_per_group = p.out_per_group;
-  run_tiled<scalar_t>(plan, grad_output, nullptr, grad_input, [&](int64_t g, int64_t ic, int64_t oc, int64_t t) {
-    return static_cast<acc>(weight[((g * out_ch_per_group + oc) * in_ch_per_group + ic) * K + t]);
-  });
+  run_tiled<scalar_t>(
+      plan, grad_output, nullptr, grad_input, [&](int64_t g, int64_t ic, int64_t oc, int64_t t) {
+        return static_cast<acc>(weight[((g * out_ch_per_group + oc) * in_ch_per_group + ic) * K + t]);
+      });
 }
 
 template <typename scalar_t>

@@ -93,10 +93,14 @@ inline void depthwise_row_any(const acc_t<scalar_t>* buf, const acc_t<scalar_t>*
                               int64_t taps, acc_t<scalar_t> bias, int64_t n, out_t* out) {
   static_assert(!kAccumulate || std::is_same_v<out_t, acc_t<scalar_t>>, "accumulate into float rows");
   switch (taps) {
-    case 2: return depthwise_row<2, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 3: return depthwise_row<3, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 4: return depthwise_row<4, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
-    default: return depthwise_row<0, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 2:
+      return depthwise_row<2, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 3:
+      return depthwise_row<3, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    case 4:
+      return depthwise_row<4, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
+    default:
+      return depthwise_row<0, kAccumulate, scalar_t>(buf, w, offset, taps, bias, n, out);
   }
 }
 
@@ -188,20 +192,17 @@ void depthwise_forward(const Conv1dParams& p, const scalar_t* input, const scala
       }
       switch (rows) {
         case 1:
-          depthwise_row_any<scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias[0],
-                                      p.out_len, tile_out[0]);
+          depthwise_row_any<scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias[0], p.out_len,
+                                      tile_out[0]);
           break;
         case 2:
-          depthwise_rows<2, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len,
-                                      tile_out);
+          depthwise_rows<2, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len, tile_out);
           break;
         case 3:
-          depthwise_rows<3, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len,
-                                      tile_out);
+          depthwise_rows<3, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len, tile_out);
           break;
         default:
-          depthwise_rows<4, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len,
-                                      tile_out);
+          depthwise_rows<4, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len, tile_out);
           break;
       }
     }
@@ -337,8 +338,8 @@ void depthwise_backward_weight(const Conv1dParams& p, const scalar_t* grad_outpu
         acc* buf = alias_safe_start(scratch.data(), nullptr, 0, in_row, p.pad_left);
         pad_row_phases(in_row, p.in_len, p.pad_left, p.stride, layout.phase_len, buf);
         for (int64_t oc = seg_begin; oc < seg_end; ++oc)
-          depthwise_weight_row(grad_output + (b * p.out_channels + oc) * p.out_len, buf,
-                               layout.offset.data(), K, p.out_len, seg_sums + (oc - seg_begin) * K);
+          depthwise_weight_row(grad_output + (b * p.out_channels + oc) * p.out_len, buf, layout.offset.data(),
+                               K, p.out_len, seg_sums + (oc - seg_begin) * K);
       }
       seg_begin = seg_end;
     }

@@ -62,8 +62,8 @@ inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
           _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
       const __m256 is_nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
       rounded = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7fc0), _mm256_castps_si256(is_nan));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
-                       _mm_packus_epi32(_mm256_castsi256_si128(rounded), _mm256_extracti128_si256(rounded, 1)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi32(_mm256_castsi256_si128(rounded),
+                                                                       _mm256_extracti128_si256(rounded, 1)));
     }
 #else
     __at_align__ float lanes[AccVec<scalar_t>::size()];

@@ -38,21 +38,21 @@
 #define C1D_HAVE_AVX2_KERNELS 1
 #endif
 
-#define C1D_DECLARE_CPU_KERNELS(ISA)                                                                   \
-  namespace ISA {                                                                                      \
-  template <typename scalar_t>                                                                         \
-  void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,            \
-                      const scalar_t* bias, scalar_t* output);                                         \
-  template <typename scalar_t>                                                                         \
-  void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output,                       \
-                             const scalar_t* weight, scalar_t* grad_input);                            \
-  template <typename scalar_t>                                                                         \
-  void conv1d_backward_weight(const Conv1dParams& p, const scalar_t* grad_output,                      \
-                              const scalar_t* input, scalar_t* grad_weight);                           \
-  /* grad_bias[c] = sum over batch and positions of grad_output (batch, channels, len) */             \
-  template <typename scalar_t>                                                                         \
-  void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len,                              \
-                            const scalar_t* grad_output, scalar_t* grad_bias);                         \
+#define C1D_DECLARE_CPU_KERNELS(ISA)                                                                     \
+  namespace ISA {                                                                                        \
+  template <typename scalar_t>                                                                           \
+  void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,              \
+                      const scalar_t* bias, scalar_t* output);                                           \
+  template <typename scalar_t>                                                                           \
+  void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight, \
+                             scalar_t* grad_input);                                                      \
+  template <typename scalar_t>                                                                           \
+  void conv1d_backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input, \
+                              scalar_t* grad_weight);                                                    \
+  /* grad_bias[c] = sum over batch and positions of grad_output (batch, channels, len) */                \
+  template <typename scalar_t>                                                                           \
+  void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,   \
+                            scalar_t* grad_bias);                                                        \
   }
 
 namespace conv1d_ext {

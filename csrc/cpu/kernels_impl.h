@@ -74,15 +74,15 @@ void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const sc
 }  // namespace cpu
 }  // namespace conv1d_ext
 
-#define C1D_INSTANTIATE_CPU_KERNELS_FOR(scalar_t)                                                      \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_forward<scalar_t>(                             \
-      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*);  \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_input<scalar_t>(                      \
-      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                   \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_weight<scalar_t>(                     \
-      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                   \
-  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_bias<scalar_t>(                       \
-      int64_t, int64_t, int64_t, const scalar_t*, scalar_t*);
+#define C1D_INSTANTIATE_CPU_KERNELS_FOR(scalar_t)                                                          \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_forward<scalar_t>(                                 \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*);      \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_input<scalar_t>(                          \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                       \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_weight<scalar_t>(                         \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                       \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_bias<scalar_t>(int64_t, int64_t, int64_t, \
+                                                                                const scalar_t*, scalar_t*);
 
 #define C1D_INSTANTIATE_CPU_KERNELS()            \
   C1D_INSTANTIATE_CPU_KERNELS_FOR(float)         \

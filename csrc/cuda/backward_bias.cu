@@ -80,13 +80,13 @@ void bias_reduce(int64_t batch, int64_t channels, int64_t len, const T* grad_out
     return;
   }
   auto* partials = static_cast<acc_t<T>*>(workspace);
-  launch_kernel(bias_partial_kernel<T, acc_t<T>>, dim3(grid_for(channels * plan.chunks)), dim3(kThreads),
-                0, stream, batch, channels, len, plan.chunk_len, plan.chunks, grad_output, partials);
-  launch_kernel(bias_final_kernel<T>, dim3(grid_for(ceil_div(channels, kThreads))), dim3(kThreads), 0,
-                stream, channels, plan.chunks, static_cast<const acc_t<T>*>(partials), grad_bias);
+  launch_kernel(bias_partial_kernel<T, acc_t<T>>, dim3(grid_for(channels * plan.chunks)), dim3(kThreads), 0,
+                stream, batch, channels, len, plan.chunk_len, plan.chunks, grad_output, partials);
+  launch_kernel(bias_final_kernel<T>, dim3(grid_for(ceil_div(channels, kThreads))), dim3(kThreads), 0, stream,
+                channels, plan.chunks, static_cast<const acc_t<T>*>(partials), grad_bias);
 }
 
-#define C1D_INSTANTIATE(T)                                                                         \
+#define C1D_INSTANTIATE(T) \
   template void bias_reduce<T>(int64_t, int64_t, int64_t, const T*, T*, void*, Stream);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

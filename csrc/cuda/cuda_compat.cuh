@@ -35,7 +35,10 @@ inline void launch_kernel(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, 
   (void)stream;
   ::cuda_emu::launch(kernel, grid, block, smem_bytes, std::forward<Args>(args)...);
 #else
+  // clang-format splits the closing >>> of a launch inside a template:
+  // clang-format off
   kernel<<<grid, block, smem_bytes, stream>>>(std::forward<Args>(args)...);
+  // clang-format on
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 #endif
 }

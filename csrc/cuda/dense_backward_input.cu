@@ -1,5 +1,6 @@
 // Dense/grouped backward-input as implicit GEMM over the stride's phases (see BackwardPhase in
-// kernel_utils.cuh): z = (group, rho), rho < min(stride, in_len). In phase rho, grad_input position i = rho + stride*u and
+// kernel_utils.cuh): z = (group, rho), rho < min(stride, in_len). In phase rho, grad_input position i = rho +
+// stride*u and
 //   M = batch * phase.len   (m = (b, u)),   N = in_per_group   (n = input channel in the group),
 //   K = out_per_group * phase.num_taps      (k = (oc, tap index j); tap = first_tap + j*tap_step).
 // A[m, k] = grad_output[b, g*out_per_group + oc, u + out_offset - j*out_step]  (0 outside [0, out_len)),
@@ -17,7 +18,7 @@ template <typename Scalar>
 struct BackwardInputProblem {
   using T = Scalar;
   using A = acc_t<T>;
-  static constexpr bool kAMFast = true;  // consecutive m = consecutive grad_output positions
+  static constexpr bool kAMFast = true;   // consecutive m = consecutive grad_output positions
   static constexpr bool kBNFast = false;  // weight reads are few and cached; one K cursor saves registers
   // Its phase bookkeeping needs ~168 registers; capping at 128 spills (ptxas -v).
   static constexpr int kMinBlocksPerSM = 1;
@@ -107,7 +108,7 @@ void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* 
   launch_implicit_gemm(prob, stream);
 }
 
-#define C1D_INSTANTIATE(T)                                                                       \
+#define C1D_INSTANTIATE(T) \
   template void dense_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

@@ -75,9 +75,8 @@ struct BackwardWeightProblem {
   __device__ void b_advance(const Z&, BCur& c) const { advance_mixed(k_step, c); }
   __device__ A b_load(const Z&, const BCol& col, const BCur& c) const {
     const int64_t pos = c.lo * p.stride + col.off;
-    return (pos >= 0 && pos < p.in_len)
-               ? to_acc(input[c.hi * p.in_channels * p.in_len + col.base + pos])
-               : A(0);
+    return (pos >= 0 && pos < p.in_len) ? to_acc(input[c.hi * p.in_channels * p.in_len + col.base + pos])
+                                        : A(0);
   }
 
   __device__ CRow c_row(const Z& z, int64_t m) const {
@@ -94,8 +93,8 @@ struct BackwardWeightProblem {
 
 // grad_weight[e] = sum over splits s (in order) of partials[s][e].
 template <typename T>
-__global__ void __launch_bounds__(256) reduce_partials_kernel(const acc_t<T>* partials, int64_t splits,
-                                                               int64_t count, T* out) {
+__global__ void __launch_bounds__(256)
+    reduce_partials_kernel(const acc_t<T>* partials, int64_t splits, int64_t count, T* out) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < count; e += step) {
     acc_t<T> sum = acc_t<T>(0);
@@ -104,8 +103,8 @@ __global__ void __launch_bounds__(256) reduce_partials_kernel(const acc_t<T>* pa
   }
 }
 
-constexpr int64_t kTargetBlocks = 1024;         // enough tiles to fill a large GPU a few times over
-constexpr int64_t kMinSplitLen = 4 * kGemmBK;   // below this a split's tile loads dominate its math
+constexpr int64_t kTargetBlocks = 1024;        // enough tiles to fill a large GPU a few times over
+constexpr int64_t kMinSplitLen = 4 * kGemmBK;  // below this a split's tile loads dominate its math
 constexpr int64_t kMaxWorkspaceBytes = int64_t(256) << 20;
 
 }  // namespace
@@ -153,7 +152,7 @@ void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T*
   }
 }
 
-#define C1D_INSTANTIATE(T)                                                                         \
+#define C1D_INSTANTIATE(T) \
   template void dense_backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, Stream);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

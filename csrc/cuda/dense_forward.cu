@@ -64,7 +64,9 @@ struct ForwardProblem {
   }
   __device__ BCur b_cursor(const Z&, int64_t k) const { return BCur{k}; }
   __device__ void b_advance(const Z&, BCur& c) const { c.k += kGemmBK; }
-  __device__ A b_load(const Z&, const BCol& col, const BCur& c) const { return to_acc(weight[col.base + c.k]); }
+  __device__ A b_load(const Z&, const BCol& col, const BCur& c) const {
+    return to_acc(weight[col.base + c.k]);
+  }
 
   __device__ CRow c_row(const Z& z, int64_t m) const {
     const int64_t b = m / p.out_len, t = m % p.out_len;
@@ -94,7 +96,7 @@ void dense_forward(const Conv1dParams& p, const T* input, const T* weight, const
   launch_implicit_gemm(prob, stream);
 }
 
-#define C1D_INSTANTIATE(T)                                                                       \
+#define C1D_INSTANTIATE(T) \
   template void dense_forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, Stream);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

@@ -27,8 +27,14 @@ namespace {
 constexpr int kThreads = 128;
 // Outputs per thread = elements per 16-byte vector (4 float, 8 half/bfloat16, 2 double): a full tile's
 // span is about one vector load per thread at stride 1.
-template <typename T> constexpr int out_per_thread() { return Vec16<T>::kSize; }
-template <typename T> constexpr int tile_out_max() { return kThreads * out_per_thread<T>(); }
+template <typename T>
+constexpr int out_per_thread() {
+  return Vec16<T>::kSize;
+}
+template <typename T>
+constexpr int tile_out_max() {
+  return kThreads * out_per_thread<T>();
+}
 inline int64_t tile_out_max(size_t elem_size) { return kThreads * static_cast<int64_t>(16 / elem_size); }
 constexpr int kTapGroup = 8;
 constexpr size_t kSmemBudget = 48 * 1024;  // no opt-in needed on any architecture
@@ -91,7 +97,7 @@ struct RowJob {
   int64_t y_first, y_step, len;  // y[y_first + y_step*u], u in [0, len)
   const T* x;                    // input row r: x + r*x_row_stride, length x_len
   int64_t x_row_stride, x_len, num_rows;
-  const T* w;                    // tap m of row r: w[r*w_row_stride + m*w_tap_step]
+  const T* w;  // tap m of row r: w[r*w_row_stride + m*w_tap_step]
   int64_t w_row_stride, w_tap_step, num_taps;
   int64_t x_step, x_off, tap_dist;
   acc_t<T> bias;
@@ -156,7 +162,8 @@ struct RowArgs {
 // Occupancy: a bandwidth-bound kernel wants many loads in flight. Forward fits 64 registers without
 // spills (8 blocks of 128 threads per SM); backward's phase bookkeeping needs ~96 (ptxas -v).
 template <typename T, bool kBackward>
-__global__ void __launch_bounds__(kThreads, kBackward ? 4 : 8) depthwise_rows_kernel(RowArgs<T, kBackward> args) {
+__global__ void __launch_bounds__(kThreads, kBackward ? 4 : 8)
+    depthwise_rows_kernel(RowArgs<T, kBackward> args) {
   using A = acc_t<T>;
   constexpr int kOutPerThread = out_per_thread<T>();
   T* smem = dynamic_smem<T>();
@@ -216,8 +223,8 @@ struct WeightArgs {
   Conv1dParams p;
   const T* grad_output;
   const T* input;
-  T* grad_weight;        // chunks == 1
-  acc_t<T>* partials;    // (chunks, out_channels * kernel_size) otherwise
+  T* grad_weight;      // chunks == 1
+  acc_t<T>* partials;  // (chunks, out_channels * kernel_size) otherwise
   int64_t tiles_per_row, chunks, tiles_per_chunk;
 };
 
@@ -355,8 +362,8 @@ void depthwise_forward(const Conv1dParams& p, const T* input, const T* weight, c
 }
 
 template <typename T>
-void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight,
-                              T* grad_input, Stream stream) {
+void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                              Stream stream) {
   RowArgs<T, true> args;
   args.p = p;
   args.x = grad_output;
@@ -381,8 +388,8 @@ size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t e
 }
 
 template <typename T>
-void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input,
-                               T* grad_weight, void* workspace, Stream stream) {
+void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                               void* workspace, Stream stream) {
   const WeightPlan plan = weight_plan(p, sizeof(T));
   WeightArgs<T> args;
   args.p = p;

@@ -16,8 +16,7 @@ __global__ void __launch_bounds__(kThreads)
   using A = acc_t<T>;
   const int64_t total = p.batch * p.out_channels * p.out_len;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
-       idx += step) {
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
     const int64_t t = idx % p.out_len;
     const int64_t oc = (idx / p.out_len) % p.out_channels;
     const int64_t b = idx / (p.out_len * p.out_channels);
@@ -43,8 +42,7 @@ __global__ void __launch_bounds__(kThreads)
   using A = acc_t<T>;
   const int64_t total = p.batch * p.in_channels * p.in_len;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
-       idx += step) {
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
     const int64_t i = idx % p.in_len;
     const int64_t icg = (idx / p.in_len) % p.in_channels;
     const int64_t b = idx / (p.in_len * p.in_channels);
@@ -65,15 +63,12 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) direct_backward_weight_kernel(Conv1dParams p,
-                                                                          const T* grad_output,
-                                                                          const T* input,
-                                                                          T* grad_weight) {
+__global__ void __launch_bounds__(kThreads)
+    direct_backward_weight_kernel(Conv1dParams p, const T* grad_output, const T* input, T* grad_weight) {
   using A = acc_t<T>;
   const int64_t total = p.out_channels * p.in_per_group * p.kernel_size;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
-       idx += step) {
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
     const int64_t tap = idx % p.kernel_size;
     const int64_t ic = (idx / p.kernel_size) % p.in_per_group;
     const int64_t oc = idx / (p.kernel_size * p.in_per_group);
@@ -113,13 +108,13 @@ template <typename T>
 void direct_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
                             Stream stream) {
   launch_kernel(direct_backward_weight_kernel<T>,
-                grid_for_elements(p.out_channels * p.in_per_group * p.kernel_size), dim3(kThreads), 0,
-                stream, p, grad_output, input, grad_weight);
+                grid_for_elements(p.out_channels * p.in_per_group * p.kernel_size), dim3(kThreads), 0, stream,
+                p, grad_output, input, grad_weight);
 }
 
-#define C1D_INSTANTIATE(T)                                                                         \
-  template void direct_forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, Stream);  \
-  template void direct_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream);     \
+#define C1D_INSTANTIATE(T)                                                                        \
+  template void direct_forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, Stream); \
+  template void direct_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream);    \
   template void direct_backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, Stream);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

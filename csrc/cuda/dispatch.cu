@@ -46,10 +46,9 @@ const char* family_override() {
 
 Family choose_family(const Conv1dParams& p, Op op, size_t elem_size) {
   const bool depthwise_fits =
-      p.is_depthwise() &&
-      (op == Op::kForward          ? depthwise_forward_supported(p, elem_size)
-       : op == Op::kBackwardInput  ? depthwise_backward_input_supported(p, elem_size)
-                                   : depthwise_backward_weight_supported(p, elem_size));
+      p.is_depthwise() && (op == Op::kForward         ? depthwise_forward_supported(p, elem_size)
+                           : op == Op::kBackwardInput ? depthwise_backward_input_supported(p, elem_size)
+                                                      : depthwise_backward_weight_supported(p, elem_size));
   if (const char* forced = family_override()) {
     if (std::strcmp(forced, "direct") == 0) return Family::kDirect;
     if (std::strcmp(forced, "dense") == 0) return Family::kDense;
@@ -90,9 +89,12 @@ void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bi
              void* /*workspace*/, void* stream) {
   const Stream s = static_cast<Stream>(stream);
   switch (choose_family(p, Op::kForward, sizeof(T))) {
-    case Family::kDepthwise: return depthwise_forward(p, input, weight, bias, output, s);
-    case Family::kDense: return dense_forward(p, input, weight, bias, output, s);
-    case Family::kDirect: return direct_forward(p, input, weight, bias, output, s);
+    case Family::kDepthwise:
+      return depthwise_forward(p, input, weight, bias, output, s);
+    case Family::kDense:
+      return dense_forward(p, input, weight, bias, output, s);
+    case Family::kDirect:
+      return direct_forward(p, input, weight, bias, output, s);
   }
 }
 
@@ -101,9 +103,12 @@ void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight
                     void* /*workspace*/, void* stream) {
   const Stream s = static_cast<Stream>(stream);
   switch (choose_family(p, Op::kBackwardInput, sizeof(T))) {
-    case Family::kDepthwise: return depthwise_backward_input(p, grad_output, weight, grad_input, s);
-    case Family::kDense: return dense_backward_input(p, grad_output, weight, grad_input, s);
-    case Family::kDirect: return direct_backward_input(p, grad_output, weight, grad_input, s);
+    case Family::kDepthwise:
+      return depthwise_backward_input(p, grad_output, weight, grad_input, s);
+    case Family::kDense:
+      return dense_backward_input(p, grad_output, weight, grad_input, s);
+    case Family::kDirect:
+      return direct_backward_input(p, grad_output, weight, grad_input, s);
   }
 }
 
@@ -114,8 +119,10 @@ void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input
   switch (choose_family(p, Op::kBackwardWeight, sizeof(T))) {
     case Family::kDepthwise:
       return depthwise_backward_weight(p, grad_output, input, grad_weight, workspace, s);
-    case Family::kDense: return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s);
-    case Family::kDirect: return direct_backward_weight(p, grad_output, input, grad_weight, s);
+    case Family::kDense:
+      return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s);
+    case Family::kDirect:
+      return direct_backward_weight(p, grad_output, input, grad_weight, s);
   }
 }
 
@@ -125,10 +132,10 @@ void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_o
   bias_reduce(batch, channels, len, grad_output, grad_bias, workspace, static_cast<Stream>(stream));
 }
 
-#define C1D_INSTANTIATE(T)                                                                           \
-  template void forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, void*, void*);     \
-  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);        \
-  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);       \
+#define C1D_INSTANTIATE(T)                                                                       \
+  template void forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, void*, void*); \
+  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);    \
+  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);   \
   template void backward_bias<T>(int64_t, int64_t, int64_t, const T*, T*, void*, void*);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

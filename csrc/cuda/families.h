@@ -51,12 +51,12 @@ template <typename T>
 void depthwise_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                        Stream stream);
 template <typename T>
-void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight,
-                              T* grad_input, Stream stream);
+void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                              Stream stream);
 size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size);
 template <typename T>
-void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input,
-                               T* grad_weight, void* workspace, Stream stream);
+void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                               void* workspace, Stream stream);
 
 // --- backward_bias.cu: deterministic two-pass reduction.
 size_t bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t acc_size);

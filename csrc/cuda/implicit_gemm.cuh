@@ -13,10 +13,10 @@
 //   static constexpr bool kAMFast, kBNFast;  // which axis consecutive threads load (the contiguous one)
 //   static constexpr int kMinBlocksPerSM;    // __launch_bounds__ occupancy hint (2 caps at 128 registers)
 //   Z    z_info(int64_t z);                  // per-z data: fields m_size, k_begin, k_end + problem's own
-//   ARow a_row(const Z&, int64_t m);   ACur a_cursor(const Z&, int64_t kk);   void a_advance(const Z&, ACur&);
-//   A    a_load(const Z&, const ARow&, const ACur&);     (only called for m < z.m_size, kk < z.k_end)
-//   BCol b_col(const Z&, int64_t n);   BCur b_cursor(const Z&, int64_t kk);   void b_advance(const Z&, BCur&);
-//   A    b_load(const Z&, const BCol&, const BCur&);     (only called for n < n_size, kk < z.k_end)
+//   ARow a_row(const Z&, int64_t m);   ACur a_cursor(const Z&, int64_t kk);   void a_advance(const Z&,
+//   ACur&); A    a_load(const Z&, const ARow&, const ACur&);     (only called for m < z.m_size, kk < z.k_end)
+//   BCol b_col(const Z&, int64_t n);   BCur b_cursor(const Z&, int64_t kk);   void b_advance(const Z&,
+//   BCur&); A    b_load(const Z&, const BCol&, const BCur&);     (only called for n < n_size, kk < z.k_end)
 //   CRow c_row(const Z&, int64_t m);   void store(const Z&, const CRow&, int64_t n, A value);
 // Cursors advance by kGemmBK along K; they carry mixed-radix coordinates so the K loop needs no
 // division. The element loads are where a tensor-core (WMMA) variant would differ: it would stage T
@@ -36,7 +36,10 @@ constexpr int kGemmTM = kGemmBM / 16;  // 4
 constexpr int kGemmTN = kGemmBN / 16;  // 4
 // Row padding of the shared tiles: keeps rows 16-byte aligned (vector reads) while shifting the banks
 // of consecutive rows, which K-fast stores hit.
-template <typename A> constexpr int gemm_pad() { return 16 / static_cast<int>(sizeof(A)); }
+template <typename A>
+constexpr int gemm_pad() {
+  return 16 / static_cast<int>(sizeof(A));
+}
 
 // Four accumulator values read from shared memory in one (float) or two (double) 16-byte loads.
 template <typename A>
@@ -173,8 +176,7 @@ __global__ void __launch_bounds__(kGemmThreads, Problem::kMinBlocksPerSM) implic
 template <typename Problem>
 inline void launch_implicit_gemm(const Problem& prob, Stream stream) {
   const int64_t tiles = ceil_div(prob.m_size, kGemmBM) * ceil_div(prob.n_size, kGemmBN) * prob.num_z;
-  launch_kernel(implicit_gemm_kernel<Problem>, dim3(grid_for(tiles)), dim3(kGemmThreads), 0, stream,
-                prob);
+  launch_kernel(implicit_gemm_kernel<Problem>, dim3(grid_for(tiles)), dim3(kGemmThreads), 0, stream, prob);
 }
 
 }  // namespace C1D_KERNEL_NS

@@ -20,7 +20,8 @@ struct CudaKernelBackend : Env {
   static size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
     return C1D_KERNEL_NS::backward_weight_workspace_bytes(p, elem_size);
   }
-  static size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t elem_size) {
+  static size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len,
+                                              size_t elem_size) {
     return C1D_KERNEL_NS::backward_bias_workspace_bytes(batch, channels, len, elem_size);
   }
 

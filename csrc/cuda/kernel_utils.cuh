@@ -22,18 +22,35 @@ namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
 
 // Accumulation type: float for the 16-bit types and float, double for double.
-template <typename T> struct AccType { using type = float; };
-template <> struct AccType<double> { using type = double; };
-template <typename T> using acc_t = typename AccType<T>::type;
+template <typename T>
+struct AccType {
+  using type = float;
+};
+template <>
+struct AccType<double> {
+  using type = double;
+};
+template <typename T>
+using acc_t = typename AccType<T>::type;
 
 template <typename T>
-C1D_HOST_DEVICE inline acc_t<T> to_acc(T v) { return static_cast<acc_t<T>>(v); }
+C1D_HOST_DEVICE inline acc_t<T> to_acc(T v) {
+  return static_cast<acc_t<T>>(v);
+}
 template <typename T>
-C1D_HOST_DEVICE inline T from_acc(acc_t<T> v) { return static_cast<T>(v); }
+C1D_HOST_DEVICE inline T from_acc(acc_t<T> v) {
+  return static_cast<T>(v);
+}
 
 // std::min/max are not __device__ without --expt-relaxed-constexpr; these are.
-template <typename I> C1D_HOST_DEVICE inline I imin(I a, I b) { return a < b ? a : b; }
-template <typename I> C1D_HOST_DEVICE inline I imax(I a, I b) { return a > b ? a : b; }
+template <typename I>
+C1D_HOST_DEVICE inline I imin(I a, I b) {
+  return a < b ? a : b;
+}
+template <typename I>
+C1D_HOST_DEVICE inline I imax(I a, I b) {
+  return a > b ? a : b;
+}
 C1D_HOST_DEVICE inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Floor division for a possibly negative numerator and a positive divisor.
 C1D_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t b) {

@@ -75,8 +75,8 @@ namespace {
 
 constexpr size_t kStackBytes = 256 * 1024;  // per fiber; a PROT_NONE guard page below catches overflow
 constexpr size_t kGuardBytes = 4096;
-constexpr size_t kSmemDefaultLimit = 48 * 1024;   // without cudaFuncSetAttribute
-constexpr size_t kSmemOptinLimit = 227 * 1024;    // H100 maximum per block
+constexpr size_t kSmemDefaultLimit = 48 * 1024;  // without cudaFuncSetAttribute
+constexpr size_t kSmemOptinLimit = 227 * 1024;   // H100 maximum per block
 
 enum class State : uint8_t { Runnable, AtBarrier, AtWarp, Done };
 
@@ -105,8 +105,8 @@ struct Fiber {
 };
 
 struct Worker {
-  std::vector<Fiber> fibers;        // sized once to the largest block seen; never reallocated mid-block
-  std::vector<char*> mappings;      // one mmap per fiber stack, reused across blocks and launches
+  std::vector<Fiber> fibers;    // sized once to the largest block seen; never reallocated mid-block
+  std::vector<char*> mappings;  // one mmap per fiber stack, reused across blocks and launches
   std::vector<unsigned> order;
   unsigned char* smem = nullptr;
   size_t smem_capacity = 0;
@@ -239,14 +239,22 @@ std::string fmt3(uint3 v) {
 
 const char* op_name(WarpOp op) {
   switch (op) {
-    case WarpOp::Sync: return "__syncwarp";
-    case WarpOp::Shfl: return "__shfl_sync";
-    case WarpOp::ShflUp: return "__shfl_up_sync";
-    case WarpOp::ShflDown: return "__shfl_down_sync";
-    case WarpOp::ShflXor: return "__shfl_xor_sync";
-    case WarpOp::Ballot: return "__ballot_sync";
-    case WarpOp::Any: return "__any_sync";
-    case WarpOp::All: return "__all_sync";
+    case WarpOp::Sync:
+      return "__syncwarp";
+    case WarpOp::Shfl:
+      return "__shfl_sync";
+    case WarpOp::ShflUp:
+      return "__shfl_up_sync";
+    case WarpOp::ShflDown:
+      return "__shfl_down_sync";
+    case WarpOp::ShflXor:
+      return "__shfl_xor_sync";
+    case WarpOp::Ballot:
+      return "__ballot_sync";
+    case WarpOp::Any:
+      return "__any_sync";
+    case WarpOp::All:
+      return "__all_sync";
   }
   return "?";
 }
@@ -331,7 +339,9 @@ bool resolve_warp(Worker& w, unsigned base, unsigned nthreads) {
         const unsigned in_seg = p & (width - 1u);
         unsigned src = p;
         switch (g.op) {
-          case WarpOp::Shfl: src = segment + (static_cast<unsigned>(g.param) & (width - 1u)); break;
+          case WarpOp::Shfl:
+            src = segment + (static_cast<unsigned>(g.param) & (width - 1u));
+            break;
           case WarpOp::ShflUp:
             src = static_cast<unsigned>(g.param) <= in_seg ? p - static_cast<unsigned>(g.param) : p;
             break;
@@ -342,7 +352,8 @@ bool resolve_warp(Worker& w, unsigned base, unsigned nthreads) {
             src = (p ^ static_cast<unsigned>(g.param)) & 31u;
             if (src >= segment + width) src = p;  // later segments are out of reach: own value
             break;
-          default: break;
+          default:
+            break;
         }
         unsigned r = 0;
         switch (g.op) {
@@ -356,10 +367,20 @@ bool resolve_warp(Worker& w, unsigned base, unsigned nthreads) {
               std::memset(results[p], 0xff, 16);  // an inactive lane's value is undefined: poison
             }
             break;
-          case WarpOp::Ballot: r = votes; std::memcpy(results[p], &r, sizeof(r)); break;
-          case WarpOp::Any: r = votes != 0u; std::memcpy(results[p], &r, sizeof(r)); break;
-          case WarpOp::All: r = votes == group; std::memcpy(results[p], &r, sizeof(r)); break;
-          case WarpOp::Sync: break;
+          case WarpOp::Ballot:
+            r = votes;
+            std::memcpy(results[p], &r, sizeof(r));
+            break;
+          case WarpOp::Any:
+            r = votes != 0u;
+            std::memcpy(results[p], &r, sizeof(r));
+            break;
+          case WarpOp::All:
+            r = votes == group;
+            std::memcpy(results[p], &r, sizeof(r));
+            break;
+          case WarpOp::Sync:
+            break;
         }
       }
       for (unsigned p = 0; p < 32; ++p) {
@@ -400,10 +421,18 @@ bool resolve_barrier(Worker& w, unsigned nthreads) {
   for (unsigned i = 0; i < nthreads; ++i) count += w.fibers[i].predicate != 0;
   int result = 0;
   switch (first->sync_kind) {
-    case SyncKind::Barrier: result = 0; break;
-    case SyncKind::BarrierCount: result = count; break;
-    case SyncKind::BarrierAnd: result = count == static_cast<int>(nthreads); break;
-    case SyncKind::BarrierOr: result = count != 0; break;
+    case SyncKind::Barrier:
+      result = 0;
+      break;
+    case SyncKind::BarrierCount:
+      result = count;
+      break;
+    case SyncKind::BarrierAnd:
+      result = count == static_cast<int>(nthreads);
+      break;
+    case SyncKind::BarrierOr:
+      result = count != 0;
+      break;
   }
   for (unsigned i = 0; i < nthreads; ++i) {
     w.fibers[i].sync_result = result;
@@ -532,9 +561,10 @@ void check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes) 
     auto it = g_max_dynamic_smem.find(kernel);
     if (it != g_max_dynamic_smem.end()) limit = static_cast<size_t>(it->second);
   }
-  TORCH_CHECK(smem_bytes <= limit, "cuda_emu: launch asks for ", smem_bytes,
-              " bytes of dynamic shared memory; the kernel's limit is ", limit,
-              " (over 48 KiB needs cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize))");
+  TORCH_CHECK(
+      smem_bytes <= limit, "cuda_emu: launch asks for ", smem_bytes,
+      " bytes of dynamic shared memory; the kernel's limit is ", limit,
+      " (over 48 KiB needs cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize))");
 }
 
 }  // namespace
@@ -588,10 +618,14 @@ void set_max_dynamic_smem(const void* kernel, int bytes) {
 
 int device_attribute(cudaDeviceAttr attr) {
   switch (attr) {
-    case cudaDevAttrMaxThreadsPerBlock: return 1024;
-    case cudaDevAttrMaxSharedMemoryPerBlock: return static_cast<int>(kSmemDefaultLimit);
-    case cudaDevAttrMaxSharedMemoryPerBlockOptin: return static_cast<int>(kSmemOptinLimit);
-    case cudaDevAttrWarpSize: return 32;
+    case cudaDevAttrMaxThreadsPerBlock:
+      return 1024;
+    case cudaDevAttrMaxSharedMemoryPerBlock:
+      return static_cast<int>(kSmemDefaultLimit);
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+      return static_cast<int>(kSmemOptinLimit);
+    case cudaDevAttrWarpSize:
+      return 32;
     case cudaDevAttrMultiProcessorCount: {
       const char* v = std::getenv("CUDA_EMU_SM_COUNT");
       return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : 8;
@@ -613,8 +647,8 @@ int block_sync(SyncKind kind, int predicate, const char* file, int line) {
   return f->sync_result;
 }
 
-void warp_exchange(WarpOp op, unsigned mask, int width, int param, void* value, size_t size,
-                   const char* file, int line) {
+void warp_exchange(WarpOp op, unsigned mask, int width, int param, void* value, size_t size, const char* file,
+                   int line) {
   Worker& w = tls_worker;
   Fiber* f = w.current;
   TORCH_CHECK(f != nullptr, "cuda_emu: warp intrinsic outside a kernel");
@@ -645,8 +679,6 @@ unsigned active_mask() {
   return m;
 }
 
-void trap(const char* file, int line) {
-  TORCH_CHECK(false, "cuda_emu: __trap() at ", file, ":", line);
-}
+void trap(const char* file, int line) { TORCH_CHECK(false, "cuda_emu: __trap() at ", file, ":", line); }
 
 }  // namespace cuda_emu

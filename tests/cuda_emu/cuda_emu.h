@@ -8,8 +8,9 @@
 //     synchronisation point (__syncthreads, a warp intrinsic) or exits; then another runs. Between two
 //     block barriers the warps run one after another, each as far as it can (its lanes interleaved
 //     between warp intrinsics), in an order reshuffled every time (seeded: runs are reproducible;
-//     CUDA_EMU_SEED picks another schedule; CUDA_EMU_ORDER=forward|reverse|shuffle). So one warp runs ahead of the others as far as CUDA
-//     allows, and a missing or misplaced barrier reorders shared-memory accesses and changes results;
+//     CUDA_EMU_SEED picks another schedule; CUDA_EMU_ORDER=forward|reverse|shuffle). So one warp runs ahead
+//     of the others as far as CUDA allows, and a missing or misplaced barrier reorders shared-memory accesses
+//     and changes results;
 //   * __syncthreads is a barrier of the whole block: all threads must reach the same barrier (same
 //     source line); a thread that exits or waits elsewhere is reported as a divergent barrier/deadlock;
 //   * warp intrinsics (__shfl*_sync, __ballot_sync, __any_sync, __all_sync, __syncwarp) are rendezvous of
@@ -53,21 +54,29 @@
 // __restrict__ is a g++ keyword already.
 
 // ---- built-in vector types (layout and alignment as in CUDA's vector_types.h) -------------------------
-#define CUDA_EMU_VEC1(T, name, A) \
-  struct __attribute__((aligned(A))) name { T x; };                                         \
+#define CUDA_EMU_VEC1(T, name, A)           \
+  struct __attribute__((aligned(A))) name { \
+    T x;                                    \
+  };                                        \
   inline constexpr name make_##name(T x) { return name{x}; }
-#define CUDA_EMU_VEC2(T, name, A) \
-  struct __attribute__((aligned(A))) name { T x, y; };                                      \
+#define CUDA_EMU_VEC2(T, name, A)           \
+  struct __attribute__((aligned(A))) name { \
+    T x, y;                                 \
+  };                                        \
   inline constexpr name make_##name(T x, T y) { return name{x, y}; }
 #define CUDA_EMU_VEC3(T, name) \
-  struct name { T x, y, z; };                                                               \
+  struct name {                \
+    T x, y, z;                 \
+  };                           \
   inline constexpr name make_##name(T x, T y, T z) { return name{x, y, z}; }
-#define CUDA_EMU_VEC4(T, name, A) \
-  struct __attribute__((aligned(A))) name { T x, y, z, w; };                                \
+#define CUDA_EMU_VEC4(T, name, A)           \
+  struct __attribute__((aligned(A))) name { \
+    T x, y, z, w;                           \
+  };                                        \
   inline constexpr name make_##name(T x, T y, T z, T w) { return name{x, y, z, w}; }
 #define CUDA_EMU_VEC_ALL(T, base, a1, a2, a4) \
-  CUDA_EMU_VEC1(T, base##1, a1) CUDA_EMU_VEC2(T, base##2, a2) CUDA_EMU_VEC3(T, base##3) \
-  CUDA_EMU_VEC4(T, base##4, a4)
+  CUDA_EMU_VEC1(T, base##1, a1)               \
+  CUDA_EMU_VEC2(T, base##2, a2) CUDA_EMU_VEC3(T, base##3) CUDA_EMU_VEC4(T, base##4, a4)
 
 CUDA_EMU_VEC_ALL(signed char, char, 1, 2, 4)
 CUDA_EMU_VEC_ALL(unsigned char, uchar, 1, 2, 4)
@@ -102,9 +111,13 @@ enum cudaFuncAttribute {
   cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
   cudaFuncAttributePreferredSharedMemoryCarveout = 9
 };
-enum cudaDeviceAttr { cudaDevAttrMaxThreadsPerBlock = 1, cudaDevAttrMaxSharedMemoryPerBlock = 8,
-                      cudaDevAttrWarpSize = 10, cudaDevAttrMultiProcessorCount = 16,
-                      cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr {
+  cudaDevAttrMaxThreadsPerBlock = 1,
+  cudaDevAttrMaxSharedMemoryPerBlock = 8,
+  cudaDevAttrWarpSize = 10,
+  cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
+};
 
 // Per-thread built-in variables, set by the emulator before it resumes a thread (fiber).
 inline thread_local uint3 threadIdx;
@@ -133,8 +146,8 @@ int block_sync(SyncKind kind, int predicate, const char* file, int line);
 
 enum class WarpOp : int { Sync, Shfl, ShflUp, ShflDown, ShflXor, Ballot, Any, All };
 // Rendezvous of the lanes in `mask`; `value` (size bytes, <= 16) is replaced by the lane's result.
-void warp_exchange(WarpOp op, unsigned mask, int width, int param, void* value, size_t size,
-                   const char* file, int line);
+void warp_exchange(WarpOp op, unsigned mask, int width, int param, void* value, size_t size, const char* file,
+                   int line);
 unsigned active_mask();
 [[noreturn]] void trap(const char* file, int line);
 
@@ -150,13 +163,14 @@ void launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem_by
     ArgTuple args;
   };
   const Closure closure{kernel, ArgTuple(std::forward<Args>(args)...)};
-  launch_erased(reinterpret_cast<const void*>(kernel), grid, block, smem_bytes,
-                [](const void* p) {
-                  const Closure& c = *static_cast<const Closure*>(p);
-                  ArgTuple copy = c.args;  // by-value parameters: each thread its own copy
-                  std::apply(c.kernel, std::move(copy));
-                },
-                &closure);
+  launch_erased(
+      reinterpret_cast<const void*>(kernel), grid, block, smem_bytes,
+      [](const void* p) {
+        const Closure& c = *static_cast<const Closure*>(p);
+        ArgTuple copy = c.args;  // by-value parameters: each thread its own copy
+        std::apply(c.kernel, std::move(copy));
+      },
+      &closure);
 }
 
 template <typename T>
@@ -184,7 +198,10 @@ inline cudaError_t cudaFuncSetAttribute(void (*kernel)(A...), cudaFuncAttribute 
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
 inline const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "error"; }
-inline cudaError_t cudaGetDevice(int* device) { *device = 0; return cudaSuccess; }
+inline cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int /*device*/) {
   *value = ::cuda_emu::device_attribute(attr);
   return cudaSuccess;
@@ -216,14 +233,14 @@ inline T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize,
 template <typename T>
 inline T __shfl_up_sync(unsigned mask, T var, unsigned int delta, int width = warpSize,
                         const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
-  return ::cuda_emu::warp_value(::cuda_emu::WarpOp::ShflUp, mask, var, static_cast<int>(delta), width,
-                                file, line);
+  return ::cuda_emu::warp_value(::cuda_emu::WarpOp::ShflUp, mask, var, static_cast<int>(delta), width, file,
+                                line);
 }
 template <typename T>
 inline T __shfl_down_sync(unsigned mask, T var, unsigned int delta, int width = warpSize,
                           const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
-  return ::cuda_emu::warp_value(::cuda_emu::WarpOp::ShflDown, mask, var, static_cast<int>(delta), width,
-                                file, line);
+  return ::cuda_emu::warp_value(::cuda_emu::WarpOp::ShflDown, mask, var, static_cast<int>(delta), width, file,
+                                line);
 }
 template <typename T>
 inline T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize,
@@ -275,26 +292,28 @@ inline T atomic_cas_loop_add(T* address, T val) {
 }
 }  // namespace cuda_emu
 
-#define CUDA_EMU_INT_ATOMICS(T)                                                                        \
-  inline T atomicAdd(T* a, T v) { return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST); }                 \
-  inline T atomicSub(T* a, T v) { return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST); }                 \
-  inline T atomicExch(T* a, T v) { return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST); }               \
-  inline T atomicAnd(T* a, T v) { return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST); }                 \
-  inline T atomicOr(T* a, T v) { return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST); }                   \
-  inline T atomicXor(T* a, T v) { return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST); }                 \
-  inline T atomicCAS(T* a, T compare, T v) {                                                           \
-    __atomic_compare_exchange_n(a, &compare, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);            \
-    return compare;                                                                                    \
-  }                                                                                                    \
-  inline T atomicMax(T* a, T v) {                                                                      \
-    T old = __atomic_load_n(a, __ATOMIC_RELAXED);                                                      \
-    while (old < v && !__atomic_compare_exchange_n(a, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {} \
-    return old;                                                                                        \
-  }                                                                                                    \
-  inline T atomicMin(T* a, T v) {                                                                      \
-    T old = __atomic_load_n(a, __ATOMIC_RELAXED);                                                      \
-    while (old > v && !__atomic_compare_exchange_n(a, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {} \
-    return old;                                                                                        \
+#define CUDA_EMU_INT_ATOMICS(T)                                                                              \
+  inline T atomicAdd(T* a, T v) { return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST); }                       \
+  inline T atomicSub(T* a, T v) { return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST); }                       \
+  inline T atomicExch(T* a, T v) { return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST); }                     \
+  inline T atomicAnd(T* a, T v) { return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST); }                       \
+  inline T atomicOr(T* a, T v) { return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST); }                         \
+  inline T atomicXor(T* a, T v) { return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST); }                       \
+  inline T atomicCAS(T* a, T compare, T v) {                                                                 \
+    __atomic_compare_exchange_n(a, &compare, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                  \
+    return compare;                                                                                          \
+  }                                                                                                          \
+  inline T atomicMax(T* a, T v) {                                                                            \
+    T old = __atomic_load_n(a, __ATOMIC_RELAXED);                                                            \
+    while (old < v && !__atomic_compare_exchange_n(a, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) { \
+    }                                                                                                        \
+    return old;                                                                                              \
+  }                                                                                                          \
+  inline T atomicMin(T* a, T v) {                                                                            \
+    T old = __atomic_load_n(a, __ATOMIC_RELAXED);                                                            \
+    while (old > v && !__atomic_compare_exchange_n(a, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) { \
+    }                                                                                                        \
+    return old;                                                                                              \
   }
 CUDA_EMU_INT_ATOMICS(int)
 CUDA_EMU_INT_ATOMICS(unsigned int)
@@ -312,12 +331,14 @@ inline float atomicExch(float* a, float v) {
 
 // ---- device math and intrinsics (host implementations) -----------------------------------------------
 // CUDA's min/max are overloaded for every arithmetic pair; the common type says what they return.
-template <typename A, typename B, typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
+template <typename A, typename B,
+          typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
 inline std::common_type_t<A, B> min(A a, B b) {
   using C = std::common_type_t<A, B>;
   return static_cast<C>(b) < static_cast<C>(a) ? static_cast<C>(b) : static_cast<C>(a);
 }
-template <typename A, typename B, typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
+template <typename A, typename B,
+          typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
 inline std::common_type_t<A, B> max(A a, B b) {
   using C = std::common_type_t<A, B>;
   return static_cast<C>(a) < static_cast<C>(b) ? static_cast<C>(b) : static_cast<C>(a);
@@ -338,12 +359,36 @@ inline int __float2int_rz(float x) { return static_cast<int>(x); }
 inline int __float2int_rd(float x) { return static_cast<int>(std::floor(x)); }
 inline int __float2int_ru(float x) { return static_cast<int>(std::ceil(x)); }
 inline float __int2float_rn(int x) { return static_cast<float>(x); }
-inline int __float_as_int(float x) { int r; std::memcpy(&r, &x, 4); return r; }
-inline unsigned __float_as_uint(float x) { unsigned r; std::memcpy(&r, &x, 4); return r; }
-inline float __int_as_float(int x) { float r; std::memcpy(&r, &x, 4); return r; }
-inline float __uint_as_float(unsigned x) { float r; std::memcpy(&r, &x, 4); return r; }
-inline long long __double_as_longlong(double x) { long long r; std::memcpy(&r, &x, 8); return r; }
-inline double __longlong_as_double(long long x) { double r; std::memcpy(&r, &x, 8); return r; }
+inline int __float_as_int(float x) {
+  int r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline unsigned __float_as_uint(float x) {
+  unsigned r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline float __int_as_float(int x) {
+  float r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline float __uint_as_float(unsigned x) {
+  float r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline long long __double_as_longlong(double x) {
+  long long r;
+  std::memcpy(&r, &x, 8);
+  return r;
+}
+inline double __longlong_as_double(long long x) {
+  double r;
+  std::memcpy(&r, &x, 8);
+  return r;
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
@@ -360,4 +405,6 @@ inline unsigned __umulhi(unsigned a, unsigned b) {
   return static_cast<unsigned>((static_cast<unsigned long long>(a) * b) >> 32);
 }
 template <typename T>
-inline T __ldg(const T* p) { return *p; }
+inline T __ldg(const T* p) {
+  return *p;
+}

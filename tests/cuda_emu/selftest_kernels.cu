@@ -59,14 +59,31 @@ __global__ void warp_op_kernel(const int* __restrict__ x, int64_t* __restrict__ 
   const int v = x[t];
   int64_t r = 0;
   switch (op) {
-    case 0: r = __shfl_sync(mask, v, param, width); break;
-    case 1: r = __shfl_up_sync(mask, v, static_cast<unsigned>(param), width); break;
-    case 2: r = __shfl_down_sync(mask, v, static_cast<unsigned>(param), width); break;
-    case 3: r = __shfl_xor_sync(mask, v, param, width); break;
-    case 4: r = static_cast<int64_t>(__ballot_sync(mask, v)); break;
-    case 5: r = __any_sync(mask, v); break;
-    case 6: r = __all_sync(mask, v); break;
-    case 7: __syncwarp(mask); r = v; break;
+    case 0:
+      r = __shfl_sync(mask, v, param, width);
+      break;
+    case 1:
+      r = __shfl_up_sync(mask, v, static_cast<unsigned>(param), width);
+      break;
+    case 2:
+      r = __shfl_down_sync(mask, v, static_cast<unsigned>(param), width);
+      break;
+    case 3:
+      r = __shfl_xor_sync(mask, v, param, width);
+      break;
+    case 4:
+      r = static_cast<int64_t>(__ballot_sync(mask, v));
+      break;
+    case 5:
+      r = __any_sync(mask, v);
+      break;
+    case 6:
+      r = __all_sync(mask, v);
+      break;
+    case 7:
+      __syncwarp(mask);
+      r = v;
+      break;
   }
   out[t] = r;
 }
@@ -77,7 +94,8 @@ template <typename T>
 __global__ void block_sum_kernel(const T* __restrict__ x, int64_t n, T* __restrict__ out, int wrong_lane) {
   __shared__ float partial[32];
   float acc = 0.f;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     acc += static_cast<float>(x[i]);
   for (int offset = 16; offset > 0; offset /= 2)
     acc += __shfl_down_sync(0xffffffffu, acc, offset + (wrong_lane && offset == 1 ? 1 : 0));
@@ -105,12 +123,21 @@ __global__ void smem_poison_kernel(float* __restrict__ out, int nfloats) {
 __global__ void ids_kernel(int64_t* __restrict__ out) {
   const int64_t block = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
   const int64_t nthreads = int64_t(blockDim.x) * blockDim.y * blockDim.z;
-  const int64_t thread = threadIdx.x + int64_t(blockDim.x) * (threadIdx.y + int64_t(blockDim.y) * threadIdx.z);
+  const int64_t thread =
+      threadIdx.x + int64_t(blockDim.x) * (threadIdx.y + int64_t(blockDim.y) * threadIdx.z);
   int64_t* o = out + (block * nthreads + thread) * 12;
-  o[0] = blockIdx.x; o[1] = blockIdx.y; o[2] = blockIdx.z;
-  o[3] = threadIdx.x; o[4] = threadIdx.y; o[5] = threadIdx.z;
-  o[6] = blockDim.x; o[7] = blockDim.y; o[8] = blockDim.z;
-  o[9] = gridDim.x; o[10] = gridDim.y; o[11] = gridDim.z;
+  o[0] = blockIdx.x;
+  o[1] = blockIdx.y;
+  o[2] = blockIdx.z;
+  o[3] = threadIdx.x;
+  o[4] = threadIdx.y;
+  o[5] = threadIdx.z;
+  o[6] = blockDim.x;
+  o[7] = blockDim.y;
+  o[8] = blockDim.z;
+  o[9] = gridDim.x;
+  o[10] = gridDim.y;
+  o[11] = gridDim.z;
 }
 
 // Static shared memory belongs to the running block: each block stores its id, all threads read it back
@@ -121,8 +148,8 @@ __global__ void static_smem_kernel(int* __restrict__ out) {
   if (threadIdx.x == 0) block_id = blockIdx.x;
   values[threadIdx.x] = blockIdx.x * 1000 + threadIdx.x;
   __syncthreads();
-  out[blockIdx.x * blockDim.x + threadIdx.x] = block_id * 1000 + values[(threadIdx.x + 1) % blockDim.x] -
-                                                 (blockIdx.x * 1000);
+  out[blockIdx.x * blockDim.x + threadIdx.x] =
+      block_id * 1000 + values[(threadIdx.x + 1) % blockDim.x] - (blockIdx.x * 1000);
 }
 
 // Reads static shared memory before writing it: poisoned at every block start (NaN), even though the
@@ -206,8 +233,8 @@ __global__ void sums_kernel(const float* __restrict__ x, float* __restrict__ out
 at::Tensor reverse(const at::Tensor& x, int64_t with_barrier) {
   const int64_t n = x.size(1);
   at::Tensor out = at::empty_like(x);
-  launch_kernel(reverse_kernel, dim3(x.size(0)), dim3(n), n * sizeof(float), nullptr, x.const_data_ptr<float>(),
-                out.mutable_data_ptr<float>(), static_cast<int>(with_barrier));
+  launch_kernel(reverse_kernel, dim3(x.size(0)), dim3(n), n * sizeof(float), nullptr,
+                x.const_data_ptr<float>(), out.mutable_data_ptr<float>(), static_cast<int>(with_barrier));
   return out;
 }
 
@@ -230,7 +257,8 @@ at::Tensor warp_op(const at::Tensor& x, int64_t op, int64_t param, int64_t width
 at::Tensor sums(const at::Tensor& x, int64_t leading_barrier) {
   at::Tensor out = at::empty({x.size(0)}, x.options());
   launch_kernel(sums_kernel, dim3(1), dim3(x.size(1)), 0, nullptr, x.const_data_ptr<float>(),
-                out.mutable_data_ptr<float>(), static_cast<int>(x.size(0)), static_cast<int>(leading_barrier));
+                out.mutable_data_ptr<float>(), static_cast<int>(x.size(0)),
+                static_cast<int>(leading_barrier));
   return out;
 }
 
@@ -250,8 +278,9 @@ at::Tensor block_sum(const at::Tensor& x, int64_t blocks, int64_t threads, int64
 
 // Every thread of every block: counter += 1, fsum += 1, dsum += 0.5, imax = max(imax, global id), and a
 // CAS-loop increment; blocks run concurrently on OS threads.
-__global__ void atomics_only_kernel(int* __restrict__ counter, float* __restrict__ fsum, int* __restrict__ imax,
-                                    unsigned long long* __restrict__ cas_counter, double* __restrict__ dsum) {
+__global__ void atomics_only_kernel(int* __restrict__ counter, float* __restrict__ fsum,
+                                    int* __restrict__ imax, unsigned long long* __restrict__ cas_counter,
+                                    double* __restrict__ dsum) {
   const int gid = blockIdx.x * blockDim.x + threadIdx.x;
   atomicAdd(counter, 1);
   atomicAdd(fsum, 1.0f);
@@ -269,10 +298,15 @@ at::Tensor atomics(int64_t blocks, int64_t threads) {
   float fsum = 0.f;
   double dsum = 0.0;
   unsigned long long cas = 0;
-  launch_kernel(atomics_only_kernel, dim3(blocks), dim3(threads), 0, nullptr, &counter, &fsum, &imax, &cas, &dsum);
+  launch_kernel(atomics_only_kernel, dim3(blocks), dim3(threads), 0, nullptr, &counter, &fsum, &imax, &cas,
+                &dsum);
   at::Tensor out = at::empty({5}, at::kDouble);
   double* o = out.mutable_data_ptr<double>();
-  o[0] = counter; o[1] = fsum; o[2] = imax; o[3] = static_cast<double>(cas); o[4] = dsum;
+  o[0] = counter;
+  o[1] = fsum;
+  o[2] = imax;
+  o[3] = static_cast<double>(cas);
+  o[4] = dsum;
   return out;
 }
 
@@ -315,10 +349,18 @@ void misuse(int64_t kind, int64_t threads) {
 void launch_config(int64_t kind) {
   float out = 0.f;
   switch (kind) {
-    case 0: launch_kernel(empty_kernel, dim3(2), dim3(1024), 48 * 1024, nullptr, &out); break;
-    case 1: launch_kernel(empty_kernel, dim3(1), dim3(1025), 0, nullptr, &out); break;
-    case 2: launch_kernel(empty_kernel, dim3(1), dim3(1, 1, 65), 0, nullptr, &out); break;
-    case 3: launch_kernel(empty_kernel, dim3(1), dim3(32), 64 * 1024, nullptr, &out); break;
+    case 0:
+      launch_kernel(empty_kernel, dim3(2), dim3(1024), 48 * 1024, nullptr, &out);
+      break;
+    case 1:
+      launch_kernel(empty_kernel, dim3(1), dim3(1025), 0, nullptr, &out);
+      break;
+    case 2:
+      launch_kernel(empty_kernel, dim3(1), dim3(1, 1, 65), 0, nullptr, &out);
+      break;
+    case 3:
+      launch_kernel(empty_kernel, dim3(1), dim3(32), 64 * 1024, nullptr, &out);
+      break;
     case 4:
       cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
       launch_kernel(empty_kernel, dim3(1), dim3(32), 64 * 1024, nullptr, &out);
