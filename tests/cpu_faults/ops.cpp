@@ -38,7 +38,8 @@ struct Backend {
   static size_t backward_bias_workspace_bytes(int64_t, int64_t, int64_t, size_t) { return 0; }
 
   template <typename T>
-  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output, void*) {
+  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                      void*) {
     isa::conv1d_forward<T>(p, input, weight, bias, output);
   }
   template <typename T>
