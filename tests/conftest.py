@@ -2,7 +2,9 @@
 
 Every op output starts as NaN during the tests (CONV1D_EXT_POISON_OUTPUTS=1, read when the library
 loads, so it is set before anything imports conv1d_ext): an element a kernel forgets to write fails the
-comparison instead of passing on whatever the memory held.
+comparison instead of passing on whatever the memory held. The libraries report it (build_info()
+["poison_outputs"], the emulated ops' _poison_outputs()) and the tests assert it (test_build.py, the
+emulated fixtures).
 """
 
 import os
@@ -44,7 +46,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "emulated: runs the CUDA kernels under the CPU emulator (slow)")
     config.addinivalue_line("markers", "compile: uses torch.compile (slow to compile)")
     config.addinivalue_line("markers", "subprocess: runs part of the suite in a child process")
-    config.addinivalue_line("markers", "faults: builds copies of the CPU kernels with planted bugs (~2 min cold)")
+    config.addinivalue_line("markers", "faults: builds copies of the CPU kernels with planted bugs (~1.5 min cold)")
 
 
 _cuda_param = pytest.param("cuda", marks=[pytest.mark.cuda,
