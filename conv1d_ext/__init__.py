@@ -42,8 +42,10 @@ OP_NAMES = ("conv1d", "conv1d_backward_input", "conv1d_backward_weight", "conv1d
 
 
 def build_info():
-    """What this build holds: torch version, the CPU kernel path, and whether every op has CUDA kernels
-    compiled in (``cuda_kernels``) and a GPU to run them (``cuda_available``)."""
+    """What this build holds: torch version, the CPU kernel path (``cpu_isa``; ``cpu_kernels``: "auto", or
+    "direct" under CONV1D_EXT_CPU_KERNELS=direct), whether outputs are NaN-poisoned (``poison_outputs``,
+    CONV1D_EXT_POISON_OUTPUTS), and whether every op has CUDA kernels compiled in (``cuda_kernels``) and a
+    GPU to run them (``cuda_available``)."""
     import torch
 
     def has_kernel(op, key):
@@ -52,6 +54,8 @@ def build_info():
     return {
         "torch": torch.__version__,
         "cpu_isa": cpu_isa(),
+        "cpu_kernels": ops.cpu_kernels(),
+        "poison_outputs": ops.poison_outputs(),
         "cuda_kernels": all(has_kernel(op, "CUDA") for op in OP_NAMES),
         "cuda_available": torch.cuda.is_available(),
     }

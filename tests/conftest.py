@@ -2,18 +2,22 @@
 
 Every op output starts as NaN during the tests (CONV1D_EXT_POISON_OUTPUTS=1, read when the library
 loads, so it is set before anything imports conv1d_ext): an element a kernel forgets to write fails the
-comparison instead of passing on whatever the memory held.
+comparison instead of passing on whatever the memory held. The libraries report it (build_info()
+["poison_outputs"], the emulated ops' _poison_outputs()) and the tests assert it (test_build.py, the
+emulated fixtures).
 """
 
 import os
 
 os.environ["CONV1D_EXT_POISON_OUTPUTS"] = "1"
 
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conv_ref import run_conv_ops, torch_threads  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 import conv1d_ext  # noqa: E402, F401  (loads the ops with poisoning on)
@@ -21,14 +25,19 @@ import conv1d_ext  # noqa: E402, F401  (loads the ops with poisoning on)
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
 HAVE_CUDA = torch.cuda.is_available()
 
-# Hypothesis: "ci" (the default) is derandomized, so a run is reproducible and CI is not flaky; "explore"
-# draws fresh random examples each run (CONV1D_EXT_HYPOTHESIS=explore, with CONV1D_EXT_TEST_SCALE=10
-# for ten times the examples). deadline=None: kernel timings vary with machine load.
+# Hypothesis profiles (CONV1D_EXT_HYPOTHESIS):
+#   "ci" (the default): derandomized, so a run is reproducible and CI is not flaky; each test seeds its
+#       draws per parameter (conv_ref.seeded), so every dtype and backend sees examples of its own.
+#   "explore" (opt-in): a fresh seed every run (printed with a failure, and failures are replayed from
+#       .hypothesis/ on the next run) and ten times the examples (conv_ref.examples;
+#       CONV1D_EXT_TEST_SCALE overrides the factor). E.g.
+#       CONV1D_EXT_HYPOTHESIS=explore pytest tests/test_ops.py -m "not emulated"
+# deadline=None: kernel timings vary with machine load.
 _common = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
 settings.register_profile("ci", derandomize=True, database=None, **_common)
-settings.register_profile("explore", **_common)
+settings.register_profile("explore", derandomize=False, **_common)
 settings.load_profile(os.environ.get("CONV1D_EXT_HYPOTHESIS", "ci"))
 
 
@@ -37,6 +46,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "emulated: runs the CUDA kernels under the CPU emulator (slow)")
     config.addinivalue_line("markers", "compile: uses torch.compile (slow to compile)")
     config.addinivalue_line("markers", "subprocess: runs part of the suite in a child process")
+    config.addinivalue_line("markers", "faults: builds copies of the CPU kernels with planted bugs (~1.5 min cold)")
 
 
 _cuda_param = pytest.param("cuda", marks=[pytest.mark.cuda,
@@ -49,36 +59,64 @@ def device(request):
     return request.param
 
 
+# The kernel families CONV1D_EXT_CUDA_FAMILY forces (csrc/cuda/dispatch.cu): the op-level tests run the
+# CUDA kernels (on a GPU or under the emulator) with dispatch's choice and with each family forced.
+CUDA_FAMILIES = ("direct", "dense", "depthwise")
+
+
 @dataclasses.dataclass(frozen=True)
 class Backend:
     """One implementation of the four conv1d_ext ops under test."""
 
-    name: str
+    name: str  # "cpu", "cuda", "emulated", or "cuda-<family>" / "emulated-<family>"
+    kind: str  # "cpu", "cuda" or "emulated"
     ops: object  # has conv1d, conv1d_backward_input, conv1d_backward_weight, conv1d_backward_bias
     device: str
-    small: bool  # only small shapes (the emulator runs every GPU thread on the CPU)
+    cuda_family: str | None = None  # the family forced while the ops run; None: dispatch's choice
+
+    def run_ops(self):
+        """run_ops(case, x, w, b, gy) for conv_ref.conformance_problems, with the family forced. The
+        emulator runs its blocks on one OS thread here (as in test_emulator.py's conformance check, whose
+        schedule test covers two): OpenMP's spinning barriers make it ~2x slower on a loaded machine."""
+        from emulated import cuda_family  # the environment switch only (builds nothing)
+
+        run = run_conv_ops(self.ops)
+
+        def run_forced(*args):
+            threads = torch_threads(1) if self.kind == "emulated" else contextlib.nullcontext()
+            with cuda_family(self.cuda_family), threads:
+                return run(*args)
+
+        return run_forced
 
 
-def _emulated_backend():
+def _emulated_ops():
     if not (TESTS_DIR / "emulated.py").exists():
         pytest.skip("tests/emulated.py (the CUDA emulator harness) is not in this tree")
     from emulated import emulated_ops  # tests/ is on sys.path (pytest rootdir-relative import)
 
-    # The same problem sizes as the CPU: measured, 50 examples per dtype take ~20 s of CPU time each.
-    return Backend("emulated", emulated_ops(), "cpu", small=False)
+    ops = emulated_ops()
+    assert ops._poison_outputs(), "the emulated library must NaN-poison its outputs in the tests"
+    return ops
+
+
+def _cuda_params(kind, marks):
+    return [pytest.param(kind, marks=marks)] + [pytest.param(f"{kind}-{f}", marks=marks) for f in CUDA_FAMILIES]
 
 
 @pytest.fixture(scope="session", params=[
     "cpu",
-    _cuda_param,
-    pytest.param("emulated", marks=pytest.mark.emulated),
+    *_cuda_params("cuda", _cuda_param.marks),
+    *_cuda_params("emulated", [pytest.mark.emulated]),
 ])
 def backend(request):
     """The op implementation the op-level conformance tests run: this project's CPU kernels, its CUDA
-    kernels on a GPU, or its CUDA kernels under the CPU emulator (torch.ops.conv1d_ext_emu)."""
-    if request.param == "emulated":
-        return _emulated_backend()
-    return Backend(request.param, torch.ops.conv1d_ext, request.param, small=False)
+    kernels on a GPU, or its CUDA kernels under the CPU emulator (torch.ops.conv1d_ext_emu); the CUDA
+    kernels with dispatch's choice of family and with each family forced."""
+    kind, _, family = request.param.partition("-")
+    if kind == "emulated":
+        return Backend(request.param, kind, _emulated_ops(), "cpu", family or None)
+    return Backend(request.param, kind, torch.ops.conv1d_ext, kind, family or None)
 
 
 @pytest.fixture

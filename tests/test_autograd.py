@@ -1,11 +1,14 @@
 """Autograd and dispatcher registration: gradcheck and gradgradcheck in float64 (finite differences are
-PyTorch's, so this checks our backward formulas and kernels against the function itself), double
-backward against nn.Conv1d's, and torch.library.opcheck for every op (schema, autograd registration,
-fake kernels, AOT dispatch with dynamic shapes)."""
+PyTorch's, so this checks our backward formulas and kernels against the function itself), with and
+without bias, on non-contiguous operands and on long rows (the kernels' blocked paths), one full
+(not fast-mode) Jacobian each way, double backward against nn.Conv1d's, and torch.library.opcheck for
+every op (schema, autograd registration, fake kernels, AOT dispatch with dynamic shapes).
+test_cpu_isa.py runs this file again on the baseline-ISA and the direct CPU kernels."""
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conv_ref import ConvCase, make_operands
 from torch.autograd import gradcheck, gradgradcheck
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -13,53 +16,80 @@ import conv1d_ext
 
 ops = torch.ops.conv1d_ext
 
-# (batch, in_channels, out_channels, length, kernel, stride, pad_left, pad_right, dilation, groups)
-CONFIGS = [
-    (2, 3, 4, 7, 3, 1, 1, 1, 1, 1),  # dense
-    (2, 4, 4, 9, 3, 2, 2, 0, 2, 2),  # grouped, strided, dilated, asymmetric
-    (1, 3, 3, 8, 4, 1, 1, 2, 1, 3),  # depthwise, 'same' with an even kernel
-    (1, 2, 4, 8, 2, 3, 0, 1, 1, 2),  # depthwise with channel multiplier, stride > kernel
-    (0, 2, 2, 5, 3, 1, 0, 0, 1, 1),  # empty batch
-    (1, 2, 3, 1, 5, 1, 2, 2, 1, 1),  # length 1, output from padding
-]
-IDS = ["dense", "grouped", "depthwise_same_even", "multiplier", "empty_batch", "len1"]
+CASES = {
+    "dense": ConvCase(batch=2, groups=1, in_per_group=3, out_per_group=4, kernel_size=3, in_len=7,
+                      pad_left=1, pad_right=1),
+    "grouped_strided_dilated": ConvCase(batch=2, groups=2, in_per_group=2, out_per_group=2, kernel_size=3,
+                                        in_len=9, stride=2, dilation=2, pad_left=2),
+    "depthwise_same_even": ConvCase(batch=1, groups=3, in_per_group=1, out_per_group=1, kernel_size=4,
+                                    in_len=8, pad_left=1, pad_right=2),
+    "multiplier_stride_over_kernel": ConvCase(batch=1, groups=2, in_per_group=1, out_per_group=2,
+                                              kernel_size=2, in_len=8, stride=3, pad_right=1),
+    "empty_batch": ConvCase(batch=0, groups=1, in_per_group=2, out_per_group=2, kernel_size=3, in_len=5),
+    "len1_output_from_padding": ConvCase(batch=1, groups=1, in_per_group=2, out_per_group=3, kernel_size=5,
+                                         in_len=1, pad_left=2, pad_right=2),
+    "dense_no_bias": ConvCase(batch=2, groups=1, in_per_group=2, out_per_group=3, kernel_size=3, in_len=6,
+                              stride=2, pad_left=1, bias=False),
+    "depthwise_no_bias": ConvCase(batch=2, groups=2, in_per_group=1, out_per_group=1, kernel_size=3,
+                                  in_len=7, dilation=2, pad_left=2, bias=False),
+    "non_contiguous": ConvCase(batch=2, groups=2, in_per_group=2, out_per_group=3, kernel_size=3, in_len=8,
+                               pad_left=1, pad_right=1, input_layout="transposed", weight_layout="strided",
+                               grad_layout="offset"),
+    "non_contiguous_depthwise": ConvCase(batch=2, groups=3, in_per_group=1, out_per_group=2, kernel_size=4,
+                                         in_len=9, stride=2, pad_left=3, input_layout="offset",
+                                         weight_layout="transposed", grad_layout="strided", bias=False),
+    # Long rows: several CPU blocks along the length (dense_tiled, depthwise phases), taps past one
+    # 8-tap block of the depthwise backward-weight.
+    "long_grouped": ConvCase(batch=1, groups=2, in_per_group=2, out_per_group=3, kernel_size=5, in_len=600,
+                             dilation=2, pad_left=4, pad_right=4),
+    "long_depthwise_k17": ConvCase(batch=2, groups=2, in_per_group=1, out_per_group=2, kernel_size=17,
+                                   in_len=600, stride=2, pad_left=16, input_layout="transposed"),
+}
 
 
-def operands(cfg, device, bias=True):
-    n, cin, cout, length, k, s, pl, pr, d, g = cfg
-    gen = torch.Generator().manual_seed(0)
-
-    def leaf(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(device).requires_grad_()
-
-    x, w = leaf(n, cin, length), leaf(cout, cin // g, k)
-    return x, w, (leaf(cout) if bias else None), (s, pl, pr, d, g)
+def leaf_operands(case, device):
+    """x, w, b (None without bias) as float64 leaves in the case's layouts, and the conv arguments."""
+    x, w, b, _ = make_operands(case, torch.float64, device)
+    x, w = x.requires_grad_(), w.requires_grad_()
+    b = b.requires_grad_() if b is not None else None
+    return x, w, b, case.conv_args
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-def test_gradcheck_and_gradgradcheck(device, cfg):
-    x, w, b, conv = operands(cfg, device)
-
-    def f(x, w, b):
-        return ops.conv1d(x, w, b, *conv)
-
-    # fast_mode: PyTorch's randomized projection of the Jacobians (a full Jacobian per config is slow on
-    # 2 cores); the full one runs on the smallest problem below.
-    assert gradcheck(f, (x, w, b), fast_mode=True)
-    assert gradgradcheck(f, (x, w, b), fast_mode=True)
+def conv_fn(case, with_bias):
+    if with_bias:
+        return lambda x, w, b: ops.conv1d(x, w, b, *case.conv_args)
+    return lambda x, w: ops.conv1d(x, w, None, *case.conv_args)
 
 
-def test_full_jacobian_gradcheck(device):
-    x, w, b, conv = operands((1, 2, 2, 5, 3, 2, 1, 2, 1, 1), device)
-    assert gradcheck(lambda x, w, b: ops.conv1d(x, w, b, *conv), (x, w, b))
+@pytest.mark.parametrize("name", list(CASES))
+def test_gradcheck_and_gradgradcheck(device, name):
+    case = CASES[name]
+    x, w, b, _ = leaf_operands(case, device)
+    inputs = (x, w) if b is None else (x, w, b)
+    # fast_mode: PyTorch's randomized projection of the Jacobians (a full Jacobian per case is slow on
+    # 2 cores); the full ones run on a small problem below.
+    assert gradcheck(conv_fn(case, b is not None), inputs, fast_mode=True)
+    assert gradgradcheck(conv_fn(case, b is not None), inputs, fast_mode=True)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[:4], ids=IDS[:4])
-def test_gradcheck_of_each_backward_op(device, cfg):
+@pytest.mark.parametrize("name", ["grouped_strided_dilated", "non_contiguous_depthwise"])
+def test_full_jacobian_gradcheck_and_gradgradcheck(device, name):
+    """The full Jacobians (every element perturbed): of the op, and of its backward (double backward,
+    grad_output included), on small problems."""
+    case = CASES[name]
+    x, w, b, _ = leaf_operands(case, device)
+    inputs = (x, w) if b is None else (x, w, b)
+    assert gradcheck(conv_fn(case, b is not None), inputs)
+    assert gradgradcheck(conv_fn(case, b is not None), inputs)
+
+
+@pytest.mark.parametrize("name", ["dense", "grouped_strided_dilated", "depthwise_same_even",
+                                  "multiplier_stride_over_kernel", "non_contiguous", "long_depthwise_k17"])
+def test_gradcheck_of_each_backward_op(device, name):
     """The backward ops are differentiable in all their tensor inputs (what double backward uses)."""
-    x, w, b, conv = operands(cfg, device)
-    y_shape = ops.conv1d(x, w, b, *conv).shape
-    gy = torch.randn(y_shape, dtype=torch.float64, device=device, requires_grad=True)
+    case = CASES[name]
+    x, w, b, conv = leaf_operands(case, device)
+    gy = make_operands(case, torch.float64, device)[3].requires_grad_()
     length, k = x.shape[2], w.shape[2]
     for f, args in [(lambda gy, w: ops.conv1d_backward_input(gy, w, length, *conv), (gy, w)),
                     (lambda gy, x: ops.conv1d_backward_weight(gy, x, k, *conv), (gy, x)),
@@ -70,22 +100,23 @@ def test_gradcheck_of_each_backward_op(device, cfg):
 
 def test_double_backward_matches_pytorch(device):
     """A gradient penalty (the gradient of a function of the input gradient) equals nn.Conv1d's."""
-    x, w, b, (s, pl, pr, d, g) = operands((2, 4, 6, 13, 3, 2, 1, 1, 2, 2), device)
+    case = ConvCase(batch=2, groups=2, in_per_group=2, out_per_group=3, kernel_size=3, in_len=13, stride=2,
+                    dilation=2, pad_left=1, pad_right=1)
+    x, w, b, (s, pl, _, d, g) = leaf_operands(case, device)
     results = []
     for conv in (lambda x: conv1d_ext.conv1d(x, w, b, s, pl, d, g),
                  lambda x: F.conv1d(x, w, b, s, pl, d, g)):
         y = conv(x)
         (gx,) = torch.autograd.grad(y.sin().sum(), x, create_graph=True)
         results.append(torch.autograd.grad(gx.square().sum(), (x, w, b)))
-    for ours, ref in zip(*results, strict=False):
+    for ours, ref in zip(*results, strict=True):
         torch.testing.assert_close(ours, ref)
 
 
 def test_only_requested_gradients_are_computed(device):
     """Backward skips what autograd does not need (no grad for x -> no backward_input call)."""
-    x, w, b, conv = operands(CONFIGS[1], device)
-    x = x.detach()
-    y = ops.conv1d(x, w, None, *conv)
+    x, w, _, conv = leaf_operands(CASES["grouped_strided_dilated"], device)
+    y = ops.conv1d(x.detach(), w, None, *conv)
     calls = []
 
     class Spy(TorchDispatchMode):
@@ -100,11 +131,11 @@ def test_only_requested_gradients_are_computed(device):
     assert not any("conv1d_backward_input" in c or "conv1d_backward_bias" in c for c in calls)
 
 
-@pytest.mark.parametrize("cfg,dtype", [(CONFIGS[0], torch.float32), (CONFIGS[1], torch.float64),
-                                       (CONFIGS[3], torch.float32)], ids=["dense-f32", "grouped-f64",
-                                                                          "multiplier-f32"])
-def test_opcheck_every_op(device, cfg, dtype):
-    x, w, b, conv = operands(cfg, device)
+@pytest.mark.parametrize("name,dtype", [("dense", torch.float32), ("grouped_strided_dilated", torch.float64),
+                                        ("multiplier_stride_over_kernel", torch.float32)],
+                         ids=["dense-f32", "grouped-f64", "multiplier-f32"])
+def test_opcheck_every_op(device, name, dtype):
+    x, w, b, conv = leaf_operands(CASES[name], device)
     x, w, b = (t.detach().to(dtype).requires_grad_() for t in (x, w, b))
     gy = torch.randn(ops.conv1d(x, w, b, *conv).shape, dtype=dtype, device=device)
     calls = [

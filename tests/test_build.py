@@ -30,5 +30,13 @@ def test_build_info_is_consistent():
     info = conv1d_ext.build_info()
     assert info["torch"] == torch.__version__
     assert info["cpu_isa"] in ("avx2", "default")
+    forced = os.environ.get("CONV1D_EXT_CPU_KERNELS") == "direct"
+    assert info["cpu_kernels"] == ("direct" if forced else "auto")
     if os.environ.get("CONV1D_EXT_EXPECT_CUDA") == "1":
         assert info["cuda_kernels"]
+
+
+def test_outputs_are_nan_poisoned_in_this_run():
+    """conftest.py sets CONV1D_EXT_POISON_OUTPUTS=1 before the library loads, so an element a kernel
+    forgets to write is NaN and fails the comparisons instead of passing on what the memory held."""
+    assert conv1d_ext.build_info()["poison_outputs"] is True

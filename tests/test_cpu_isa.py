@@ -1,8 +1,12 @@
 """The CPU kernels exist twice, built for AVX2+FMA and for the baseline instruction set, and one is chosen
-when the library loads. The suite in the main process runs the build this machine picks; this file runs
-the op-level conformance tests again in a child process with CONV1D_EXT_CPU_ISA=default, so the baseline
-build (what a CPU without AVX2 gets) is checked against PyTorch too."""
+when the library loads; behind the specialised families (depthwise, dense_tiled) sit the generic direct
+kernels, which CONV1D_EXT_CPU_KERNELS=direct makes every problem take. The suite in the main process runs
+the build this machine picks with the specialised families; this file runs the op conformance tests, the
+gradient checks and the build-info test again in child processes for the other combinations (baseline
+ISA; direct kernels on each ISA), after confirming through conv1d_ext.build_info() that the switches took
+effect there."""
 
+import json
 import os
 import platform
 import subprocess
@@ -12,6 +16,9 @@ import pytest
 from conftest import TESTS_DIR
 
 import conv1d_ext
+
+# A child runs ~1 min on a quiet 2-core machine; a hung one must fail the test, not the CI job.
+CHILD_TIMEOUT_S = 900
 
 
 def cpu_has_avx2():
@@ -34,28 +41,35 @@ def test_cpu_isa_reports_the_build_in_use():
         assert isa == "avx2"
 
 
-@pytest.mark.subprocess
-def test_baseline_isa_kernels_match_pytorch():
-    if conv1d_ext.cpu_isa() == "default":
-        pytest.skip("this process already runs the baseline kernels")
-    env = dict(os.environ, CONV1D_EXT_CPU_ISA="default", CONV1D_EXT_TEST_SCALE="0.3")
-    code = "import torch, conv1d_ext; assert conv1d_ext.cpu_isa() == 'default', conv1d_ext.cpu_isa()"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(TESTS_DIR / "test_ops.py"), "-k", "cpu"],
-        env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+def child_build_info(env):
+    code = "import json, conv1d_ext; print(json.dumps(conv1d_ext.build_info()))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
 
 
 @pytest.mark.subprocess
-def test_generic_direct_kernels_match_pytorch():
-    """The generic direct kernels are the fallback behind the specialised families (depthwise,
-    dense_tiled), so the main process rarely reaches them; CONV1D_EXT_CPU_KERNELS=direct routes every
-    problem there, and the op conformance tests run again in a child process."""
-    env = dict(os.environ, CONV1D_EXT_CPU_KERNELS="direct", CONV1D_EXT_TEST_SCALE="0.3")
+@pytest.mark.parametrize("isa,kernels,files", [
+    ("default", "auto", ["test_ops.py", "test_autograd.py", "test_build.py"]),
+    ("avx2", "direct", ["test_ops.py", "test_build.py"]),
+    ("default", "direct", ["test_ops.py", "test_build.py"]),
+], ids=["baseline_isa", "direct_kernels_avx2", "direct_kernels_baseline_isa"])
+def test_other_kernel_builds_match_pytorch(isa, kernels, files):
+    """The CPU tests of `files` in a child process with CONV1D_EXT_CPU_ISA=isa and
+    CONV1D_EXT_CPU_KERNELS=kernels, at 0.3x the examples: op conformance for every combination, and the
+    gradient checks on the baseline ISA too (the direct kernels' gradients are test_ops' backward ops)."""
+    if (isa, kernels) == (conv1d_ext.cpu_isa(), conv1d_ext.build_info()["cpu_kernels"]):
+        pytest.skip("this process already runs these kernels")
+    if isa == "avx2" and not (cpu_has_avx2() and platform.machine() == "x86_64"):
+        pytest.skip("this CPU cannot run the AVX2 kernels")
+    env = dict(os.environ, CONV1D_EXT_CPU_ISA=isa, CONV1D_EXT_CPU_KERNELS=kernels,
+               CONV1D_EXT_TEST_SCALE="0.3")
+    info = child_build_info(env)
+    assert (info["cpu_isa"], info["cpu_kernels"]) == (isa, kernels), info
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(TESTS_DIR / "test_ops.py"), "-k", "cpu"],
-        env=env, capture_output=True, text=True)
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *(str(TESTS_DIR / f) for f in files),
+         "-k", "cpu or build_info or poisoned", "-m", "not emulated and not cuda"],
+        env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout.splitlines()[-1], result.stdout[-2000:]

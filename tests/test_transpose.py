@@ -5,7 +5,7 @@ same exception types), the ops path on every backend (the emulated CUDA kernels 
 convert_convs on a HiFi-GAN-style decoder, and StreamingConvTranspose1d against the whole-signal output.
 
 Every expected value is PyTorch's, computed in float64 on the very (dtype-rounded) inputs ours gets, with
-tests/conv_ref.py's error bound per element (see there): eps_out·|ref| + 2·eps_acc·sqrt(R)·M."""
+tests/conv_ref.py's error bound per element (see there): u_out·|ref| + (1 + u_out)·2·eps_acc·sqrt(R)·M."""
 
 import copy
 import dataclasses
@@ -594,9 +594,9 @@ def test_module_matches_nn_conv_transpose1d(device, dtype, strict_fp32):
         x_ref, x_ours = x.detach().double().requires_grad_(), x.clone().requires_grad_()
         y_ref, y = ref(x_ref, output_size), ours(x_ours, output_size)
         assert y.shape == y_ref.shape and y.dtype == dtype
-        gy = torch.randn_like(y_ref)
-        grads_ref = torch.autograd.grad(y_ref, [x_ref, *ref.parameters()], gy)
-        grads = torch.autograd.grad(y, [x_ours, *ours.parameters()], gy.to(dtype))
+        gy = torch.randn_like(y_ref).to(dtype)  # rounded: the reference sees what ours gets
+        grads_ref = torch.autograd.grad(y_ref, [x_ref, *ref.parameters()], gy.double())
+        grads = torch.autograd.grad(y, [x_ours, *ours.parameters()], gy)
         in_channels, out_channels, k = args
         red = max(in_channels * k, out_channels * k, y.numel() // out_channels + 1)
         for name, got, want in zip(["output", "input", "weight", "bias"], [y, *grads], [y_ref, *grads_ref],

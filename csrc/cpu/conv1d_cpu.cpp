@@ -79,6 +79,9 @@ bool cpu::force_direct_kernels() { return cpu_path().force_direct; }
 
 namespace {
 
+// The CPU kernel families every call may run: "direct" (CONV1D_EXT_CPU_KERNELS=direct) or "auto".
+std::string cpu_kernels() { return cpu::force_direct_kernels() ? "direct" : "auto"; }
+
 // The kernel entry points of the chosen instruction set, for one dtype.
 template <typename scalar_t>
 struct CpuKernels {
@@ -161,6 +164,10 @@ struct CpuBackend {
 TORCH_LIBRARY_FRAGMENT(conv1d_ext, m) {
   // Which CPU kernel build this process runs ("avx2" or "default"), for tests, benchmarks and the README.
   m.def("cpu_isa() -> str", &conv1d_ext::cpu_isa);
+  // The test switches in effect: the CPU kernel families ("auto" or "direct", CONV1D_EXT_CPU_KERNELS) and
+  // whether op outputs start NaN-filled (CONV1D_EXT_POISON_OUTPUTS, read once: op_common.h).
+  m.def("cpu_kernels() -> str", &conv1d_ext::cpu_kernels);
+  m.def("poison_outputs() -> bool", &conv1d_ext::poison_outputs);
 }
 
 TORCH_LIBRARY_IMPL(conv1d_ext, CPU, m) {

@@ -61,8 +61,10 @@ struct Registration {
       : defs(torch::Library::DEF, kOpsNamespace, std::nullopt, __FILE__, __LINE__),
         impls(torch::Library::IMPL, kOpsNamespace, c10::DispatchKey::CPU, __FILE__, __LINE__) {
     define_ops(defs);
-    // Test-only: which kernels ran (see tests/emulated.py, kernel_launches).
+    // Test-only: which kernels ran (see tests/emulated.py, kernel_launches), and whether this library
+    // NaN-poisons its outputs (CONV1D_EXT_POISON_OUTPUTS, read once: op_common.h).
     defs.def("_launch_counts(bool reset) -> Tensor", &launch_counts);
+    defs.def("_poison_outputs() -> bool", &poison_outputs);
     register_kernels<CudaKernelBackend<EmulatorEnv>>(impls);
   }
 };
