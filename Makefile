@@ -39,7 +39,7 @@ test: setup
 # The quick loops: the CPU kernels and Python API only (no emulator, no torch.compile, no child
 # processes), or the emulated CUDA kernels only.
 test-cpu: setup
-	$(PYTHON) -m pytest -q tests -m "not emulated and not compile and not subprocess" $(ARGS)
+	$(PYTHON) -m pytest -q tests -m "not emulated and not compile and not subprocess and not faults" $(ARGS)
 
 test-emulated: setup
 	$(PYTHON) -m pytest -q tests -m emulated $(ARGS)
@@ -57,9 +57,9 @@ test-edge-torch:
 	git ls-files -z | xargs -0 tar -c --ignore-failed-read 2>/dev/null | tar -x -C $(EDGE_TREE)
 	cd $(EDGE_TREE) && CONV1D_EXT_CUDA=0 $(EDGE_VENV)/bin/python setup.py -q build_ext --inplace
 	cd $(EDGE_TREE) && env -u CONV1D_EXT_EXPECT_CUDA $(EDGE_VENV)/bin/python -m pytest -q tests \
-		-m "not emulated and not compile and not subprocess" $(ARGS)
+		-m "not emulated and not compile and not subprocess and not faults" $(ARGS)
 
-CXX_SOURCES = $(shell git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cuda_emu/*')
+CXX_SOURCES = $(shell git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cuda_emu/*' 'tests/cpu_faults/*')
 
 lint: $(DEPS_STAMP)
 	$(PYTHON) -m ruff check .

@@ -19,9 +19,9 @@ namespace {
 // The CPU kernel path of this process: chosen once, when the library loads (chosen_at_load below),
 // from the CPU's features and the environment, which is read then and never again.
 struct CpuPath {
-  bool avx2 = false;           // AVX2 kernels, else the portable baseline
-  bool force_direct = false;   // CONV1D_EXT_CPU_KERNELS=direct
-  std::string error;           // CONV1D_EXT_CPU_ISA asks for what cannot run here; reported by each op
+  bool avx2 = false;          // AVX2 kernels, else the portable baseline
+  bool force_direct = false;  // CONV1D_EXT_CPU_KERNELS=direct
+  std::string error;          // CONV1D_EXT_CPU_ISA asks for what cannot run here; reported by each op
 };
 
 // AVX2 kernels when the CPU has AVX2, FMA and F16C; CONV1D_EXT_CPU_ISA=default forces the portable
@@ -33,8 +33,8 @@ CpuPath choose_cpu_path() {
   path.force_direct = kernels != nullptr && std::string(kernels) == "direct";
 #ifdef C1D_HAVE_AVX2_KERNELS
   __builtin_cpu_init();
-  const bool cpu_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                            __builtin_cpu_supports("f16c");
+  const bool cpu_has_avx2 =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   constexpr bool built_with_avx2 = true;
 #else
   constexpr bool cpu_has_avx2 = false;
@@ -121,7 +121,8 @@ struct CpuBackend {
   static size_t backward_bias_workspace_bytes(int64_t, int64_t, int64_t, size_t) { return 0; }
 
   template <typename T>
-  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output, void*) {
+  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                      void*) {
     kernels_for_this_cpu<T>().forward(p, input, weight, bias, output);
   }
   template <typename T>
