@@ -64,6 +64,7 @@ struct Registration {
     // Test-only: which kernels ran (see tests/emulated.py, kernel_launches).
     defs.def("_launch_counts(bool reset) -> Tensor", &launch_counts);
     register_kernels<CudaKernelBackend<EmulatorEnv>>(impls);
+    register_causal_kernels<CudaKernelBackend<EmulatorEnv>>(impls);
   }
 };
 
