@@ -193,6 +193,7 @@ struct OpLayer {
     const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
     const at::Tensor seq_c = causal_defined(seq_idx) ? seq_idx->contiguous() : at::Tensor();
     const at::Tensor init_c = causal_defined(initial_states) ? initial_states->contiguous() : at::Tensor();
+    const Workspace ws = Backend::workspace(Backend::causal_backward_workspace_bytes(p, x.element_size()), x);
     const at::Tensor gfinal_c =
         causal_defined(grad_final_states) ? grad_final_states->contiguous() : at::Tensor();
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
@@ -203,7 +204,7 @@ struct OpLayer {
           seq_c.defined() ? seq_c.const_data_ptr<int32_t>() : nullptr,
           init_c.defined() ? init_c.const_data_ptr<T>() : nullptr, grad_out.const_data_ptr<T>(),
           gfinal_c.defined() ? gfinal_c.const_data_ptr<T>() : nullptr, dx.mutable_data_ptr<T>(),
-          dweight.mutable_data_ptr<T>(), dbias.mutable_data_ptr<T>(), dinit.mutable_data_ptr<T>());
+          dweight.mutable_data_ptr<T>(), dbias.mutable_data_ptr<T>(), dinit.mutable_data_ptr<T>(), ws.ptr);
     });
     return {dx, dweight, dbias, dinit};
   }

@@ -102,7 +102,8 @@ def f64(t):
 
 
 def check_problem(batch, dim, seqlen, width, dilation, layout, dtype, bias, use_seq, use_init, silu, seed,
-                  grads=True):
+                  grads=True, backend=None):
+    """The API (causal_conv1d_fn and autograd) on CPU; with `backend` (conftest's), its ops called directly."""
     gen = torch.Generator().manual_seed(seed)
     state_len = (width - 1) * dilation
     x = make_x((batch, dim, seqlen), dtype, layout, gen)
@@ -116,10 +117,22 @@ def check_problem(batch, dim, seqlen, width, dilation, layout, dtype, bias, use_
     ctx = (f"batch={batch} dim={dim} seqlen={seqlen} width={width} dilation={dilation} layout={layout} "
            f"dtype={dtype} bias={bias} seq_idx={use_seq} init={use_init} silu={silu} seed={seed}")
 
-    leaves = [t.requires_grad_() for t in (x, w, b, init) if t is not None] if grads else []
-    out, final = causal_conv1d_fn(x, w, b, seq_idx, init, return_final_states=True,
-                                  activation="silu" if silu else None, dilation=dilation)
-    if layout == "channels_last" and dim > 1 and seqlen > 1:
+    if backend is not None:
+        dev = backend.device
+        on = [None if t is None else t.to(dev) for t in (x, w, b, seq_idx, init, gy, gfinal)]
+        out, final = backend.ops.causal_conv1d_fwd(*on[:5], dilation, silu)
+        if grads:
+            got = backend.ops.causal_conv1d_bwd(*on[:5], on[5], on[6], dilation, silu)
+            got = [g for g, t in zip(got, (x, w, b, init), strict=True) if t is not None]
+        out, final = out.cpu(), final.cpu()
+        leaves = []
+    else:
+        leaves = [t.requires_grad_() for t in (x, w, b, init) if t is not None] if grads else []
+        out, final = causal_conv1d_fn(x, w, b, seq_idx, init, return_final_states=True,
+                                      activation="silu" if silu else None, dilation=dilation)
+    if backend is not None and backend.device != "cpu":
+        pass  # .to(device) keeps only dense layouts
+    elif layout == "channels_last" and dim > 1 and seqlen > 1:
         assert out.transpose(1, 2).is_contiguous(), f"output does not keep x's channels-last layout. {ctx}"
     else:
         assert out.is_contiguous(), ctx
@@ -137,7 +150,8 @@ def check_problem(batch, dim, seqlen, width, dilation, layout, dtype, bias, use_
         assert torch.equal(t.detach(), s), f"an input was modified. {ctx}"
     if not grads:
         return
-    got = torch.autograd.grad([out, final], leaves, [gy, gfinal])
+    if backend is None:
+        got = torch.autograd.grad([out, final], leaves, [gy, gfinal])
     ref_used = [t for t in rl if t is not None]
     ref_grads = torch.autograd.grad([ref_out, ref_final], ref_used, [f64(gy), f64(gfinal)], allow_unused=True)
     ref_grads = [torch.zeros_like(t) if g is None else g for g, t in zip(ref_grads, ref_used, strict=True)]
@@ -171,6 +185,18 @@ widths = st.one_of(st.integers(1, 5), st.integers(1, 64))
 def test_matches_pytorch(batch, dim, seqlen, width, dilation, layout, dtype, bias, use_seq, use_init, silu,
                          seed):
     check_problem(batch, dim, seqlen, width, dilation, layout, dtype, bias, use_seq, use_init, silu, seed)
+
+
+@hsettings(max_examples=examples(25))
+@given(batch=st.integers(1, 2), dim=st.integers(1, 5), seqlen=st.integers(0, 40), width=widths,
+       dilation=st.integers(1, 3), layout=st.sampled_from(LAYOUTS), dtype=st.sampled_from(FLOAT_DTYPES),
+       bias=st.booleans(), use_seq=st.booleans(), use_init=st.booleans(), silu=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_ops_match_pytorch(backend, batch, dim, seqlen, width, dilation, layout, dtype, bias, use_seq, use_init,
+                           silu, seed):
+    """The forward and backward ops of every backend (CPU, CUDA, the CUDA kernels under the emulator)."""
+    check_problem(batch, dim, seqlen, width, dilation, layout, dtype, bias, use_seq, use_init, silu, seed,
+                  backend=backend)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
@@ -288,6 +314,19 @@ def whole_sequence(x, w, b, silu):
 @pytest.mark.parametrize("width", [1, 4, 7])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_decode_loop(dtype, mode, width, layout):
+    decode_loop(dtype, mode, width, layout)
+
+
+@pytest.mark.parametrize("mode", ["shift", "circular", "indices"])
+def test_decode_loop_ops(backend, mode):
+    """The prefill and update ops of every backend (CPU, CUDA, the CUDA kernels under the emulator)."""
+    for dtype in [torch.float32, torch.bfloat16]:
+        decode_loop(dtype, mode, 4, "channels_last", backend)
+
+
+def decode_loop(dtype, mode, width, layout, backend=None):
+    """Prefill (return_final_states), then single-position and multi-position updates, against one causal
+    convolution over the whole sequence; through the API, or through `backend`'s ops."""
     gen = torch.Generator().manual_seed(width)
     batch, dim, prefill, steps = 3, 6, 10, 9
     total = prefill + steps + 3  # the last step feeds 3 positions at once
@@ -299,8 +338,21 @@ def test_decode_loop(dtype, mode, width, layout):
     expected = whole_sequence(x, w, b, silu)
     mag = reference(f64(x).abs(), f64(w).abs(), f64(b).abs(), None, None, 1, False)[0] * 2 + expected.abs()
 
-    out, final = causal_conv1d_fn(x[..., :prefill], w, b, return_final_states=True, activation=act)
-    outs = [out]
+    dev = backend.device if backend is not None else "cpu"
+    if backend is None:
+        prefill_fn, update_fn = causal_conv1d_fn, causal_conv1d_update
+    else:
+        def prefill_fn(x, w, b, return_final_states, activation):
+            return backend.ops.causal_conv1d_fwd(x.to(dev), w.to(dev), b.to(dev), None, None, 1, silu)
+
+        def update_fn(xin, state, w, b, act, cache_seqlens, conv_state_indices):
+            xd = xin.to(dev)
+            y = backend.ops.causal_conv1d_update(xd[..., None] if xd.dim() == 2 else xd, state, w.to(dev), b.to(dev),
+                                                 cache_seqlens, conv_state_indices, silu)
+            return (y[..., 0] if xd.dim() == 2 else y).cpu()
+
+    out, final = prefill_fn(x[..., :prefill], w, b, return_final_states=True, activation=act)
+    outs = [out.cpu()]
     state_len = width - 1 if mode == "shift" else width + 4
     cache_seqlens = indices = None
     if mode == "shift":
@@ -321,14 +373,16 @@ def test_decode_loop(dtype, mode, width, layout):
         target = indices.long() if indices is not None else torch.arange(batch)
         state[target] = buf
         cache_seqlens = torch.full((batch,), prefill, dtype=torch.int32)
+    state = state.to(dev)
+    indices = None if indices is None else indices.to(dev)
+    cache_seqlens = None if cache_seqlens is None else cache_seqlens.to(dev)
     untouched = state.clone()
     x_saved = x.clone()
     t = prefill
     for n in [1] * steps + [3]:
         chunk = x[..., t:t + n]
         xin = chunk[..., 0].clone() if n == 1 else chunk
-        y = causal_conv1d_update(xin, state, w, b, act, cache_seqlens=cache_seqlens,
-                                 conv_state_indices=indices)
+        y = update_fn(xin, state, w, b, act, cache_seqlens=cache_seqlens, conv_state_indices=indices)
         assert y.shape == xin.shape
         outs.append(y[..., None] if n == 1 else y)
         t += n
@@ -339,7 +393,7 @@ def test_decode_loop(dtype, mode, width, layout):
     assert_close_to_reference("decode", got, expected, mag, width, dtype, context=f"{mode} {width} {dtype}")
     if mode == "indices":  # rows no batch element uses are untouched (NaN stays NaN)
         unused = [r for r in range(state.shape[0]) if r not in (4, 0, 6)]
-        assert torch.equal(state[unused].isnan(), untouched[unused].isnan())
+        assert torch.equal(state[unused].isnan().cpu(), untouched[unused].isnan().cpu())
 
 
 def test_update_padding_row_and_bad_index():

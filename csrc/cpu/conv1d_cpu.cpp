@@ -140,6 +140,7 @@ struct CpuBackend {
                             void*) {
     kernels_for_this_cpu<T>().backward_bias(batch, channels, len, grad_output, grad_bias);
   }
+  static size_t causal_backward_workspace_bytes(const CausalParams&, size_t) { return 0; }
   template <typename T>
   static void causal_forward(const CausalParams& p, const T* x, const T* weight, const T* bias,
                              const int32_t* seq_idx, const T* init, T* out, T* final_states) {
@@ -148,7 +149,7 @@ struct CpuBackend {
   template <typename T>
   static void causal_backward(const CausalParams& p, const T* x, const T* weight, const T* bias,
                               const int32_t* seq_idx, const T* init, const T* grad_out, const T* grad_final,
-                              T* dx, T* dweight, T* dbias, T* dinit) {
+                              T* dx, T* dweight, T* dbias, T* dinit, void*) {
     kernels_for_this_cpu<T>().causal_backward(p, x, weight, bias, seq_idx, init, grad_out, grad_final, dx,
                                               dweight, dbias, dinit);
   }

@@ -35,4 +35,5 @@ struct GpuEnv {
 
 TORCH_LIBRARY_IMPL(conv1d_ext, CUDA, m) {
   conv1d_ext::register_kernels<conv1d_ext::CudaKernelBackend<conv1d_ext::GpuEnv>>(m);
+  conv1d_ext::register_causal_kernels<conv1d_ext::CudaKernelBackend<conv1d_ext::GpuEnv>>(m);
 }

@@ -20,6 +20,7 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include "causal_params.h"
 #include "conv1d_params.h"
 
 #if defined(CONV1D_EXT_EMULATE)
@@ -59,6 +60,27 @@ void backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const s
 template <typename scalar_t>
 void backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,
                    scalar_t* grad_bias, void* workspace, void* stream);
+
+// The causal ops (causal.cu; causal_params.h). x, out / dx, grad_out and the update's conv_state through
+// their strides; bias, seq_idx, init, grad_final, cache_seqlens, state_indices may be null.
+size_t causal_backward_workspace_bytes(const CausalParams& p, size_t elem_size);
+
+template <typename scalar_t>
+void causal_forward(const CausalParams& p, const scalar_t* x, const scalar_t* weight, const scalar_t* bias,
+                    const int32_t* seq_idx, const scalar_t* init, scalar_t* out, scalar_t* final_states,
+                    void* stream);
+
+// dweight, dbias deterministic (no float atomics)
+template <typename scalar_t>
+void causal_backward(const CausalParams& p, const scalar_t* x, const scalar_t* weight, const scalar_t* bias,
+                     const int32_t* seq_idx, const scalar_t* init, const scalar_t* grad_out,
+                     const scalar_t* grad_final, scalar_t* dx, scalar_t* dweight, scalar_t* dbias,
+                     scalar_t* dinit, void* workspace, void* stream);
+
+template <typename scalar_t>
+void causal_update(const CausalUpdateParams& p, const scalar_t* x, scalar_t* state, const scalar_t* weight,
+                   const scalar_t* bias, const int32_t* cache_seqlens, const int32_t* state_indices,
+                   scalar_t* out, void* stream);
 
 }  // namespace C1D_KERNEL_NS
 }  // namespace conv1d_ext

@@ -45,6 +45,29 @@ struct CudaKernelBackend : Env {
                             void* workspace) {
     C1D_KERNEL_NS::backward_bias<T>(batch, channels, len, grad_output, grad_bias, workspace, Env::stream());
   }
+
+  // The causal ops (causal.cu).
+  static size_t causal_backward_workspace_bytes(const CausalParams& p, size_t elem_size) {
+    return C1D_KERNEL_NS::causal_backward_workspace_bytes(p, elem_size);
+  }
+  template <typename T>
+  static void causal_forward(const CausalParams& p, const T* x, const T* weight, const T* bias,
+                             const int32_t* seq_idx, const T* init, T* out, T* final_states) {
+    C1D_KERNEL_NS::causal_forward<T>(p, x, weight, bias, seq_idx, init, out, final_states, Env::stream());
+  }
+  template <typename T>
+  static void causal_backward(const CausalParams& p, const T* x, const T* weight, const T* bias,
+                              const int32_t* seq_idx, const T* init, const T* grad_out, const T* grad_final,
+                              T* dx, T* dweight, T* dbias, T* dinit, void* workspace) {
+    C1D_KERNEL_NS::causal_backward<T>(p, x, weight, bias, seq_idx, init, grad_out, grad_final, dx, dweight,
+                                      dbias, dinit, workspace, Env::stream());
+  }
+  template <typename T>
+  static void causal_update(const CausalUpdateParams& p, const T* x, T* state, const T* weight, const T* bias,
+                            const int32_t* cache_seqlens, const int32_t* state_indices, T* out) {
+    C1D_KERNEL_NS::causal_update<T>(p, x, state, weight, bias, cache_seqlens, state_indices, out,
+                                    Env::stream());
+  }
 };
 
 }  // namespace conv1d_ext

@@ -66,6 +66,7 @@ struct Registration {
     defs.def("_launch_counts(bool reset) -> Tensor", &launch_counts);
     defs.def("_poison_outputs() -> bool", &poison_outputs);
     register_kernels<CudaKernelBackend<EmulatorEnv>>(impls);
+    register_causal_kernels<CudaKernelBackend<EmulatorEnv>>(impls);
   }
 };
 
