@@ -212,10 +212,37 @@ def ops():
     return ops
 
 
+def _check_causal_ops(ops):
+    """The causal ops (forward, backward, decode step) on a few float64 problems, against F.conv1d on the
+    left-padded input and autograd of it; test_causal.py covers them in depth on every backend."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    for width, silu in ((4, True), (7, False)):
+        x = torch.randn(2, 5, 40, dtype=torch.float64, generator=g).requires_grad_()
+        w = torch.randn(5, width, dtype=torch.float64, generator=g).requires_grad_()
+        b = torch.randn(5, dtype=torch.float64, generator=g).requires_grad_()
+        ref = F.conv1d(F.pad(x, (width - 1, 0)), w[:, None], b, groups=5)
+        ref = F.silu(ref) if silu else ref
+        grad_out = torch.randn(ref.shape, dtype=torch.float64, generator=g)
+        out, final = ops.causal_conv1d_fwd(x.detach(), w.detach(), b.detach(), None, None, 1, silu)
+        torch.testing.assert_close(out, ref.detach())
+        torch.testing.assert_close(final, x.detach()[..., -(width - 1):])
+        dx, dw, db, _ = ops.causal_conv1d_bwd(x.detach(), w.detach(), b.detach(), None, None, grad_out, None, 1,
+                                              silu)
+        for got, expected in zip((dx, dw, db), torch.autograd.grad(ref, (x, w, b), grad_out), strict=True):
+            torch.testing.assert_close(got, expected)
+        state = torch.zeros(2, 5, width - 1, dtype=torch.float64)
+        steps = [ops.causal_conv1d_update(x.detach()[..., t:t + 1], state, w.detach(), b.detach(), None, None,
+                                          silu) for t in range(x.shape[-1])]
+        torch.testing.assert_close(torch.cat(steps, -1), ref.detach())
+
+
 def test_every_cuda_kernel_conforms_and_runs(ops):
     emulated.kernel_launches(reset=True)
     failures = emulated.conformance_failures(ops, CASES, families=FAMILIES)
     assert not failures, "\n".join(failures[:20])
+    _check_causal_ops(ops)
     launched = emulated.kernel_launches()
     assert emulated.project_kernels(), "no __global__ kernels found in csrc/cuda"
     assert emulated.unlaunched_kernels(launched) == [], f"kernels never launched; launched: {sorted(launched)}"
