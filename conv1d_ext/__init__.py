@@ -19,7 +19,7 @@ The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_
 conv1d_backward_bias); they have fake kernels, autograd (double backward and forward mode), vmap batching
 rules and autocast, so they work under torch.compile and torch.export. torch.func's autograd transforms
 need conv1d_ext.conv1d / Conv1dExt. The causal ops (causal_conv1d_fwd, causal_conv1d_bwd,
-causal_conv1d_update; fake kernels and autograd in ``causal.py``) have CPU kernels only so far.
+causal_conv1d_update; fake kernels and autograd in ``causal.py``) have CPU and CUDA kernels.
 """
 
 from . import _ops, onnx  # _ops loads the kernels, registers fake kernels, autograd, vmap and autocast
