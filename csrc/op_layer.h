@@ -12,7 +12,7 @@
 //   Backend::forward<T>(p, ..., ws) etc.   the op's kernel entry point for element type T
 // Register a backend's kernels with register_kernels<Backend>(library). The causal ops (causal_checks.h,
 // causal_params.h) need Backend::causal_forward / causal_backward / causal_update and are registered
-// separately, by register_causal_kernels<Backend>(library) (CPU only so far).
+// separately, by register_causal_kernels<Backend>(library) (CPU, CUDA and the emulated CUDA).
 //
 // The caller's tensors are never written (operands of any strides are copied by .contiguous()); an
 // output with no elements returns before any kernel runs.
