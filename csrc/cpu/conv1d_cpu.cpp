@@ -9,8 +9,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "cpu/kernels.h"
-#include "op_layer.h"
+#include "cpu/cpu_backend.h"
 
 namespace conv1d_ext {
 
@@ -82,81 +81,14 @@ namespace {
 // The CPU kernel families every call may run: "direct" (CONV1D_EXT_CPU_KERNELS=direct) or "auto".
 std::string cpu_kernels() { return cpu::force_direct_kernels() ? "direct" : "auto"; }
 
-// The kernel entry points of the chosen instruction set, for one dtype.
-template <typename scalar_t>
-struct CpuKernels {
-  decltype(&cpu::DEFAULT::conv1d_forward<scalar_t>) forward;
-  decltype(&cpu::DEFAULT::conv1d_backward_input<scalar_t>) backward_input;
-  decltype(&cpu::DEFAULT::conv1d_backward_weight<scalar_t>) backward_weight;
-  decltype(&cpu::DEFAULT::conv1d_backward_bias<scalar_t>) backward_bias;
-  decltype(&cpu::DEFAULT::causal_conv1d_forward<scalar_t>) causal_forward;
-  decltype(&cpu::DEFAULT::causal_conv1d_backward<scalar_t>) causal_backward;
-  decltype(&cpu::DEFAULT::causal_conv1d_update<scalar_t>) causal_update;
-};
-
-template <typename scalar_t>
-CpuKernels<scalar_t> kernels_for_this_cpu() {
+// The entry points of the instruction set chosen when the library loaded, for one dtype.
+struct ChosenAtLoad {
+  template <typename T>
+  static CpuKernels<T> kernels() {
 #ifdef C1D_HAVE_AVX2_KERNELS
-  if (use_avx2_kernels()) {
-    return {&cpu::AVX2::conv1d_forward<scalar_t>,         &cpu::AVX2::conv1d_backward_input<scalar_t>,
-            &cpu::AVX2::conv1d_backward_weight<scalar_t>, &cpu::AVX2::conv1d_backward_bias<scalar_t>,
-            &cpu::AVX2::causal_conv1d_forward<scalar_t>,  &cpu::AVX2::causal_conv1d_backward<scalar_t>,
-            &cpu::AVX2::causal_conv1d_update<scalar_t>};
-  }
+    if (use_avx2_kernels()) return C1D_CPU_KERNELS_OF(AVX2, T);
 #endif
-  return {&cpu::DEFAULT::conv1d_forward<scalar_t>,         &cpu::DEFAULT::conv1d_backward_input<scalar_t>,
-          &cpu::DEFAULT::conv1d_backward_weight<scalar_t>, &cpu::DEFAULT::conv1d_backward_bias<scalar_t>,
-          &cpu::DEFAULT::causal_conv1d_forward<scalar_t>,  &cpu::DEFAULT::causal_conv1d_backward<scalar_t>,
-          &cpu::DEFAULT::causal_conv1d_update<scalar_t>};
-}
-
-// The CPU kernels as an op_layer.h backend: no device, no workspace (the kernels keep per-thread
-// scratch of their own), and the instruction set chosen when the library loaded.
-struct CpuBackend {
-  static NoGuard guard(const at::Tensor&) { return {}; }
-  static Workspace workspace(size_t, const at::Tensor&) { return {}; }
-  static size_t forward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
-  static size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
-  static size_t backward_weight_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
-  static size_t backward_bias_workspace_bytes(int64_t, int64_t, int64_t, size_t) { return 0; }
-
-  template <typename T>
-  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
-                      void*) {
-    kernels_for_this_cpu<T>().forward(p, input, weight, bias, output);
-  }
-  template <typename T>
-  static void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                             void*) {
-    kernels_for_this_cpu<T>().backward_input(p, grad_output, weight, grad_input);
-  }
-  template <typename T>
-  static void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                              void*) {
-    kernels_for_this_cpu<T>().backward_weight(p, grad_output, input, grad_weight);
-  }
-  template <typename T>
-  static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
-                            void*) {
-    kernels_for_this_cpu<T>().backward_bias(batch, channels, len, grad_output, grad_bias);
-  }
-  static size_t causal_backward_workspace_bytes(const CausalParams&, size_t) { return 0; }
-  template <typename T>
-  static void causal_forward(const CausalParams& p, const T* x, const T* weight, const T* bias,
-                             const int32_t* seq_idx, const T* init, T* out, T* final_states) {
-    kernels_for_this_cpu<T>().causal_forward(p, x, weight, bias, seq_idx, init, out, final_states);
-  }
-  template <typename T>
-  static void causal_backward(const CausalParams& p, const T* x, const T* weight, const T* bias,
-                              const int32_t* seq_idx, const T* init, const T* grad_out, const T* grad_final,
-                              T* dx, T* dweight, T* dbias, T* dinit, void*) {
-    kernels_for_this_cpu<T>().causal_backward(p, x, weight, bias, seq_idx, init, grad_out, grad_final, dx,
-                                              dweight, dbias, dinit);
-  }
-  template <typename T>
-  static void causal_update(const CausalUpdateParams& p, const T* x, T* state, const T* weight, const T* bias,
-                            const int32_t* cache_seqlens, const int32_t* state_indices, T* out) {
-    kernels_for_this_cpu<T>().causal_update(p, x, state, weight, bias, cache_seqlens, state_indices, out);
+    return C1D_CPU_KERNELS_OF(DEFAULT, T);
   }
 };
 
@@ -173,6 +105,6 @@ TORCH_LIBRARY_FRAGMENT(conv1d_ext, m) {
 }
 
 TORCH_LIBRARY_IMPL(conv1d_ext, CPU, m) {
-  conv1d_ext::register_kernels<conv1d_ext::CpuBackend>(m);
-  conv1d_ext::register_causal_kernels<conv1d_ext::CpuBackend>(m);
+  conv1d_ext::register_kernels<conv1d_ext::CpuBackend<conv1d_ext::ChosenAtLoad>>(m);
+  conv1d_ext::register_causal_kernels<conv1d_ext::CpuBackend<conv1d_ext::ChosenAtLoad>>(m);
 }

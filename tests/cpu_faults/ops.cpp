@@ -9,8 +9,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "cpu/kernels.h"
-#include "op_layer.h"
+#include "cpu/cpu_backend.h"
 #include "op_schemas.h"
 
 #ifndef C1D_FAULT_ISA
@@ -27,35 +26,11 @@ extern const char kOpsNamespace[];  // namespace.cpp
 
 namespace {
 
-namespace isa = cpu::C1D_FAULT_ISA;
-
-struct Backend {
-  static NoGuard guard(const at::Tensor&) { return {}; }
-  static Workspace workspace(size_t, const at::Tensor&) { return {}; }
-  static size_t forward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
-  static size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
-  static size_t backward_weight_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
-  static size_t backward_bias_workspace_bytes(int64_t, int64_t, int64_t, size_t) { return 0; }
-
+// One instruction set, fixed when this file is compiled.
+struct FixedIsa {
   template <typename T>
-  static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
-                      void*) {
-    isa::conv1d_forward<T>(p, input, weight, bias, output);
-  }
-  template <typename T>
-  static void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                             void*) {
-    isa::conv1d_backward_input<T>(p, grad_output, weight, grad_input);
-  }
-  template <typename T>
-  static void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                              void*) {
-    isa::conv1d_backward_weight<T>(p, grad_output, input, grad_weight);
-  }
-  template <typename T>
-  static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
-                            void*) {
-    isa::conv1d_backward_bias<T>(batch, channels, len, grad_output, grad_bias);
+  static CpuKernels<T> kernels() {
+    return C1D_CPU_KERNELS_OF(C1D_FAULT_ISA, T);
   }
 };
 
@@ -68,7 +43,7 @@ struct Registration {
       : defs(torch::Library::DEF, kOpsNamespace, std::nullopt, __FILE__, __LINE__),
         impls(torch::Library::IMPL, kOpsNamespace, c10::DispatchKey::CPU, __FILE__, __LINE__) {
     define_ops(defs);
-    register_kernels<Backend>(impls);
+    register_kernels<CpuBackend<FixedIsa>>(impls);
   }
 };
 
