@@ -40,6 +40,20 @@ inline void causal_check_index(const at::Tensor& t, const char* name, const at::
 
 // x (batch, dim, seqlen), weight (dim, width), bias (dim), seq_idx (batch, seqlen) int32,
 // initial_states (batch, dim, (width - 1) * dilation).
+// weight (dim, width >= 1) and bias (dim,), of x's type; `op` names the function in the messages.
+inline void check_weight_and_bias(const char* op, const at::Tensor& x, const at::Tensor& weight,
+                                  const std::optional<at::Tensor>& bias) {
+  check_same_type(x, "x", weight, "weight");
+  TORCH_CHECK(weight.dim() == 2 && weight.size(0) == x.size(1) && weight.size(1) >= 1, op,
+              ": expected weight of shape (dim, width) with dim = ", x.size(1),
+              " and width >= 1, but got weight of size ", weight.sizes());
+  if (causal_defined(bias)) {
+    check_same_type(x, "x", *bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(1), op, ": expected bias of shape (", x.size(1),
+                ",), but got bias of size ", bias->sizes());
+  }
+}
+
 inline CausalParams check_causal_args(const at::Tensor& x, const at::Tensor& weight,
                                       const std::optional<at::Tensor>& bias,
                                       const std::optional<at::Tensor>& seq_idx,
@@ -49,15 +63,7 @@ inline CausalParams check_causal_args(const at::Tensor& x, const at::Tensor& wei
   TORCH_CHECK(x.dim() == 3, "causal_conv1d: expected x of shape (batch, dim, seqlen), but got x of size ",
               x.sizes());
   check_floating(x, "x");
-  check_same_type(x, "x", weight, "weight");
-  TORCH_CHECK(weight.dim() == 2 && weight.size(0) == x.size(1) && weight.size(1) >= 1,
-              "causal_conv1d: expected weight of shape (dim, width) with dim = ", x.size(1),
-              " and width >= 1, but got weight of size ", weight.sizes());
-  if (causal_defined(bias)) {
-    check_same_type(x, "x", *bias, "bias");
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(1), "causal_conv1d: expected bias of shape (",
-                x.size(1), ",), but got bias of size ", bias->sizes());
-  }
+  check_weight_and_bias("causal_conv1d", x, weight, bias);
   CausalParams p;
   p.batch = x.size(0);
   p.dim = x.size(1);
@@ -120,18 +126,8 @@ inline CausalUpdateParams check_causal_update_args(const at::Tensor& x, const at
               "but got x of size ",
               x.sizes());
   check_floating(x, "x");
-  check_same_type(x, "x", weight, "weight");
   check_same_type(x, "x", conv_state, "conv_state");
-  TORCH_CHECK(weight.dim() == 2 && weight.size(0) == x.size(1) && weight.size(1) >= 1,
-              "causal_conv1d_update: expected weight of shape (dim, width) with dim = ", x.size(1),
-              " and width >= 1, but got weight of size ", weight.sizes());
-  if (causal_defined(bias)) {
-    check_same_type(x, "x", *bias, "bias");
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(1),
-                "causal_conv1d_update: expected bias of "
-                "shape (",
-                x.size(1), ",), but got bias of size ", bias->sizes());
-  }
+  check_weight_and_bias("causal_conv1d_update", x, weight, bias);
   CausalUpdateParams p;
   p.batch = x.size(0);
   p.dim = x.size(1);
