@@ -33,6 +33,7 @@ import math
 import os
 
 import hypothesis
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
@@ -415,3 +416,19 @@ def run_conv_ops(ops):
                 ops.conv1d_backward_bias(gy))
 
     return run
+
+
+def assert_raises_like(reference, ours, args, kwargs=None, message=".*"):
+    """`ours(*args, **kwargs)` raises exactly the exception type `reference` (PyTorch's function) raises for
+    the same call, with a message matching `message`, and leaves the caller's tensors unchanged."""
+    kwargs = kwargs or {}
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    before = [a.clone() for a in tensors]
+    with pytest.raises(Exception) as expected:
+        reference(*args, **kwargs)
+    with pytest.raises(Exception, match=message) as got:
+        ours(*args, **kwargs)
+    assert type(got.value) is type(expected.value), \
+        f"{reference.__name__} raises {type(expected.value).__name__}: {expected.value}; we raise " \
+        f"{type(got.value).__name__}: {got.value}"
+    assert all(torch.equal(a, b) for a, b in zip(tensors, before, strict=True))
