@@ -82,6 +82,15 @@ _CPP_TYPE_NAMES = {torch.float32: "float", torch.float64: "double", torch.float1
                    torch.complex128: "c10::complex<double>"}
 
 
+def _fx_traced(fn, args):
+    """Under torch.fx.symbolic_trace, the node calling ``fn`` (else None). FX walks into any module outside
+    torch.nn (nn.Conv1d itself is a leaf), so these functions see Proxies there: record one call."""
+    for a in args:
+        if isinstance(a, torch.fx.Proxy):
+            return a.tracer.create_proxy("call_function", fn, args, {})
+    return None
+
+
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     r"""1D convolution over an input of shape (N, C_in, L) or unbatched (C_in, L).
 
@@ -100,6 +109,9 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Unlike F.conv1d, integer and complex dtypes are not supported (NotImplementedError, naming the supported
     dtypes, raised after every check F.conv1d makes).
     """
+    traced = _fx_traced(conv1d, (input, weight, bias, stride, padding, dilation, groups))
+    if traced is not None:
+        return traced
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"conv1d_ext.conv1d(): argument 'input' must be Tensor, not {type(input).__name__}")
     if not isinstance(weight, torch.Tensor):
@@ -281,6 +293,9 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     float16/bfloat16 outputs are rounded twice (the convolution, then the sum with the bias), where
     PyTorch's kernels may round once: a difference of at most one more rounding of the convolution.
     """
+    traced = _fx_traced(conv_transpose1d, (input, weight, bias, stride, padding, output_padding, groups, dilation))
+    if traced is not None:
+        return traced
     for arg, value in (("input", input), ("weight", weight)):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"conv1d_ext.conv_transpose1d(): argument '{arg}' must be Tensor, not "

@@ -1,8 +1,8 @@
 """Deployment: torch.export of a model built from Conv1dExt round-trips through torch.export.save/load
 (also into a fresh process) and computes what the same model with nn.Conv1d computes; ONNX export (the
 dynamo exporter) turns every conv1d_ext op into a standard ONNX Conv that onnxruntime runs with
-nn.Conv1d's outputs; torch.jit.trace works and saves; torch.jit.script (deprecated) fails with a clear
-error."""
+nn.Conv1d's outputs; torch.jit.trace works and saves; torch.fx.symbolic_trace records one node per conv;
+torch.jit.script (deprecated) fails with a clear error."""
 
 import io
 import os
@@ -115,6 +115,31 @@ def test_jit_trace_saves_and_loads(tmp_path):
     torch.jit.trace(ours, x).save(str(tmp_path / "net.pt"))
     with torch.no_grad():
         close(torch.jit.load(str(tmp_path / "net.pt"))(x), ref(x))
+
+
+def test_fx_symbolic_trace():
+    """FX walks into Conv1dExt (only torch.nn's own modules are leaves): each conv becomes one call of the
+    functional op, the graph module computes nn.Conv1d's outputs and gradients, and a plain function
+    calling conv1d_ext's functionals traces too."""
+    ours, ref = models()
+    up = conv1d_ext.ConvTranspose1dExt(4, 3, 4, stride=2, padding=1)
+    ref_up = nn.ConvTranspose1d(4, 3, 4, stride=2, padding=1)
+    ref_up.load_state_dict(up.state_dict())
+    ours, ref = nn.Sequential(ours, up), nn.Sequential(ref, ref_up)
+    graph_module = torch.fx.symbolic_trace(ours)
+    targets = [node.target for node in graph_module.graph.nodes if node.op == "call_function"]
+    assert targets.count(conv1d_ext.conv1d) == 3 and targets.count(conv1d_ext.conv_transpose1d) == 1, targets
+    x = torch.randn(2, 3, 40, requires_grad=True)
+    got, expected = graph_module(x), ref(x)
+    close(got, expected)
+    grad = torch.randn_like(expected)
+    close(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0])
+
+    def f(x, w):
+        return conv1d_ext.conv1d(x, w, padding="same").relu()
+
+    w = torch.randn(5, 3, 3)
+    close(torch.fx.symbolic_trace(f)(x, w), torch.nn.functional.conv1d(x, w, padding="same").relu())
 
 
 @pytest.mark.parametrize("what", ["module", "model", "function"])
