@@ -66,7 +66,7 @@ struct OpLayer {
                            int64_t pad_right, int64_t dilation, int64_t groups) {
     const Conv1dParams p =
         check_forward_args(input, weight, bias, stride, pad_left, pad_right, dilation, groups);
-    const auto guard = Backend::guard(input);
+    [[maybe_unused]] const auto guard = Backend::guard(input);
     at::Tensor output = new_output({p.batch, p.out_channels, p.out_len}, input.options());
     if (output.numel() == 0) return output;
     const at::Tensor input_c = input.contiguous();
@@ -87,7 +87,7 @@ struct OpLayer {
                                           int64_t pad_right, int64_t dilation, int64_t groups) {
     const Conv1dParams p = check_backward_input_args(grad_output, weight, input_len, stride, pad_left,
                                                      pad_right, dilation, groups);
-    const auto guard = Backend::guard(grad_output);
+    [[maybe_unused]] const auto guard = Backend::guard(grad_output);
     at::Tensor grad_input = new_output({p.batch, p.in_channels, p.in_len}, grad_output.options());
     if (grad_input.numel() == 0) return grad_input;
     const at::Tensor grad_output_c = grad_output.contiguous();
@@ -107,7 +107,7 @@ struct OpLayer {
                                            int64_t pad_right, int64_t dilation, int64_t groups) {
     const Conv1dParams p = check_backward_weight_args(grad_output, input, kernel_size, stride, pad_left,
                                                       pad_right, dilation, groups);
-    const auto guard = Backend::guard(grad_output);
+    [[maybe_unused]] const auto guard = Backend::guard(grad_output);
     at::Tensor grad_weight =
         new_output({p.out_channels, p.in_per_group, p.kernel_size}, grad_output.options());
     if (grad_weight.numel() == 0) return grad_weight;
@@ -125,7 +125,7 @@ struct OpLayer {
 
   static at::Tensor conv1d_backward_bias(const at::Tensor& grad_output) {
     check_backward_bias_args(grad_output);
-    const auto guard = Backend::guard(grad_output);
+    [[maybe_unused]] const auto guard = Backend::guard(grad_output);
     const int64_t batch = grad_output.size(0), channels = grad_output.size(1), len = grad_output.size(2);
     at::Tensor grad_bias = new_output({channels}, grad_output.options());
     if (grad_bias.numel() == 0) return grad_bias;
@@ -150,7 +150,7 @@ struct OpLayer {
                                                               const std::optional<at::Tensor>& initial_states,
                                                               int64_t dilation, bool silu) {
     CausalParams p = check_causal_args(x, weight, bias, seq_idx, initial_states, dilation, silu);
-    const auto guard = Backend::guard(x);
+    [[maybe_unused]] const auto guard = Backend::guard(x);
     at::Tensor out = causal_new_like(x);
     at::Tensor final_states = new_output({p.batch, p.dim, p.state_len}, x.options());
     p.out = causal_strides(out);
@@ -177,7 +177,7 @@ struct OpLayer {
       bool silu) {
     CausalParams p = check_causal_backward_args(x, weight, bias, seq_idx, initial_states, grad_out,
                                                 grad_final_states, dilation, silu);
-    const auto guard = Backend::guard(x);
+    [[maybe_unused]] const auto guard = Backend::guard(x);
     at::Tensor dx = causal_new_like(x);
     at::Tensor dweight = new_output({p.dim, p.width}, x.options());
     at::Tensor dbias = new_output({p.dim}, x.options());
@@ -216,7 +216,7 @@ struct OpLayer {
                                          const std::optional<at::Tensor>& conv_state_indices, bool silu) {
     const CausalUpdateParams p =
         check_causal_update_args(x, conv_state, weight, bias, cache_seqlens, conv_state_indices, silu);
-    const auto guard = Backend::guard(x);
+    [[maybe_unused]] const auto guard = Backend::guard(x);
     at::Tensor out = new_output({p.batch, p.dim, p.len}, x.options());
     if (out.numel() == 0) return out;
     const at::Tensor weight_c = weight.contiguous();

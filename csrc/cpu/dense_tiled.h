@@ -31,6 +31,8 @@
 #error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
 #endif
 
+#include <algorithm>
+
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
@@ -50,6 +52,13 @@ constexpr int kWgradVecs = 2;
 constexpr int kWgradCols = 6;
 constexpr int64_t kWgradBlock = 512;              // positions per backward-weight work item
 constexpr int64_t kWgradPanelBytes = 128 * 1024;  // grad_output panels reused per column tile (L2)
+// The backward-weight reduction is split into partial sums ("slices") fixed by the problem alone, never
+// by the thread count, so grad_weight is bit-identical whatever torch.set_num_threads says: at most
+// kWgradMaxSlices slices (enough for 16 cores), fewer when their buffers would pass kWgradSliceBudget, and
+// blocks short enough for kWgradMinItems work items.
+constexpr int64_t kWgradMaxSlices = 16;
+constexpr int64_t kWgradMinItems = 16;
+constexpr int64_t kWgradSliceBudget = 64 << 20;
 
 // Per-thread source block budget. The micro-kernel reads the L1 micro-panel, not this block, so the
 // block may exceed L2; long blocks keep the per-row copies in and out long (the packing and the
@@ -383,8 +392,8 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
   // Long blocks: each (panel, column tile) adds its registers into the slice's partial once per block,
   // a read-modify-write of 12 vectors that should stay small beside the block's FMAs.
   int64_t block_len = std::min<int64_t>(kWgradBlock, round_up(p.out_len, W));
-  if (p.batch * ceil_div(p.out_len, block_len) < at::get_num_threads())
-    block_len = std::max<int64_t>(W, round_up(ceil_div(p.batch * p.out_len, at::get_num_threads()), W));
+  if (p.batch * ceil_div(p.out_len, block_len) < kWgradMinItems)
+    block_len = std::max<int64_t>(W, round_up(ceil_div(p.batch * p.out_len, kWgradMinItems), W));
   const int64_t row_len = padded_row_len<acc>(block_len + max_shift);
   const int64_t n_blocks = ceil_div(p.out_len, block_len);
   const int64_t panel_group_ch =
@@ -403,7 +412,8 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
     }
   }
 
-  const int64_t n_slices = std::min<int64_t>(at::get_num_threads(), items);
+  const int64_t slice_bytes = slice_size * (int64_t)sizeof(acc);
+  const int64_t n_slices = std::clamp<int64_t>(kWgradSliceBudget / slice_bytes, 1, std::min(kWgradMaxSlices, items));
   std::vector<std::vector<acc>> partial(n_slices);
   at::parallel_for(0, n_slices, 1, [&](int64_t slice_begin, int64_t slice_end) {
     std::vector<acc> packed_src((rows + 1) * row_len);
