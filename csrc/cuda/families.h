@@ -42,6 +42,13 @@ template <typename T>
 void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
                            void* workspace, Stream stream);
 
+// --- tensor_core_forward.cu: the dense/grouped forward on tensor cores (mma.sync, sm_80+), for float32
+// (as TF32), float16 and bfloat16. tensor_core_available(): the current device can run it.
+bool tensor_core_available();
+template <typename T>
+void tensor_core_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                         Stream stream);
+
 // --- depthwise.cu: in_per_group == 1 (channel multiplier out_per_group allowed).
 // *_supported says whether the tiled kernel can stage this shape in shared memory.
 bool depthwise_forward_supported(const Conv1dParams& p, size_t elem_size);
