@@ -47,15 +47,15 @@ template <typename scalar_t>
 void forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight, const scalar_t* bias,
              scalar_t* output, void* workspace, void* stream, bool allow_tf32);
 
-// grad_input (batch, in_channels, in_len); every element is written
+// grad_input (batch, in_channels, in_len); every element is written (allow_tf32: as for forward)
 template <typename scalar_t>
 void backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
-                    scalar_t* grad_input, void* workspace, void* stream);
+                    scalar_t* grad_input, void* workspace, void* stream, bool allow_tf32);
 
 // grad_weight (out_channels, in_per_group, kernel_size); deterministic (no float atomics)
 template <typename scalar_t>
 void backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
-                     scalar_t* grad_weight, void* workspace, void* stream);
+                     scalar_t* grad_weight, void* workspace, void* stream, bool allow_tf32);
 
 // grad_bias (channels) = sum of grad_output (batch, channels, len) over batch and len; deterministic
 template <typename scalar_t>

@@ -10,8 +10,8 @@
 // Numerics policy (PyTorch's for convolutions): bfloat16/float16 forward always on tensor cores (float32
 // accumulation, like the FMA kernels); float32 on TF32 tensor cores while allow_tf32 is True (the
 // caller reads torch.backends.cudnn.allow_tf32 per call) and true float32 FMA otherwise; float64 FMA.
-// The backward ops are not on tensor cores yet: they are FMA for every dtype (float32 exact, which
-// allow_tf32 permits).
+// The same for the backward ops: the FMA GEMM's problems (dense_backward_input.cu per stride phase,
+// dense_backward_weight.cu split-K with its fixed-order second pass) on tc_implicit_gemm_kernel.
 //
 // CUDA features the kernels use -- everything the emulator (tests/cuda_emu/) must provide:
 //   * __global__ / __device__ / __host__ __device__ functions, __forceinline__, __launch_bounds__;
@@ -58,8 +58,7 @@ const char* family_override() {
 
 // elem_size 2 is float16 or bfloat16, 4 float32, 8 float64.
 Family choose_family(const Conv1dParams& p, Op op, size_t elem_size, bool allow_tf32 = false) {
-  const bool tensor_core_fits = op == Op::kForward && (elem_size == 2 || (elem_size == 4 && allow_tf32)) &&
-                                tensor_core_available();
+  const bool tensor_core_fits = (elem_size == 2 || (elem_size == 4 && allow_tf32)) && tensor_core_available();
   const bool depthwise_fits =
       p.is_depthwise() && (op == Op::kForward         ? depthwise_forward_supported(p, elem_size)
                            : op == Op::kBackwardInput ? depthwise_backward_input_supported(p, elem_size)
@@ -67,7 +66,8 @@ Family choose_family(const Conv1dParams& p, Op op, size_t elem_size, bool allow_
   if (const char* forced = family_override()) {
     if (std::strcmp(forced, "direct") == 0) return Family::kDirect;
     if (std::strcmp(forced, "dense") == 0) return Family::kDense;
-    if (std::strcmp(forced, "tensor_core") == 0) return tensor_core_fits ? Family::kTensorCore : Family::kDense;
+    if (std::strcmp(forced, "tensor_core") == 0)
+      return tensor_core_fits ? Family::kTensorCore : Family::kDense;
     if (std::strcmp(forced, "depthwise") == 0 && depthwise_fits) return Family::kDepthwise;
   }
   // The shared channel-multiplier policy (conv1d_params.h), applied to all three ops. Unlike the CPU,
@@ -88,13 +88,14 @@ size_t forward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
 size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
 
 size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+  // The tensor-core and FMA GEMMs split K alike (allow_tf32, not known here, changes nothing).
   switch (choose_family(p, Op::kBackwardWeight, elem_size)) {
     case Family::kDense:
+    case Family::kTensorCore:
       return dense_backward_weight_workspace_bytes(p, acc_size_of(elem_size));
     case Family::kDepthwise:
       return depthwise_backward_weight_workspace_bytes(p, elem_size);
     case Family::kDirect:
-    case Family::kTensorCore:
       break;
   }
   return 0;
@@ -133,9 +134,9 @@ void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bi
 
 template <typename T>
 void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                    void* /*workspace*/, void* stream) {
+                    void* /*workspace*/, void* stream, bool allow_tf32) {
   const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kBackwardInput, sizeof(T))) {
+  switch (choose_family(p, Op::kBackwardInput, sizeof(T), allow_tf32)) {
     case Family::kDepthwise:
       return depthwise_backward_input(p, grad_output, weight, grad_input, s);
     case Family::kDense:
@@ -143,15 +144,15 @@ void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight
     case Family::kDirect:
       return direct_backward_input(p, grad_output, weight, grad_input, s);
     case Family::kTensorCore:
-      break;  // not chosen for this op
+      return dense_backward_input(p, grad_output, weight, grad_input, s, /*tensor_cores=*/true);
   }
 }
 
 template <typename T>
 void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                     void* workspace, void* stream) {
+                     void* workspace, void* stream, bool allow_tf32) {
   const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kBackwardWeight, sizeof(T))) {
+  switch (choose_family(p, Op::kBackwardWeight, sizeof(T), allow_tf32)) {
     case Family::kDepthwise:
       return depthwise_backward_weight(p, grad_output, input, grad_weight, workspace, s);
     case Family::kDense:
@@ -159,7 +160,7 @@ void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input
     case Family::kDirect:
       return direct_backward_weight(p, grad_output, input, grad_weight, s);
     case Family::kTensorCore:
-      break;  // not chosen for this op
+      return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s, /*tensor_cores=*/true);
   }
 }
 
@@ -169,10 +170,10 @@ void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_o
   bias_reduce(batch, channels, len, grad_output, grad_bias, workspace, static_cast<Stream>(stream));
 }
 
-#define C1D_INSTANTIATE(T)                                                                       \
+#define C1D_INSTANTIATE(T)                                                                             \
   template void forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, void*, void*, bool); \
-  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);    \
-  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);   \
+  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*, bool);    \
+  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*, bool);   \
   template void backward_bias<T>(int64_t, int64_t, int64_t, const T*, T*, void*, void*);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

@@ -37,12 +37,14 @@ struct CudaKernelBackend : Env {
   template <typename T>
   static void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
                              void* workspace) {
-    C1D_KERNEL_NS::backward_input<T>(p, grad_output, weight, grad_input, workspace, Env::stream());
+    C1D_KERNEL_NS::backward_input<T>(p, grad_output, weight, grad_input, workspace, Env::stream(),
+                                     at::globalContext().allowTF32CuDNN());
   }
   template <typename T>
   static void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
                               void* workspace) {
-    C1D_KERNEL_NS::backward_weight<T>(p, grad_output, input, grad_weight, workspace, Env::stream());
+    C1D_KERNEL_NS::backward_weight<T>(p, grad_output, input, grad_weight, workspace, Env::stream(),
+                                      at::globalContext().allowTF32CuDNN());
   }
   template <typename T>
   static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,

@@ -6,8 +6,8 @@
 // Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16" / "mma.m16n8k8", .row.col), per lane:
 //   group = lane >> 2 (0..7), quad = lane & 3 (0..3); a "register" is 32 bits.
 //   m16n8k16, .bf16/.f16 (two 16-bit elements per register, the lower-indexed one in the low half):
-//     A (16x16, row-major) a[0..3]: row = group (+8 for a[1], a[3]), cols = 2*quad + {0,1} (+8 for a[2], a[3])
-//     B (16x8)             b[0..1]: rows(k) = 2*quad + {0,1} (+8 for b[1]), col(n) = group
+//     A (16x16, row-major) a[0..3]: row = group (+8 for a[1], a[3]), cols = 2*quad + {0,1} (+8 for a[2],
+//     a[3]) B (16x8)             b[0..1]: rows(k) = 2*quad + {0,1} (+8 for b[1]), col(n) = group
 //   m16n8k8, .tf32 (one element per register):
 //     A (16x8)  a[0..3]: row = group (+8 for a[1], a[3]), col = quad (+4 for a[2], a[3])
 //     B (8x8)   b[0..1]: row(k) = quad (+4 for b[1]), col(n) = group
@@ -34,6 +34,9 @@
 #include "cuda_compat.cuh"
 
 #include <cstdint>
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
@@ -154,6 +157,61 @@ __device__ __forceinline__ void cp_async_wait() {
 #else
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 #endif
+}
+
+// The MMA kind of a storage type: bfloat16/float16 as themselves, float32 as TF32.
+template <typename T>
+struct MmaKindOf;
+template <>
+struct MmaKindOf<c10::BFloat16> {
+  static constexpr MmaKind value = MmaKind::kBf16;
+};
+template <>
+struct MmaKindOf<c10::Half> {
+  static constexpr MmaKind value = MmaKind::kF16;
+};
+template <>
+struct MmaKindOf<float> {
+  static constexpr MmaKind value = MmaKind::kTf32;
+};
+
+// One warp's share of a K stage held in shared memory: acc (kMTiles x kNTiles tiles of 16 x 8) +=
+// A[warp_m.., k] * B[k, warp_n..] over k_bytes of K. Both tiles are K-contiguous rows of row_bytes
+// ([m][k] and [n][k]), 16-byte aligned; one mma consumes 32 bytes of K (16 x 16-bit or 8 x float32).
+// ldmatrix row addresses of this lane: matrix i = lane / 8, row lane % 8. For A the four matrices are
+// (rows 0-7 | 8-15) x (K bytes 0-15 | 16-31), for B, per pair of n8 tiles, (K bytes 0-15 | 16-31) x
+// (n 0-7 | 8-15): in both cases the register order of the fragments documented above.
+template <MmaKind kKind, int kMTiles, int kNTiles>
+__device__ __forceinline__ void mma_stage(float (&acc)[kMTiles][kNTiles][4], const unsigned char* a_tile,
+                                          const unsigned char* b_tile, int row_bytes, int k_bytes, int warp_m,
+                                          int warp_n, int lane) {
+  static_assert(kNTiles % 2 == 0, "B fragments are loaded for pairs of n8 tiles");
+  const int mat = lane >> 3;
+  const unsigned char* a_lane = a_tile + (warp_m + (lane & 7) + 8 * (mat & 1)) * row_bytes + 16 * (mat >> 1);
+  const unsigned char* b_lane = b_tile + (warp_n + (lane & 7) + 8 * (mat >> 1)) * row_bytes + 16 * (mat & 1);
+  for (int kbyte = 0; kbyte < k_bytes; kbyte += 32) {
+    uint32_t a[kMTiles][4], b[kNTiles / 2][4];
+#pragma unroll
+    for (int i = 0; i < kMTiles; ++i) ldmatrix_x4(a[i], a_lane + 16 * i * row_bytes + kbyte);
+#pragma unroll
+    for (int jp = 0; jp < kNTiles / 2; ++jp) ldmatrix_x4(b[jp], b_lane + 16 * jp * row_bytes + kbyte);
+    if constexpr (kKind == MmaKind::kTf32) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+#pragma unroll
+        for (int i = 0; i < kMTiles; ++i) a[i][r] = tf32_round(a[i][r]);
+#pragma unroll
+        for (int jp = 0; jp < kNTiles / 2; ++jp) b[jp][r] = tf32_round(b[jp][r]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kMTiles; ++i)
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j) {
+        const uint32_t bj[2] = {b[j >> 1][2 * (j & 1)], b[j >> 1][2 * (j & 1) + 1]};
+        mma_sync<kKind>(acc[i][j], a[i], bj);
+      }
+  }
 }
 
 }  // namespace C1D_KERNEL_NS

@@ -38,21 +38,6 @@ constexpr int kTcStageBytes = 64;                  // of one tile row per stage
 constexpr int kTcRowBytes = kTcStageBytes + 16;    // padded row in shared memory
 constexpr int kTcTileBytes = kTcBM * kTcRowBytes;  // one operand tile (BM == BN)
 
-template <typename T>
-struct TcTraits;
-template <>
-struct TcTraits<c10::BFloat16> {
-  static constexpr MmaKind kKind = MmaKind::kBf16;
-};
-template <>
-struct TcTraits<c10::Half> {
-  static constexpr MmaKind kKind = MmaKind::kF16;
-};
-template <>
-struct TcTraits<float> {
-  static constexpr MmaKind kKind = MmaKind::kTf32;
-};
-
 struct TcForwardArgs {
   Conv1dParams p;
   int64_t m_size, n_size, k_size;
@@ -60,15 +45,14 @@ struct TcForwardArgs {
 };
 
 template <typename T>
-__global__ void __launch_bounds__(kTcThreads) tensor_core_forward_kernel(TcForwardArgs args, const T* input,
-                                                                         const T* weight, const T* bias,
-                                                                         T* output) {
-  constexpr MmaKind kKind = TcTraits<T>::kKind;
+__global__ void __launch_bounds__(kTcThreads)
+    tensor_core_forward_kernel(TcForwardArgs args, const T* input, const T* weight, const T* bias,
+                               T* output) {
+  constexpr MmaKind kKind = MmaKindOf<T>::value;
   constexpr int kBK = kTcStageBytes / static_cast<int>(sizeof(T));  // K elements per stage
-  constexpr int kKStep = kKind == MmaKind::kTf32 ? 8 : 16;          // K of one mma
-  constexpr int kAHalf = kBK / 2;                                    // A elements per thread per stage
-  constexpr int kVec = 16 / static_cast<int>(sizeof(T));             // elements per 16-byte B copy
-  constexpr bool kAsyncElements = sizeof(T) == 4;                    // cp.async has no 2-byte form
+  constexpr int kAHalf = kBK / 2;                                   // A elements per thread per stage
+  constexpr int kVec = 16 / static_cast<int>(sizeof(T));            // elements per 16-byte B copy
+  constexpr bool kAsyncElements = sizeof(T) == 4;                   // cp.async has no 2-byte form
   __shared__ __align__(128) unsigned char smem[kTcStages][2][kTcTileBytes];
 
   const Conv1dParams& p = args.p;
@@ -168,15 +152,6 @@ __global__ void __launch_bounds__(kTcThreads) tensor_core_forward_kernel(TcForwa
       cp_async_commit();
     }
 
-    // ldmatrix row addresses of this lane: matrix i = lane / 8, row lane % 8. For A the matrices are
-    // (rows 0-7 | 8-15) x (k bytes 0-15 | 16-31); for B, per pair of n8 tiles, (k bytes 0-15 | 16-31)
-    // x (n 0-7 | 8-15) -- the register order of the A and B fragments.
-    const int mat = lane >> 3;
-    const int a_row = warp_m + (lane & 7) + 8 * (mat & 1);
-    const int a_col = 16 * (mat >> 1);
-    const int b_row = warp_n + (lane & 7) + 8 * (mat >> 1);
-    const int b_col = 16 * (mat & 1);
-
     for (int64_t kt = 0; kt < num_stages; ++kt) {
       cp_async_wait<kTcStages - 2>();
       __syncthreads();
@@ -184,34 +159,8 @@ __global__ void __launch_bounds__(kTcThreads) tensor_core_forward_kernel(TcForwa
       if (next < num_stages) issue_stage(next, static_cast<int>(next % kTcStages));
       cp_async_commit();
 
-      const unsigned char* a_tile = smem[kt % kTcStages][0];
-      const unsigned char* b_tile = smem[kt % kTcStages][1];
-#pragma unroll
-      for (int ks = 0; ks < kBK / kKStep; ++ks) {
-        const int kbyte = ks * 32;  // one mma consumes 32 bytes of K: 16 x 16-bit or 8 x float32
-        uint32_t a[2][4], bq[2][4];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) ldmatrix_x4(a[i], a_tile + (a_row + 16 * i) * kTcRowBytes + kbyte + a_col);
-#pragma unroll
-        for (int jp = 0; jp < 2; ++jp)
-          ldmatrix_x4(bq[jp], b_tile + (b_row + 16 * jp) * kTcRowBytes + kbyte + b_col);
-        if constexpr (kKind == MmaKind::kTf32) {
-#pragma unroll
-          for (int i = 0; i < 2; ++i)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-              a[i][r] = tf32_round(a[i][r]);
-              bq[i][r] = tf32_round(bq[i][r]);
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            const uint32_t bf[2] = {bq[j >> 1][2 * (j & 1)], bq[j >> 1][2 * (j & 1) + 1]};
-            mma_sync<kKind>(acc[i][j], a[i], bf);
-          }
-      }
+      mma_stage<kKind>(acc, smem[kt % kTcStages][0], smem[kt % kTcStages][1], kTcRowBytes, kTcStageBytes,
+                       warp_m, warp_n, lane);
     }
     cp_async_wait<0>();  // only empty groups remain; leaves nothing in flight past the tile
 
@@ -259,8 +208,8 @@ void tensor_core_forward(const Conv1dParams& p, const T* input, const T* weight,
   args.b_vector = (args.k_size * static_cast<int64_t>(sizeof(T))) % 16 == 0 &&
                   reinterpret_cast<uintptr_t>(weight) % 16 == 0;
   const int64_t tiles = ceil_div(args.m_size, kTcBM) * ceil_div(args.n_size, kTcBN) * p.groups;
-  launch_kernel(tensor_core_forward_kernel<T>, dim3(grid_for(tiles)), dim3(kTcThreads), 0, stream, args, input,
-                weight, bias, output);
+  launch_kernel(tensor_core_forward_kernel<T>, dim3(grid_for(tiles)), dim3(kTcThreads), 0, stream, args,
+                input, weight, bias, output);
 }
 
 #define C1D_INSTANTIATE(T) \

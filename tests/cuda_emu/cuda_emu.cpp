@@ -777,7 +777,8 @@ void ldmatrix_x4(uint32_t (&r)[4], const void* row, const char* file, int line) 
   std::memcpy(r, buf, sizeof(r));
 }
 
-void mma(int kind, float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const char* file, int line) {
+void mma(int kind, float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const char* file,
+         int line) {
   unsigned char buf[40];
   std::memcpy(buf, a, 16);
   std::memcpy(buf + 16, b, 8);
@@ -788,7 +789,7 @@ void mma(int kind, float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]
 
 uint32_t tf32_round(uint32_t bits) {
   if ((bits & 0x7f800000u) == 0x7f800000u) return bits;  // Inf, NaN
-  return (bits + 0x1000u) & 0xffffe000u;  // ties: the magnitude rounds up, i.e. away from zero
+  return (bits + 0x1000u) & 0xffffe000u;                 // ties: the magnitude rounds up, i.e. away from zero
 }
 
 void cp_async(void* dst, const void* src, size_t bytes, size_t src_bytes) {
@@ -796,7 +797,8 @@ void cp_async(void* dst, const void* src, size_t bytes, size_t src_bytes) {
   Fiber* f = w.current;
   TORCH_CHECK(f != nullptr, "cuda_emu: cp.async outside a kernel");
   TORCH_CHECK(bytes <= 16 && src_bytes <= bytes, "cuda_emu: cp.async of ", bytes, " bytes");
-  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 || (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes != 0)) {
+  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 ||
+      (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes != 0)) {
     fail(where(*f) + ": cp.async of " + std::to_string(bytes) + " bytes on a misaligned address");
   }
   PendingCopy c{dst, bytes, -1, {}};
