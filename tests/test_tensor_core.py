@@ -1,13 +1,16 @@
-"""The tensor-core forward (csrc/cuda/tensor_core_forward.cu, helpers in tensor_core.cuh) under the CPU
-emulator: conformance against F.conv1d for float16, bfloat16 and float32 as TF32, PyTorch's TF32 policy
-(torch.backends.cudnn.allow_tf32, read per call), TF32's rounding mode, and faults injected into copies of
-the kernel that the checks must catch: a wrong fragment lane mapping, a missing cp.async wait, a missing
-barrier between pipeline stages.
+"""The tensor-core kernels (csrc/cuda/tensor_core_forward.cu, tc_implicit_gemm_kernel in implicit_gemm.cuh
+for the backward ops, helpers in tensor_core.cuh) under the CPU emulator: the emulator's mma / ldmatrix /
+cp.async against the PTX ISA's layouts and semantics; conformance of the four ops against F.conv1d for
+float16, bfloat16 and float32 as TF32; PyTorch's TF32 policy (torch.backends.cudnn.allow_tf32, read per
+call); TF32's rounding mode; and faults injected into copies of the kernels that the checks must catch: a
+wrong fragment lane mapping, a missing cp.async wait, a missing barrier between pipeline stages (forward)
+and between K steps (backward GEMMs).
 
 Tolerances are conv_ref's model: float16/bfloat16 as everywhere (float32 accumulation); float32 with
-TF32 allowed with eps_acc = TF32_EPS = 2**-10 (operands rounded to 10 mantissa bits, float32
-accumulation). PyTorch's own TF32 convolution tests use a flat atol/rtol of about 5e-3 (times the
-output's scale); this per-element bound is tighter for short reductions and grows like sqrt(K).
+TF32 allowed within the float32 bound of the references computed from the TF32-rounded operands (see
+conformance()). Measured on CASES against the unrounded float64 reference, the TF32 results stay within
+PyTorch's usual TF32 tolerance (atol = rtol = 5e-3) for 99.5-100% of the elements; the rest are long
+reductions (K > 120) of outputs up to ~60, off by at most 1.8e-2.
 
 Run: python -m pytest tests/test_tensor_core.py (the emulated tier, like test_emulator.py)
 """
@@ -65,8 +68,11 @@ def tf32_rna(t):
 
 
 def conformance(ops, cases, dtypes, tf32=True):
-    """The four ops of `ops` against the float64 references (conv_ref's bound; TF32's for the float32
-    GEMMs when `tf32`); one line per problem found."""
+    """The four ops of `ops` against the float64 references within conv_ref's bound; one line per problem
+    found. Float32 with TF32 allowed is held to the float32 bound against the references of its
+    TF32-rounded (cvt.rna) GEMM operands: rounding the operands is the only thing TF32 may change, and
+    conv_ref's looser TF32 bound (eps_acc = 2**-10) would let small errors such as a dropped term of a
+    long reduction pass. grad_bias is a plain float32 sum of grad_output (no GEMM)."""
     run = run_conv_ops(ops)
     found = []
     with emulated.torch_threads(1), emulated.tf32_allowed(tf32):
@@ -79,10 +85,13 @@ def conformance(ops, cases, dtypes, tf32=True):
                     found.append(f"[{dtype} {c}] raised: {str(e).splitlines()[0]}")
                     continue
                 refs, mags = reference(c, x, w, b, gy), reference(c, x, w, b, gy, absolute=True)
+                if tf32 and dtype == torch.float32:
+                    xr, wr, gyr = tf32_rna(x), tf32_rna(w), tf32_rna(gy)
+                    refs = reference(c, xr, wr, b, gyr)[:3] + refs[3:]
+                    mags = reference(c, xr, wr, b, gyr, absolute=True)[:3] + mags[3:]
                 for name, got, ref, mag, red in zip(OUTPUT_NAMES, ours, refs, mags, reduction_lengths(c),
                                                     strict=True):
-                    tf32_here = tf32 and dtype == torch.float32 and name != "grad_bias"  # bias: FMA sums
-                    problem = reference_mismatch(name, got, ref, mag, red, dtype, tf32=tf32_here)
+                    problem = reference_mismatch(name, got, ref, mag, red, dtype)
                     if problem:
                         found.append(f"[{dtype} {c}] {problem}")
     return found
@@ -283,6 +292,11 @@ FAULTS = [
     # slot refilled next may still be read by a warp behind (WAR).
     ("tc_missing_stage_barrier", "csrc/cuda/tensor_core_forward.cu",
      "      cp_async_wait<kTcStages - 2>();\n      __syncthreads();", "      cp_async_wait<kTcStages - 2>();"),
+    # The backward GEMMs' one barrier per K step (register-staged double buffer): the next stage is
+    # stored while other warps may still read the buffer, and read before all of it is stored.
+    ("tc_gemm_missing_step_barrier", "csrc/cuda/implicit_gemm.cuh",
+     "lane);\n      if (has_next) store_step(buf ^ 1);\n      __syncthreads();",
+     "lane);\n      if (has_next) store_step(buf ^ 1);"),
 ]
 
 
