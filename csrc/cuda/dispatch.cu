@@ -4,14 +4,14 @@
 // Families (each in its own file): depthwise.cu (in_per_group == 1, small channel multiplier),
 // dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu (implicit GEMM, any groups),
 // backward_bias.cu, direct.cu (one thread per output, any shape: never chosen automatically -- a
-// reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct), tensor_core_forward.cu
-// (the dense/grouped forward on tensor cores, sm_80+).
+// reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct); on tensor cores (sm_80+,
+// checked per call on the current device): tensor_core_forward.cu, and the backward GEMMs of
+// dense_backward_input.cu / dense_backward_weight.cu run on tc_implicit_gemm_kernel (implicit_gemm.cuh).
 //
-// Numerics policy (PyTorch's for convolutions): bfloat16/float16 forward always on tensor cores (float32
-// accumulation, like the FMA kernels); float32 on TF32 tensor cores while allow_tf32 is True (the
-// caller reads torch.backends.cudnn.allow_tf32 per call) and true float32 FMA otherwise; float64 FMA.
-// The same for the backward ops: the FMA GEMM's problems (dense_backward_input.cu per stride phase,
-// dense_backward_weight.cu split-K with its fixed-order second pass) on tc_implicit_gemm_kernel.
+// Numerics policy (PyTorch's for convolutions), the same for the three GEMM ops: bfloat16/float16 always on
+// tensor cores (float32 accumulation, like the FMA kernels); float32 on TF32 tensor cores while
+// allow_tf32 is True (the caller reads torch.backends.cudnn.allow_tf32 per call) and true float32 FMA
+// otherwise; float64 FMA. Depthwise problems keep their own kernels (FMA) where dispatch picks them.
 //
 // CUDA features the kernels use -- everything the emulator (tests/cuda_emu/) must provide:
 //   * __global__ / __device__ / __host__ __device__ functions, __forceinline__, __launch_bounds__;
@@ -33,8 +33,8 @@
 //
 // Debug override (tests): CONV1D_EXT_CUDA_FAMILY=direct|dense|tensor_core forces that family for every
 // op it can run (depthwise kernels only run depthwise problems; "depthwise" forces them wherever
-// applicable; "tensor_core" the forward of float16/bfloat16, and of float32 while TF32 is allowed --
-// everything else then runs "dense").
+// applicable; "tensor_core" the GEMM ops of float16/bfloat16, and of float32 while TF32 is allowed, any
+// groups -- float64 and strict float32 then run "dense").
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -75,9 +75,9 @@ Family choose_family(const Conv1dParams& p, Op op, size_t elem_size, bool allow_
   // input GEMM has N = in_per_group = 1 for these problems, so the CPU's reason may hold here too, and
   // a GPU timing of the C1->64 front end's backward ops should decide before this changes.
   if (depthwise_fits && depthwise_kernels_preferred(p)) return Family::kDepthwise;
-  // Every dense/grouped forward the tensor cores can compute goes there (the FMA GEMM is no faster at
-  // any shape on sm_80+ -- to be confirmed by a GPU timing of tiny-K problems, where most of a K stage
-  // is zero padding).
+  // Every GEMM the tensor cores can compute goes there: same tiles as the FMA GEMM, so no shape wastes
+  // more on them (not yet timed on a GPU: tiny-K problems, where most of a K stage is zero padding, should
+  // be checked).
   return tensor_core_fits ? Family::kTensorCore : Family::kDense;
 }
 
