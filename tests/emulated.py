@@ -228,8 +228,9 @@ def faulty_ops(name: str, path: str, old: str, new: str, count: int = 1):
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # None: dispatch's choice; then each family forced (CONV1D_EXT_CUDA_FAMILY): direct and dense run every
 # problem, depthwise every depthwise problem its kernels can stage, channel multipliers > 8 included
-# (which dispatch would give to the dense kernels).
-FAMILIES = (None, "direct", "dense", "depthwise")
+# (which dispatch would give to the dense kernels), tensor_core the forward of float16/bfloat16 (and of
+# float32 while TF32 is allowed; these checks run with it disallowed, see conformance_failures).
+FAMILIES = (None, "direct", "dense", "depthwise", "tensor_core")
 
 
 def random_cases(count: int, seed: int = 0, max_work: int = MAX_WORK) -> list[ConvCase]:
@@ -312,6 +313,17 @@ def cuda_family(name: str | None):
             os.environ["CONV1D_EXT_CUDA_FAMILY"] = old
 
 
+@contextmanager
+def tf32_allowed(flag: bool):
+    """torch.backends.cudnn.allow_tf32 (which the CUDA ops read per call) set to `flag` inside."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = flag
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
 def check_case(ops, case: ConvCase, dtype) -> list[str]:
     """Runs the four ops of `ops` on `case` and compares with the float64 reference (conv_ref); returns
     the problems found (empty when the case conforms)."""
@@ -326,14 +338,17 @@ def conformance_failures(ops, cases, dtypes=DTYPES, families=(None,), stop_at_fi
     emulator and the references run on one PyTorch thread: on a loaded 2-core machine OpenMP's spinning
     barriers make every small multi-threaded op (F.conv1d included) ~50x slower."""
     failures = []
-    for family in families:
-        with cuda_family(family), torch_threads(1):
-            for c in cases:
-                for dtype in dtypes:
-                    for p in check_case(ops, c, dtype):
-                        failures.append(f"[family={family or 'auto'} {dtype} {c}] {p}")
-                    if failures and stop_at_first:
-                        return failures
+    # float32 is checked as true float32 (conv_ref's bound): TF32 off, as in test_ops.py (strict_fp32);
+    # the TF32 tensor-core path has its own tests (test_tensor_core.py).
+    with tf32_allowed(False):
+        for family in families:
+            with cuda_family(family), torch_threads(1):
+                for c in cases:
+                    for dtype in dtypes:
+                        for p in check_case(ops, c, dtype):
+                            failures.append(f"[family={family or 'auto'} {dtype} {c}] {p}")
+                        if failures and stop_at_first:
+                            return failures
     return failures
 
 

@@ -41,20 +41,21 @@ size_t backward_input_workspace_bytes(const Conv1dParams& p, size_t elem_size);
 size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size);
 size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t elem_size);
 
-// output = conv(input, weight) + bias (bias may be null)
+// output = conv(input, weight) + bias (bias may be null). allow_tf32: float32 may run on TF32 tensor
+// cores (PyTorch's torch.backends.cudnn.allow_tf32, read by the caller on every call).
 template <typename scalar_t>
 void forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight, const scalar_t* bias,
-             scalar_t* output, void* workspace, void* stream);
+             scalar_t* output, void* workspace, void* stream, bool allow_tf32);
 
-// grad_input (batch, in_channels, in_len); every element is written
+// grad_input (batch, in_channels, in_len); every element is written (allow_tf32: as for forward)
 template <typename scalar_t>
 void backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
-                    scalar_t* grad_input, void* workspace, void* stream);
+                    scalar_t* grad_input, void* workspace, void* stream, bool allow_tf32);
 
 // grad_weight (out_channels, in_per_group, kernel_size); deterministic (no float atomics)
 template <typename scalar_t>
 void backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
-                     scalar_t* grad_weight, void* workspace, void* stream);
+                     scalar_t* grad_weight, void* workspace, void* stream, bool allow_tf32);
 
 // grad_bias (channels) = sum of grad_output (batch, channels, len) over batch and len; deterministic
 template <typename scalar_t>

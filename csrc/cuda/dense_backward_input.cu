@@ -95,7 +95,7 @@ struct BackwardInputProblem {
 
 template <typename T>
 void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                          Stream stream) {
+                          Stream stream, bool tensor_cores) {
   BackwardInputProblem<T> prob;
   prob.p = p;
   prob.grad_output = grad_output;
@@ -105,11 +105,11 @@ void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* 
   prob.n_size = p.in_per_group;
   prob.phases = num_backward_phases(p);
   prob.num_z = p.groups * prob.phases;
-  launch_implicit_gemm(prob, stream);
+  launch_implicit_gemm(prob, stream, tensor_cores);
 }
 
 #define C1D_INSTANTIATE(T) \
-  template void dense_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream);
+  template void dense_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream, bool);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 

@@ -128,7 +128,7 @@ size_t dense_backward_weight_workspace_bytes(const Conv1dParams& p, size_t acc_s
 
 template <typename T>
 void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                           void* workspace, Stream stream) {
+                           void* workspace, Stream stream, bool tensor_cores) {
   BackwardWeightProblem<T> prob;
   prob.p = p;
   prob.grad_output = grad_output;
@@ -144,7 +144,7 @@ void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T*
   if (prob.split_len == 0) prob.split_len = kGemmBK;
   prob.num_z = p.groups * prob.splits;
   prob.k_step = make_mixed_step(p.out_len, kGemmBK);
-  launch_implicit_gemm(prob, stream);
+  launch_implicit_gemm(prob, stream, tensor_cores);
   if (prob.splits > 1) {
     const int64_t count = p.out_channels * prob.n_size;
     launch_kernel(reduce_partials_kernel<T>, dim3(grid_for(ceil_div(count, 256))), dim3(256), 0, stream,
@@ -153,7 +153,7 @@ void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T*
 }
 
 #define C1D_INSTANTIATE(T) \
-  template void dense_backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, Stream);
+  template void dense_backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, Stream, bool);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 

@@ -4,7 +4,14 @@
 // Families (each in its own file): depthwise.cu (in_per_group == 1, small channel multiplier),
 // dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu (implicit GEMM, any groups),
 // backward_bias.cu, direct.cu (one thread per output, any shape: never chosen automatically -- a
-// reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct).
+// reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct); on tensor cores (sm_80+,
+// checked per call on the current device): tensor_core_forward.cu, and the backward GEMMs of
+// dense_backward_input.cu / dense_backward_weight.cu run on tc_implicit_gemm_kernel (implicit_gemm.cuh).
+//
+// Numerics policy (PyTorch's for convolutions), the same for the three GEMM ops: bfloat16/float16 always on
+// tensor cores (float32 accumulation, like the FMA kernels); float32 on TF32 tensor cores while
+// allow_tf32 is True (the caller reads torch.backends.cudnn.allow_tf32 per call) and true float32 FMA
+// otherwise; float64 FMA. Depthwise problems keep their own kernels (FMA) where dispatch picks them.
 //
 // CUDA features the kernels use -- everything the emulator (tests/cuda_emu/) must provide:
 //   * __global__ / __device__ / __host__ __device__ functions, __forceinline__, __launch_bounds__;
@@ -19,13 +26,18 @@
 //   * 16-byte vector loads/stores as plain loads of an alignas(16) struct (Vec16 in kernel_utils.cuh),
 //     only on 16-byte aligned addresses (checked through reinterpret_cast<uintptr_t>);
 //   * c10::Half / c10::BFloat16 converted to and from float with static_cast.
-// Not used: atomics, inline PTX, cub, cooperative groups, __ldg, textures, streams beyond the one
-// passed in, host-device synchronisation.
+//   * tensor-core instructions (mma.sync, ldmatrix, cvt.rna.tf32, cp.async) only through the helpers
+//     of tensor_core.cuh, the one place with inline PTX (the emulator implements each helper).
+// Not used: atomics, cub, cooperative groups, __ldg, textures, streams beyond the one passed in,
+// host-device synchronisation.
 //
-// Debug override (tests): CONV1D_EXT_CUDA_FAMILY=direct|dense forces that family for every op it can
-// run (depthwise kernels only run depthwise problems; "depthwise" forces them wherever applicable).
+// Debug override (tests): CONV1D_EXT_CUDA_FAMILY=direct|dense|tensor_core forces that family for every
+// op it can run (depthwise kernels only run depthwise problems; "depthwise" forces them wherever
+// applicable; "tensor_core" the GEMM ops of float16/bfloat16, and of float32 while TF32 is allowed, any
+// groups -- float64 and strict float32 then run "dense").
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "families.h"
 #include "kernel_utils.cuh"
@@ -34,7 +46,7 @@ namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
 namespace {
 
-enum class Family { kDirect, kDense, kDepthwise };
+enum class Family { kDirect, kDense, kDepthwise, kTensorCore };
 enum class Op { kForward, kBackwardInput, kBackwardWeight };
 
 size_t acc_size_of(size_t elem_size) { return elem_size == 8 ? 8 : 4; }
@@ -44,7 +56,9 @@ const char* family_override() {
   return (v != nullptr && v[0] != '\0') ? v : nullptr;
 }
 
-Family choose_family(const Conv1dParams& p, Op op, size_t elem_size) {
+// elem_size 2 is float16 or bfloat16, 4 float32, 8 float64.
+Family choose_family(const Conv1dParams& p, Op op, size_t elem_size, bool allow_tf32 = false) {
+  const bool tensor_core_fits = (elem_size == 2 || (elem_size == 4 && allow_tf32)) && tensor_core_available();
   const bool depthwise_fits =
       p.is_depthwise() && (op == Op::kForward         ? depthwise_forward_supported(p, elem_size)
                            : op == Op::kBackwardInput ? depthwise_backward_input_supported(p, elem_size)
@@ -52,6 +66,8 @@ Family choose_family(const Conv1dParams& p, Op op, size_t elem_size) {
   if (const char* forced = family_override()) {
     if (std::strcmp(forced, "direct") == 0) return Family::kDirect;
     if (std::strcmp(forced, "dense") == 0) return Family::kDense;
+    if (std::strcmp(forced, "tensor_core") == 0)
+      return tensor_core_fits ? Family::kTensorCore : Family::kDense;
     if (std::strcmp(forced, "depthwise") == 0 && depthwise_fits) return Family::kDepthwise;
   }
   // The shared channel-multiplier policy (conv1d_params.h), applied to all three ops. Unlike the CPU,
@@ -59,7 +75,10 @@ Family choose_family(const Conv1dParams& p, Op op, size_t elem_size) {
   // input GEMM has N = in_per_group = 1 for these problems, so the CPU's reason may hold here too, and
   // a GPU timing of the C1->64 front end's backward ops should decide before this changes.
   if (depthwise_fits && depthwise_kernels_preferred(p)) return Family::kDepthwise;
-  return Family::kDense;
+  // Every GEMM the tensor cores can compute goes there: same tiles as the FMA GEMM, so no shape wastes
+  // more on them (not yet timed on a GPU: tiny-K problems, where most of a K stage is zero padding, should
+  // be checked).
+  return tensor_core_fits ? Family::kTensorCore : Family::kDense;
 }
 
 }  // namespace
@@ -69,8 +88,10 @@ size_t forward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
 size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
 
 size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+  // The tensor-core and FMA GEMMs split K alike (allow_tf32, not known here, changes nothing).
   switch (choose_family(p, Op::kBackwardWeight, elem_size)) {
     case Family::kDense:
+    case Family::kTensorCore:
       return dense_backward_weight_workspace_bytes(p, acc_size_of(elem_size));
     case Family::kDepthwise:
       return depthwise_backward_weight_workspace_bytes(p, elem_size);
@@ -84,11 +105,24 @@ size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t le
   return bias_workspace_bytes(batch, channels, len, acc_size_of(elem_size));
 }
 
+// The tensor-core forward exists for float, Half and BFloat16 only.
+template <typename T>
+void tensor_core_forward_of(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                            Stream s) {
+  if constexpr (std::is_same_v<T, double>) {
+    dense_forward(p, input, weight, bias, output, s);  // not reached: choose_family never picks it
+  } else {
+    tensor_core_forward(p, input, weight, bias, output, s);
+  }
+}
+
 template <typename T>
 void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
-             void* /*workspace*/, void* stream) {
+             void* /*workspace*/, void* stream, bool allow_tf32) {
   const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kForward, sizeof(T))) {
+  switch (choose_family(p, Op::kForward, sizeof(T), allow_tf32)) {
+    case Family::kTensorCore:
+      return tensor_core_forward_of(p, input, weight, bias, output, s);
     case Family::kDepthwise:
       return depthwise_forward(p, input, weight, bias, output, s);
     case Family::kDense:
@@ -100,29 +134,33 @@ void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bi
 
 template <typename T>
 void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                    void* /*workspace*/, void* stream) {
+                    void* /*workspace*/, void* stream, bool allow_tf32) {
   const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kBackwardInput, sizeof(T))) {
+  switch (choose_family(p, Op::kBackwardInput, sizeof(T), allow_tf32)) {
     case Family::kDepthwise:
       return depthwise_backward_input(p, grad_output, weight, grad_input, s);
     case Family::kDense:
       return dense_backward_input(p, grad_output, weight, grad_input, s);
     case Family::kDirect:
       return direct_backward_input(p, grad_output, weight, grad_input, s);
+    case Family::kTensorCore:
+      return dense_backward_input(p, grad_output, weight, grad_input, s, /*tensor_cores=*/true);
   }
 }
 
 template <typename T>
 void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                     void* workspace, void* stream) {
+                     void* workspace, void* stream, bool allow_tf32) {
   const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kBackwardWeight, sizeof(T))) {
+  switch (choose_family(p, Op::kBackwardWeight, sizeof(T), allow_tf32)) {
     case Family::kDepthwise:
       return depthwise_backward_weight(p, grad_output, input, grad_weight, workspace, s);
     case Family::kDense:
       return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s);
     case Family::kDirect:
       return direct_backward_weight(p, grad_output, input, grad_weight, s);
+    case Family::kTensorCore:
+      return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s, /*tensor_cores=*/true);
   }
 }
 
@@ -132,10 +170,10 @@ void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_o
   bias_reduce(batch, channels, len, grad_output, grad_bias, workspace, static_cast<Stream>(stream));
 }
 
-#define C1D_INSTANTIATE(T)                                                                       \
-  template void forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, void*, void*); \
-  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);    \
-  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*);   \
+#define C1D_INSTANTIATE(T)                                                                             \
+  template void forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, void*, void*, bool); \
+  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*, bool);    \
+  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*, bool);   \
   template void backward_bias<T>(int64_t, int64_t, int64_t, const T*, T*, void*, void*);
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE

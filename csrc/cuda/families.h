@@ -31,16 +31,24 @@ void direct_backward_weight(const Conv1dParams& p, const T* grad_output, const T
 template <typename T>
 void dense_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                    Stream stream);
+// tensor_cores: the GEMM on tensor cores (tc_implicit_gemm_kernel; float32 as TF32, float16, bfloat16).
 template <typename T>
 void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                          Stream stream);
+                          Stream stream, bool tensor_cores = false);
 // Split-K over batch x length: `splits` partial sums into `workspace` (acc type), then a fixed-order
 // reduction; with splits == 1 the GEMM writes grad_weight directly.
 int64_t dense_backward_weight_splits(const Conv1dParams& p);
 size_t dense_backward_weight_workspace_bytes(const Conv1dParams& p, size_t acc_size);
 template <typename T>
 void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                           void* workspace, Stream stream);
+                           void* workspace, Stream stream, bool tensor_cores = false);
+
+// --- tensor_core_forward.cu: the dense/grouped forward on tensor cores (mma.sync, sm_80+), for float32
+// (as TF32), float16 and bfloat16. tensor_core_available(): the current device can run it.
+bool tensor_core_available();
+template <typename T>
+void tensor_core_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
+                         Stream stream);
 
 // --- depthwise.cu: in_per_group == 1 (channel multiplier out_per_group allowed).
 // *_supported says whether the tiled kernel can stage this shape in shared memory.

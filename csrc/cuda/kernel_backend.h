@@ -4,6 +4,8 @@
 //               static Workspace workspace(size_t bytes, const at::Tensor& like).
 #pragma once
 
+#include <ATen/Context.h>
+
 #include "cuda/conv1d_kernels.h"
 #include "op_layer.h"
 
@@ -28,17 +30,21 @@ struct CudaKernelBackend : Env {
   template <typename T>
   static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                       void* workspace) {
-    C1D_KERNEL_NS::forward<T>(p, input, weight, bias, output, workspace, Env::stream());
+    // PyTorch's policy for convolutions, read per call like its own (at::globalContext().allowTF32CuDNN()).
+    C1D_KERNEL_NS::forward<T>(p, input, weight, bias, output, workspace, Env::stream(),
+                              at::globalContext().allowTF32CuDNN());
   }
   template <typename T>
   static void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
                              void* workspace) {
-    C1D_KERNEL_NS::backward_input<T>(p, grad_output, weight, grad_input, workspace, Env::stream());
+    C1D_KERNEL_NS::backward_input<T>(p, grad_output, weight, grad_input, workspace, Env::stream(),
+                                     at::globalContext().allowTF32CuDNN());
   }
   template <typename T>
   static void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
                               void* workspace) {
-    C1D_KERNEL_NS::backward_weight<T>(p, grad_output, input, grad_weight, workspace, Env::stream());
+    C1D_KERNEL_NS::backward_weight<T>(p, grad_output, input, grad_weight, workspace, Env::stream(),
+                                      at::globalContext().allowTF32CuDNN());
   }
   template <typename T>
   static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,

@@ -19,7 +19,9 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
+#include <c10/util/Half.h>
 
 #if !defined(__x86_64__) || defined(CUDA_EMU_USE_UCONTEXT)
 #define CUDA_EMU_UCONTEXT 1
@@ -80,6 +82,16 @@ constexpr size_t kSmemOptinLimit = 227 * 1024;   // H100 maximum per block
 
 enum class State : uint8_t { Runnable, AtBarrier, AtWarp, Done };
 
+constexpr size_t kValueBytes = 48;  // per-lane operand of a warp rendezvous (an mma's a, b and c: 40)
+
+// One cp.async in flight: its bytes (read at issue), where they go, and its commit group (-1: none yet).
+struct PendingCopy {
+  void* dst;
+  size_t bytes;
+  int64_t group;
+  unsigned char data[16];
+};
+
 struct Fiber {
 #if CUDA_EMU_UCONTEXT
   ucontext_t uc;
@@ -100,8 +112,10 @@ struct Fiber {
   int width = 32;
   int param = 0;
   size_t size = 0;
-  unsigned char value[16];
+  unsigned char value[kValueBytes];
   std::exception_ptr error;
+  std::vector<PendingCopy> copies;  // cp.async issued and not yet waited for
+  int64_t groups_committed = 0;
 };
 
 struct Worker {
@@ -255,6 +269,10 @@ const char* op_name(WarpOp op) {
       return "__any_sync";
     case WarpOp::All:
       return "__all_sync";
+    case WarpOp::Ldmatrix:
+      return "ldmatrix.x4";
+    case WarpOp::Mma:
+      return "mma.sync";
   }
   return "?";
 }
@@ -284,6 +302,79 @@ std::string where(const Fiber& f) {
 
 bool same_site(const Fiber& a, const Fiber& b) {
   return a.line == b.line && (a.file == b.file || std::strcmp(a.file, b.file) == 0);
+}
+
+// ldmatrix.x4 of the warp at `base`: lane 8i+r holds the address of row r of matrix i; lane l receives in
+// register i the 4 bytes at byte 4*(l%4) of row l/4 of matrix i (PTX ISA, ldmatrix).
+void resolve_ldmatrix(Worker& w, unsigned base) {
+  const unsigned char* rows[32];
+  for (unsigned p = 0; p < 32; ++p) {
+    std::memcpy(&rows[p], w.fibers[base + p].value, sizeof(rows[p]));
+    if (reinterpret_cast<uintptr_t>(rows[p]) % 16 != 0) {
+      fail(where(w.fibers[base + p]) + ": ldmatrix row address is not 16-byte aligned");
+    }
+  }
+  for (unsigned l = 0; l < 32; ++l) {
+    uint32_t r[4];
+    for (unsigned i = 0; i < 4; ++i) std::memcpy(&r[i], rows[8 * i + l / 4] + 4 * (l % 4), 4);
+    std::memcpy(w.fibers[base + l].value, r, sizeof(r));
+  }
+}
+
+float mma_element(int kind, uint32_t reg, int half) {
+  if (kind == 2) {  // tf32: the hardware ignores the low 13 bits
+    const uint32_t bits = reg & 0xffffe000u;
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  }
+  const uint16_t h = static_cast<uint16_t>(half == 0 ? reg & 0xffffu : reg >> 16);  // lower index: low half
+  return kind == 0 ? static_cast<float>(c10::BFloat16(h, c10::BFloat16::from_bits()))
+                   : static_cast<float>(c10::Half(h, c10::Half::from_bits()));
+}
+
+// mma.sync of the warp at `base`: gathers A, B, C from the lanes' fragments (layouts as documented in
+// csrc/cuda/tensor_core.cuh, from the PTX ISA), computes D = A*B + C in float32 (products of 16-bit or
+// TF32 values are exact in float32; the sum runs in k order), and scatters D back.
+void resolve_mma(Worker& w, unsigned base, int kind) {
+  const int K = kind == 2 ? 8 : 16;
+  float A[16][16], B[16][8], C[16][8];
+  for (int l = 0; l < 32; ++l) {
+    uint32_t a[4], b[2];
+    float c[4];
+    const unsigned char* v = w.fibers[base + l].value;
+    std::memcpy(a, v, 16);
+    std::memcpy(b, v + 16, 8);
+    std::memcpy(c, v + 24, 16);
+    const int group = l >> 2, quad = l & 3;
+    for (int i = 0; i < 4; ++i) {
+      const int row = group + 8 * (i & 1);
+      if (kind == 2) {
+        A[row][quad + 4 * (i >> 1)] = mma_element(kind, a[i], 0);
+      } else {
+        for (int h = 0; h < 2; ++h) A[row][2 * quad + h + 8 * (i >> 1)] = mma_element(kind, a[i], h);
+      }
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (kind == 2) {
+        B[quad + 4 * i][group] = mma_element(kind, b[i], 0);
+      } else {
+        for (int h = 0; h < 2; ++h) B[2 * quad + h + 8 * i][group] = mma_element(kind, b[i], h);
+      }
+    }
+    for (int r = 0; r < 4; ++r) C[group + 8 * (r >> 1)][2 * quad + (r & 1)] = c[r];
+  }
+  for (int l = 0; l < 32; ++l) {
+    const int group = l >> 2, quad = l & 3;
+    float d[4];
+    for (int r = 0; r < 4; ++r) {
+      const int row = group + 8 * (r >> 1), col = 2 * quad + (r & 1);
+      float acc = C[row][col];
+      for (int k = 0; k < K; ++k) acc += A[row][k] * B[k][col];
+      d[r] = acc;
+    }
+    std::memcpy(w.fibers[base + l].value, d, sizeof(d));
+  }
 }
 
 // Completes every warp intrinsic of the warp starting at thread `base` whose named lanes have all
@@ -322,6 +413,17 @@ bool resolve_warp(Worker& w, unsigned base, unsigned nthreads) {
         }
       }
       if (!ready) continue;
+      if (f.op == WarpOp::Ldmatrix || f.op == WarpOp::Mma) {
+        if (group != 0xffffffffu) fail(where(f) + ": tensor-core instructions need all 32 lanes of a warp");
+        if (f.op == WarpOp::Ldmatrix) {
+          resolve_ldmatrix(w, base);
+        } else {
+          resolve_mma(w, base, f.param);
+        }
+        for (unsigned p = 0; p < 32; ++p) w.fibers[base + p].state = State::Runnable;
+        progressed = true;
+        continue;
+      }
 
       unsigned char results[32][16];
       unsigned votes = 0;
@@ -495,6 +597,8 @@ void run_block(Worker& w, const Launch& L, uint64_t block_linear) {
     Fiber& f = w.fibers[i];
     f.state = State::Runnable;
     f.error = nullptr;
+    f.copies.clear();
+    f.groups_committed = 0;
     f.tid = uint3{i % L.block.x, i / L.block.x % L.block.y, i / (L.block.x * L.block.y)};
     start_fiber(f);
   }
@@ -664,6 +768,66 @@ void warp_exchange(WarpOp op, unsigned mask, int width, int param, void* value, 
   std::memcpy(f->value, value, size);
   switch_to_scheduler(w, *f);
   std::memcpy(value, f->value, size);
+}
+
+void ldmatrix_x4(uint32_t (&r)[4], const void* row, const char* file, int line) {
+  unsigned char buf[16] = {};
+  std::memcpy(buf, &row, sizeof(row));
+  warp_exchange(WarpOp::Ldmatrix, 0xffffffffu, 32, 0, buf, sizeof(buf), file, line);
+  std::memcpy(r, buf, sizeof(r));
+}
+
+void mma(int kind, float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const char* file,
+         int line) {
+  unsigned char buf[40];
+  std::memcpy(buf, a, 16);
+  std::memcpy(buf + 16, b, 8);
+  std::memcpy(buf + 24, d, 16);
+  warp_exchange(WarpOp::Mma, 0xffffffffu, 32, kind, buf, sizeof(buf), file, line);
+  std::memcpy(d, buf, sizeof(d));
+}
+
+uint32_t tf32_round(uint32_t bits) {
+  if ((bits & 0x7f800000u) == 0x7f800000u) return bits;  // Inf, NaN
+  return (bits + 0x1000u) & 0xffffe000u;                 // ties: the magnitude rounds up, i.e. away from zero
+}
+
+void cp_async(void* dst, const void* src, size_t bytes, size_t src_bytes) {
+  Worker& w = tls_worker;
+  Fiber* f = w.current;
+  TORCH_CHECK(f != nullptr, "cuda_emu: cp.async outside a kernel");
+  TORCH_CHECK(bytes <= 16 && src_bytes <= bytes, "cuda_emu: cp.async of ", bytes, " bytes");
+  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 ||
+      (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes != 0)) {
+    fail(where(*f) + ": cp.async of " + std::to_string(bytes) + " bytes on a misaligned address");
+  }
+  PendingCopy c{dst, bytes, -1, {}};
+  if (src_bytes > 0) std::memcpy(c.data, src, src_bytes);
+  std::memset(dst, 0xff, bytes);  // in flight: a read before the wait sees poison
+  f->copies.push_back(c);
+}
+
+void cp_async_commit() {
+  Fiber* f = tls_worker.current;
+  TORCH_CHECK(f != nullptr, "cuda_emu: cp.async.commit_group outside a kernel");
+  for (PendingCopy& c : f->copies)
+    if (c.group < 0) c.group = f->groups_committed;
+  ++f->groups_committed;
+}
+
+void cp_async_wait(int pending_groups) {
+  Fiber* f = tls_worker.current;
+  TORCH_CHECK(f != nullptr, "cuda_emu: cp.async.wait_group outside a kernel");
+  const int64_t complete_below = f->groups_committed - pending_groups;
+  size_t kept = 0;
+  for (PendingCopy& c : f->copies) {
+    if (c.group >= 0 && c.group < complete_below) {
+      std::memcpy(c.dst, c.data, c.bytes);
+    } else {
+      f->copies[kept++] = c;
+    }
+  }
+  f->copies.resize(kept);
 }
 
 unsigned active_mask() {

@@ -116,6 +116,7 @@ enum cudaDeviceAttr {
   cudaDevAttrMaxSharedMemoryPerBlock = 8,
   cudaDevAttrWarpSize = 10,
   cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrComputeCapabilityMajor = 75,
   cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
 };
 
@@ -144,10 +145,27 @@ int device_attribute(cudaDeviceAttr attr);
 enum class SyncKind : int { Barrier, BarrierCount, BarrierAnd, BarrierOr };
 int block_sync(SyncKind kind, int predicate, const char* file, int line);
 
-enum class WarpOp : int { Sync, Shfl, ShflUp, ShflDown, ShflXor, Ballot, Any, All };
+enum class WarpOp : int { Sync, Shfl, ShflUp, ShflDown, ShflXor, Ballot, Any, All, Ldmatrix, Mma };
 // Rendezvous of the lanes in `mask`; `value` (size bytes, <= 16) is replaced by the lane's result.
 void warp_exchange(WarpOp op, unsigned mask, int width, int param, void* value, size_t size, const char* file,
                    int line);
+
+// Tensor-core instructions (csrc/cuda/tensor_core.cuh), warp-collective like the shuffles: every lane of
+// a full warp must arrive. Fragment layouts as in the PTX ISA (documented in tensor_core.cuh).
+// ldmatrix.m8n8.x4.b16: `row` is this lane's row address (lanes 8i..8i+7: matrix i).
+void ldmatrix_x4(uint32_t (&r)[4], const void* row, const char* file = __builtin_FILE(),
+                 int line = __builtin_LINE());
+// d += a * b; kind 0: m16n8k16 bf16, 1: m16n8k16 f16, 2: m16n8k8 tf32 (low 13 bits ignored).
+void mma(int kind, float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+         const char* file = __builtin_FILE(), int line = __builtin_LINE());
+// cvt.rna.tf32.f32: round to nearest, ties away from zero, to a 10-bit mantissa (NaN/Inf unchanged).
+uint32_t tf32_round(uint32_t bits);
+// cp.async: the destination is poisoned (0xFF) at issue and written when the thread waits for the copy's
+// group; src_bytes < bytes zero-fills the rest (src is read at issue: global memory is not written by
+// the kernels that copy from it).
+void cp_async(void* dst, const void* src, size_t bytes, size_t src_bytes);
+void cp_async_commit();
+void cp_async_wait(int pending_groups);
 unsigned active_mask();
 [[noreturn]] void trap(const char* file, int line);
 

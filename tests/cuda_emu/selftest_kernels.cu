@@ -228,6 +228,45 @@ __global__ void sums_kernel(const float* __restrict__ x, float* __restrict__ out
   }
 }
 
+// --- tensor-core instructions (the helpers of csrc/cuda/tensor_core.cuh), checked by the tests against
+// the PTX ISA's layouts written out independently in Python (test_tensor_core.py).
+
+// One warp: lane l passes regs[l] = (a0..a3, b0, b1) and c[l][0..3] to mma (kind 0 bf16, 1 f16, 2 tf32).
+__global__ void mma_kernel(const uint32_t* regs, const float* c, float* d, int kind) {
+  const int l = threadIdx.x;
+  const uint32_t a[4] = {regs[6 * l], regs[6 * l + 1], regs[6 * l + 2], regs[6 * l + 3]};
+  const uint32_t b[2] = {regs[6 * l + 4], regs[6 * l + 5]};
+  float acc[4] = {c[4 * l], c[4 * l + 1], c[4 * l + 2], c[4 * l + 3]};
+  cuda_emu::mma(kind, acc, a, b);
+  for (int r = 0; r < 4; ++r) d[4 * l + r] = acc[r];
+}
+
+// One warp: `rows` 16-byte rows are staged in shared memory; lane l reads with ldmatrix.x4 from row
+// row_of_lane[l] and writes its four registers to out[l].
+__global__ void ldmatrix_kernel(const uint32_t* data, int rows, const int* row_of_lane, uint32_t* out) {
+  __shared__ __align__(16) uint32_t smem[64 * 4];
+  for (int i = threadIdx.x; i < rows * 4; i += 32) smem[i] = data[i];
+  __syncwarp();
+  uint32_t r[4];
+  cuda_emu::ldmatrix_x4(r, smem + 4 * row_of_lane[threadIdx.x]);
+  for (int i = 0; i < 4; ++i) out[4 * threadIdx.x + i] = r[i];
+}
+
+// cp.async groups: each thread copies x[2t] (group 0) and x[2t+1] (group 1) to shared memory, then reads
+// both after waiting for `wait` (-1: no wait; 1: all but the newest group; 0: all). Each thread reads only
+// its own copies, so no barrier is involved.
+__global__ void cp_async_kernel(const float* x, float* out, int wait) {
+  __shared__ __align__(16) float smem[2 * 64];
+  const int t = threadIdx.x;
+  cuda_emu::cp_async(&smem[2 * t], &x[2 * t], 4, 4);
+  cuda_emu::cp_async_commit();
+  cuda_emu::cp_async(&smem[2 * t + 1], &x[2 * t + 1], 4, t % 2 == 0 ? 4 : 0);  // odd threads: zero fill
+  cuda_emu::cp_async_commit();
+  if (wait >= 0) cuda_emu::cp_async_wait(wait);
+  out[2 * t] = smem[2 * t];
+  out[2 * t + 1] = smem[2 * t + 1];
+}
+
 // --- ops ---------------------------------------------------------------------------------------------
 
 at::Tensor reverse(const at::Tensor& x, int64_t with_barrier) {
@@ -370,6 +409,31 @@ void launch_config(int64_t kind) {
   TORCH_CHECK(out == 1.0f, "launch_config: the kernel did not run");
 }
 
+at::Tensor mma(const at::Tensor& regs, const at::Tensor& c, int64_t kind) {
+  at::Tensor d = at::empty({32, 4}, at::kFloat);
+  launch_kernel(mma_kernel, dim3(1), dim3(32), 0, nullptr,
+                reinterpret_cast<const uint32_t*>(regs.const_data_ptr<int>()), c.const_data_ptr<float>(),
+                d.mutable_data_ptr<float>(), static_cast<int>(kind));
+  return d;
+}
+
+at::Tensor ldmatrix(const at::Tensor& data, const at::Tensor& row_of_lane) {
+  TORCH_CHECK(data.numel() % 4 == 0 && data.numel() <= 256, "ldmatrix: at most 64 rows of 16 bytes");
+  at::Tensor out = at::empty({32, 4}, at::kInt);
+  launch_kernel(ldmatrix_kernel, dim3(1), dim3(32), 0, nullptr,
+                reinterpret_cast<const uint32_t*>(data.const_data_ptr<int>()),
+                static_cast<int>(data.numel() / 4), row_of_lane.const_data_ptr<int>(),
+                reinterpret_cast<uint32_t*>(out.mutable_data_ptr<int>()));
+  return out;
+}
+
+at::Tensor cp_async(const at::Tensor& x, int64_t wait) {
+  at::Tensor out = at::empty_like(x);
+  launch_kernel(cp_async_kernel, dim3(1), dim3(x.numel() / 2), 0, nullptr, x.const_data_ptr<float>(),
+                out.mutable_data_ptr<float>(), static_cast<int>(wait));
+  return out;
+}
+
 }  // namespace selftest
 
 TORCH_LIBRARY(cuda_emu_selftest, m) {
@@ -386,4 +450,7 @@ TORCH_LIBRARY(cuda_emu_selftest, m) {
   m.def("static_shared_poison_bytes() -> int", &selftest::static_shared_poison_bytes);
   m.def("misuse(int kind, int threads) -> ()", &selftest::misuse);
   m.def("launch_config(int kind) -> ()", &selftest::launch_config);
+  m.def("mma(Tensor regs, Tensor c, int kind) -> Tensor", &selftest::mma);
+  m.def("ldmatrix(Tensor data, Tensor row_of_lane) -> Tensor", &selftest::ldmatrix);
+  m.def("cp_async(Tensor x, int wait) -> Tensor", &selftest::cp_async);
 }
