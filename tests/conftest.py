@@ -61,7 +61,7 @@ def device(request):
 
 # The kernel families CONV1D_EXT_CUDA_FAMILY forces (csrc/cuda/dispatch.cu): the op-level tests run the
 # CUDA kernels (on a GPU or under the emulator) with dispatch's choice and with each family forced.
-CUDA_FAMILIES = ("direct", "dense", "depthwise")
+CUDA_FAMILIES = ("direct", "dense", "depthwise", "tensor_core")
 
 
 @dataclasses.dataclass(frozen=True)
