@@ -79,16 +79,23 @@ def sanitizer_env(env: dict[str, str] | None = None) -> dict[str, str]:
     section explains each setting):
       LD_PRELOAD=libasan.so  (the compiler's) ASan must be the first library of the process, and python
                              is not built with it; libubsan is an ordinary dependency of the library.
+        :libstdc++.so        ASan resolves the real __cxa_throw when it starts; python does not link
+                             libstdc++, so without it the first C++ exception (torch's TORCH_CHECK) aborts
+                             with "CHECK failed: ... real___cxa_throw".
       detect_leaks=0         CPython and torch never free what their modules allocate at import (6.7 MB
-                             in 43k blocks at exit for `import torch`); the extension itself allocates
-                             only through tensors and standard containers.
+                             in 43k blocks at exit for `import torch`), and suppressions by module
+                             cannot tell theirs from the extension's (every stack passes through both);
+                             the extension allocates only through tensors and standard containers.
     Nothing else: torch 2.14 loads and runs under ASan without further options."""
     env = dict(os.environ if env is None else env)
-    runtime = subprocess.run([_cxx(), "-print-file-name=libasan.so"], stdout=subprocess.PIPE, text=True,
-                             check=True, env=_tool_env()).stdout.strip()
-    if not os.path.isabs(runtime):  # the compiler echoes the bare name when it has no such file
-        raise RuntimeError(f"the ASan runtime of {_cxx()} is not installed ({runtime})")
-    env["LD_PRELOAD"] = runtime
+    preload = []
+    for name in ("libasan.so", "libstdc++.so"):
+        path = subprocess.run([_cxx(), f"-print-file-name={name}"], stdout=subprocess.PIPE, text=True, check=True,
+                              env=_tool_env()).stdout.strip()
+        if not os.path.isabs(path):  # the compiler echoes the bare name when it has no such file
+            raise RuntimeError(f"{name} of {_cxx()} is not installed")
+        preload.append(path)
+    env["LD_PRELOAD"] = ":".join(preload)
     env["ASAN_OPTIONS"] = "detect_leaks=0"
     return env
 
