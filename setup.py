@@ -6,6 +6,10 @@ Environment switches:
   CUDA_HOME               the CUDA toolkit prefix; if unset it is derived from the nvcc on PATH
                           (following a wrapper script that execs the real nvcc).
   MAX_JOBS                parallel compile jobs (ninja).
+  CONV1D_EXT_SANITIZE     e.g. "address,undefined": a sanitizer build of the CPU sources (-fsanitize=...,
+                          -fno-sanitize-recover=all, -O1, frame pointers); CUDA sources are left out (their
+                          kernels are sanitized through the emulated build, tests/emulated.py). The README's
+                          Build section says how to load it (LD_PRELOAD of the sanitizer runtime).
 """
 import glob
 import os
@@ -48,9 +52,27 @@ import torch  # noqa: E402
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
 
+def sanitizer_flags(sanitize):
+    """Compile and link flags of a sanitizer build (`sanitize`: -fsanitize's list, e.g.
+    "address,undefined"); tests/emulated.py gives its test builds the same flags. Every finding
+    aborts (-fno-sanitize-recover=all: UBSan would otherwise print and continue, and a test passes);
+    -O1 keeps the build quick and the reports exact; frame pointers give whole stacks in the reports."""
+    if not re.fullmatch(r"[a-z,-]+", sanitize):
+        raise ValueError(f"CONV1D_EXT_SANITIZE: expected a list like address,undefined, got {sanitize!r}")
+    compile_flags = [f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-O1", "-g1"]
+    return compile_flags, [f"-fsanitize={sanitize}"]
+
+
+SANITIZE = os.environ.get("CONV1D_EXT_SANITIZE", "")
+
+
 def _want_cuda():
     switch = os.environ.get("CONV1D_EXT_CUDA", "auto").lower()
     if switch in ("0", "false", "no", "off"):
+        return False
+    if SANITIZE:  # nvcc's host code is not sanitized here; the emulated build covers the CUDA kernels
+        if switch in ("1", "true", "yes", "on"):
+            sys.exit("CONV1D_EXT_SANITIZE builds the CPU sources only: set CONV1D_EXT_CUDA=0")
         return False
     have = torch.version.cuda is not None and os.environ.get("CUDA_HOME") is not None \
         and shutil.which("nvcc") is not None
@@ -76,6 +98,10 @@ with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
 # -fopenmp: at::parallel_for is inline (ATen/Parallel-inl.h); without it the kernels run on one thread.
 cxx_flags = ["-O3", f"-std={CXX_STANDARD}", "-fvisibility=hidden", "-fopenmp"]
 link_flags = ["-fopenmp"]
+if SANITIZE:
+    san_compile, san_link = sanitizer_flags(SANITIZE)
+    cxx_flags = [f for f in cxx_flags if f != "-O3"] + san_compile
+    link_flags += san_link
 include_dirs = [os.path.join(ROOT, "csrc")]
 
 if _want_cuda():

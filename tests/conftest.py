@@ -47,6 +47,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "compile: uses torch.compile (slow to compile)")
     config.addinivalue_line("markers", "subprocess: runs part of the suite in a child process")
     config.addinivalue_line("markers", "faults: builds copies of the CPU kernels with planted bugs (~1.5 min cold)")
+    config.addinivalue_line("markers", "sanitize: the sanitizer tier's own tests (make test-sanitize; skip elsewhere)")
 
 
 _cuda_param = pytest.param("cuda", marks=[pytest.mark.cuda,

@@ -42,8 +42,8 @@ def cpu_has_avx2() -> bool:
     return all(f" {flag}" in flags for flag in ("avx2", "fma", "f16c"))
 
 
-def cpu_ops(name: str, isa: str, fault: Fault | None = None):
-    """The four ops on the `isa` CPU kernels of a copy of csrc/ (with `fault` planted)."""
+def cpu_library(name: str, isa: str, fault: Fault | None = None):
+    """(shared library, op namespace) of cpu_ops(name, isa, fault); built, not loaded."""
     if isa not in ("default", "avx2"):
         raise ValueError(f"isa must be 'default' or 'avx2', got {isa!r}")
     ns = f"conv1d_ext_cpu_fault_{name}"
@@ -56,5 +56,9 @@ def cpu_ops(name: str, isa: str, fault: Fault | None = None):
              (str(CPU_FAULTS_DIR / "ops.cpp"), [f"-DC1D_FAULT_ISA={isa.upper()}"]),
              (str(CPU_FAULTS_DIR / "namespace.cpp"), [f"-DCONV1D_EXT_FAULT_NS={ns}"])]
     flags = emulated.torch_extension_flags(os.environ.get("CONV1D_EXT_CPU_FAULT_OPT", "-O2"))
-    lib = emulated._build(tree, units, f"cpu_fault_{name}", base_flags=flags)
-    return emulated._load(lib, ns)
+    return emulated._build(tree, units, f"cpu_fault_{name}", base_flags=flags), ns
+
+
+def cpu_ops(name: str, isa: str, fault: Fault | None = None):
+    """The four ops on the `isa` CPU kernels of a copy of csrc/ (with `fault` planted)."""
+    return emulated._load(*cpu_library(name, isa, fault))

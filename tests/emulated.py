@@ -15,7 +15,9 @@ Objects are cached in <repo>/.emu_build/obj, keyed by the preprocessed source an
 build recompiles only the file it changed (plus a tiny namespace file) and a rebuild after an edit only
 what the edit touched. Compilation uses the system g++ and torch's headers; nothing is installed.
 Environment: MAX_JOBS (parallel compiles, default: CPU count), CONV1D_EXT_EMU_OPT (default -O1),
-CONV1D_EXT_EMU_VERBOSE=1 (print each compile).
+CONV1D_EXT_EMU_VERBOSE=1 (print each compile), CONV1D_EXT_SANITIZE (e.g. address,undefined: every test
+build here and in cpu_faults.py with those sanitizers, as setup.py builds the extension; such a library
+loads only into a process with the sanitizer runtime preloaded, see sanitizer_env()).
 """
 from __future__ import annotations
 
@@ -57,6 +59,47 @@ def _cxx_standard() -> str:
         return tomllib.load(f)["tool"]["conv1d_ext"]["cxx-standard"]
 
 
+def sanitizer() -> str:
+    """The sanitizers of the test builds (CONV1D_EXT_SANITIZE, read at each build); "" for none."""
+    return os.environ.get("CONV1D_EXT_SANITIZE", "")
+
+
+def sanitizer_flags(sanitize: str) -> tuple[list[str], list[str]]:
+    """(compile flags, link flags) of a sanitizer build, the same as setup.py's: every finding aborts
+    (-fno-sanitize-recover=all: UBSan would otherwise print and go on, and the test would pass); -O1 is
+    quick to build and keeps reports exact; frame pointers and line tables give readable stacks."""
+    if not re.fullmatch(r"[a-z,-]+", sanitize):
+        raise ValueError(f"CONV1D_EXT_SANITIZE: expected a list like address,undefined, got {sanitize!r}")
+    return ([f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-O1", "-g1"],
+            [f"-fsanitize={sanitize}"])
+
+
+def sanitizer_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: os.environ) for a Python process that loads ASan-built libraries (the README's Build
+    section explains each setting):
+      LD_PRELOAD=libasan.so  (the compiler's) ASan must be the first library of the process, and python
+                             is not built with it; libubsan is an ordinary dependency of the library.
+        :libstdc++.so        ASan resolves the real __cxa_throw when it starts; python does not link
+                             libstdc++, so without it the first C++ exception (torch's TORCH_CHECK) aborts
+                             with "CHECK failed: ... real___cxa_throw".
+      detect_leaks=0         CPython and torch never free what their modules allocate at import (6.7 MB
+                             in 43k blocks at exit for `import torch`), and suppressions by module
+                             cannot tell theirs from the extension's (every stack passes through both);
+                             the extension allocates only through tensors and standard containers.
+    Nothing else: torch 2.14 loads and runs under ASan without further options."""
+    env = dict(os.environ if env is None else env)
+    preload = []
+    for name in ("libasan.so", "libstdc++.so"):
+        path = subprocess.run([_cxx(), f"-print-file-name={name}"], stdout=subprocess.PIPE, text=True, check=True,
+                              env=_tool_env()).stdout.strip()
+        if not os.path.isabs(path):  # the compiler echoes the bare name when it has no such file
+            raise RuntimeError(f"{name} of {_cxx()} is not installed")
+        preload.append(path)
+    env["LD_PRELOAD"] = ":".join(preload)
+    env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return env
+
+
 def torch_extension_flags(opt: str) -> list[str]:
     """g++ flags of a test build against torch's headers (the emulated CUDA kernels here, copies of the
     CPU kernels in cpu_faults.py), compiled in the repository (or fault tree) root."""
@@ -71,6 +114,8 @@ def torch_extension_flags(opt: str) -> list[str]:
     for inc in (torch_inc, os.path.join(torch_inc, "torch", "csrc", "api", "include")):
         flags += ["-isystem", inc]
     flags += ["-isystem", sysconfig.get_paths()["include"]]
+    if sanitizer():  # after `opt` and -g0: their -O1 and line tables win
+        flags += sanitizer_flags(sanitizer())[0]
     return flags
 
 
@@ -81,7 +126,8 @@ def _compile_flags() -> list[str]:
 
 def _link_flags() -> list[str]:
     libdir = os.path.join(os.path.dirname(torch.__file__), "lib")
-    return ["-shared", f"-L{libdir}", f"-Wl,-rpath,{libdir}", "-lc10", "-ltorch_cpu", "-ltorch"]
+    flags = ["-shared", f"-L{libdir}", f"-Wl,-rpath,{libdir}", "-lc10", "-ltorch_cpu", "-ltorch"]
+    return flags + (sanitizer_flags(sanitizer())[1] if sanitizer() else [])
 
 
 def _units(tree: Path, ns: str) -> list[tuple[str, list[str]]]:
@@ -96,8 +142,15 @@ def _units(tree: Path, ns: str) -> list[tuple[str, list[str]]]:
     return units
 
 
+def _tool_env() -> dict[str, str]:
+    """The environment of the compiler and binutils: without a preloaded sanitizer runtime (the sanitizer
+    tier's test process has one; g++ would run under ASan's allocator, slower, for nothing)."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def _run(cmd: list[str], cwd: Path) -> None:
-    res = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    res = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=_tool_env())
     if res.returncode != 0:
         raise RuntimeError(f"emulated build failed in {cwd}:\n{' '.join(cmd)}\n{res.stdout[-20000:]}")
 
@@ -106,7 +159,7 @@ def _compile(tree: Path, src: str, extra: list[str], base_flags: list[str] | Non
     """Object file of `src` (relative to `tree`), from the cache when the preprocessed text is known."""
     flags = (base_flags if base_flags is not None else _compile_flags()) + extra
     pre = subprocess.run([_cxx(), "-E", "-P", *flags, src], cwd=tree, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, env=_tool_env())
     if pre.returncode != 0:
         raise RuntimeError(f"emulated build: preprocessing {tree / src} failed:\n{pre.stderr.decode()[-20000:]}")
     key = hashlib.sha256()
@@ -167,7 +220,8 @@ def kernel_launches(ns: str = DEFAULT_NS, reset: bool = True) -> dict[str, int]:
     """{demangled kernel symbol: launches} of the emulated build `ns` since the last reset."""
     lib = _libs[ns]
     counts = getattr(torch.ops, ns)._launch_counts(reset).tolist()
-    nm = subprocess.run(["nm", "-C", "--defined-only", str(lib)], stdout=subprocess.PIPE, text=True, check=True)
+    nm = subprocess.run(["nm", "-C", "--defined-only", str(lib)], stdout=subprocess.PIPE, text=True, check=True,
+                        env=_tool_env())
     by_addr = {}
     for line in nm.stdout.splitlines():
         parts = line.split(" ", 2)
@@ -182,9 +236,14 @@ def unlaunched_kernels(launched: dict[str, int], tree: Path = ROOT) -> list[str]
             if not any(re.search(rf"(^|::|\s){k}(<|\()", sym) for sym in launched)]
 
 
+def emulated_library() -> Path:
+    """The shared library of emulated_ops() (built if needed, not loaded)."""
+    return _build(ROOT, _units(ROOT, DEFAULT_NS), DEFAULT_NS)
+
+
 def emulated_ops():
     """torch.ops.conv1d_ext_emu: the CUDA kernels of csrc/cuda/ on CPU tensors (built on first use)."""
-    return _load(_build(ROOT, _units(ROOT, DEFAULT_NS), DEFAULT_NS), DEFAULT_NS)
+    return _load(emulated_library(), DEFAULT_NS)
 
 
 def selftest_ops():
@@ -212,12 +271,17 @@ def fault_tree(tree: Path, path: str | None = None, old: str = "", new: str = ""
     return tree
 
 
-def faulty_ops(name: str, path: str, old: str, new: str, count: int = 1):
-    """The emulated ops built from a copy of csrc/ with a fault (fault_tree); namespace
-    conv1d_ext_emu_fault_<name>."""
+def faulty_library(name: str, path: str, old: str, new: str, count: int = 1) -> tuple[Path, str]:
+    """(shared library, op namespace conv1d_ext_emu_fault_<name>) of the emulated ops built from a copy of
+    csrc/ with a fault (fault_tree); built, not loaded."""
     ns = f"conv1d_ext_emu_fault_{name}"
     tree = fault_tree(BUILD / "faults" / name, path, old, new, count)
-    return _load(_build(tree, _units(tree, ns), ns), ns)
+    return _build(tree, _units(tree, ns), ns), ns
+
+
+def faulty_ops(name: str, path: str, old: str, new: str, count: int = 1):
+    """The ops of faulty_library(), loaded."""
+    return _load(*faulty_library(name, path, old, new, count))
 
 
 # ---------------------------------------------------------------------------------------------------

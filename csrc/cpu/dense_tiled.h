@@ -80,7 +80,8 @@ inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t first,
   const int64_t j_lo = std::clamp<int64_t>(-first, 0, row_len);
   const int64_t j_hi = std::max(j_lo, std::min(src_len - first, row_len));
   std::fill(row, row + j_lo, acc(0));
-  convert_to_acc(src + first + j_lo, row + j_lo, j_hi - j_lo);
+  // src + first alone may point before the row (or offset a null empty tensor): undefined behaviour.
+  if (j_hi > j_lo) convert_to_acc(src + (first + j_lo), row + j_lo, j_hi - j_lo);
   std::fill(row + j_hi, row + row_len, acc(0));
 }
 
@@ -107,9 +108,11 @@ inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0,
     }
   };
   for (int64_t j = 0; j < j_lo; ++j) edge(j);
-  const scalar_t* sp = src + first;
+  // Indexed from src: src + first may point before the row (or offset a null empty tensor), which is
+  // undefined behaviour even unread (UBSan's pointer-overflow check reports it).
   for (int64_t j = j_lo; j < j_hi; ++j)
-    for (int64_t r = 0; r < phases; ++r) rows[r * row_len + j] = static_cast<acc>(sp[j * phases + r]);
+    for (int64_t r = 0; r < phases; ++r)
+      rows[r * row_len + j] = static_cast<acc>(src[first + j * phases + r]);
   for (int64_t j = j_hi; j < row_len; ++j) edge(j);
 }
 

@@ -23,6 +23,11 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #if !defined(__x86_64__) || defined(CUDA_EMU_USE_UCONTEXT)
 #define CUDA_EMU_UCONTEXT 1
 #include <ucontext.h>
@@ -130,6 +135,8 @@ struct Worker {
   void* scheduler_sp = nullptr;
 #endif
   Fiber* current = nullptr;
+  const void* scheduler_stack = nullptr;  // bounds of the scheduler's (the OS thread's) stack, for ASan
+  size_t scheduler_stack_size = 0;
   KernelInvoker invoke = nullptr;
   const void* closure = nullptr;
 
@@ -192,25 +199,50 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// AddressSanitizer builds (CONV1D_EXT_SANITIZE): ASan knows one stack per OS thread. It is told at every
+// switch which stack runs next (so an exception thrown on a fiber unpoisons the frames it unwinds there,
+// and reports describe fiber frames), and a fiber stack is unpoisoned before reuse (the redzones of
+// frames that never returned: fiber_main's, those of a block abandoned after an error). No fake stacks:
+// detect_stack_use_after_return stays off.
+#if defined(__SANITIZE_ADDRESS__)
+void asan_leave_for(const void* stack_bottom, size_t size) {
+  __sanitizer_start_switch_fiber(nullptr, stack_bottom, size);
+}
+void asan_arrived(Worker* w) {  // w: on a fiber, to learn the scheduler's stack; null on the scheduler
+  __sanitizer_finish_switch_fiber(nullptr, w ? &w->scheduler_stack : nullptr,
+                                  w ? &w->scheduler_stack_size : nullptr);
+}
+void asan_unpoison(char* begin, size_t size) { __asan_unpoison_memory_region(begin, size); }
+#else
+void asan_leave_for(const void*, size_t) {}
+void asan_arrived(Worker*) {}
+void asan_unpoison(char*, size_t) {}
+#endif
+
 void fiber_main();
 
 void switch_to_fiber(Worker& w, Fiber& f) {
+  asan_leave_for(f.stack - kStackBytes, kStackBytes);
 #if CUDA_EMU_UCONTEXT
   swapcontext(&w.scheduler, &f.uc);
 #else
   cuda_emu_switch(&w.scheduler_sp, f.sp);
 #endif
+  asan_arrived(nullptr);
 }
 
 void switch_to_scheduler(Worker& w, Fiber& f) {
+  asan_leave_for(w.scheduler_stack, w.scheduler_stack_size);
 #if CUDA_EMU_UCONTEXT
   swapcontext(&f.uc, &w.scheduler);
 #else
   cuda_emu_switch(&f.sp, w.scheduler_sp);
 #endif
+  asan_arrived(&w);
 }
 
 void start_fiber(Fiber& f) {
+  asan_unpoison(f.stack - kStackBytes, kStackBytes);
 #if CUDA_EMU_UCONTEXT
   getcontext(&f.uc);
   f.uc.uc_stack.ss_sp = f.stack - kStackBytes;
@@ -234,6 +266,7 @@ void start_fiber(Fiber& f) {
 
 void fiber_main() {
   Worker& w = tls_worker;
+  asan_arrived(&w);
   Fiber* f = w.current;
   try {
     w.invoke(w.closure);
