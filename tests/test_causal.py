@@ -213,6 +213,17 @@ def test_many_channels(layout):
     check_problem(2, 130, 97, 4, 1, layout, torch.float32, True, True, True, True, seed=1)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize(("width", "dilation", "silu"), [(4, 2, True), (33, 1, False)])
+def test_long_rows_many_channels(dtype, layout, width, dilation, silu):
+    """The vectorised paths (no seq_idx) past their blocking: rows longer than one chunk (512 positions,
+    and 256 channels-last), channels past one channels-last block (64) with vector and scalar tails, a
+    state longer than a vector; forward, final states and every gradient. (Sizes kept small: the float64
+    reference, F.conv1d depthwise, is slow.)"""
+    check_problem(1, 75, 520, width, dilation, layout, dtype, True, False, True, silu, seed=width)
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("options", ["plain", "all"])
 def test_gradcheck(layout, options):
@@ -407,6 +418,32 @@ def test_update_padding_row_and_bad_index():
     assert not torch.equal(state[2], before[2])
     with pytest.raises(RuntimeError, match="out of range"):
         causal_conv1d_update(x, state, w, conv_state_indices=torch.tensor([0, 4], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize(("width", "extra"), [(1, 2), (2, 0), (3, 0), (4, 0), (4, 2), (9, 0)])
+def test_update_step_many_channels(dtype, width, extra):
+    """The single-position update (its own path: widths 2-4 with state_len = width - 1 as constants) over
+    several channel blocks (256), a state `extra` longer than width - 1, a padding row and an x with
+    strided channels, against the roll-and-sum."""
+    gen = torch.Generator().manual_seed(width)
+    batch, dim, state_len, rows = 3, 300, width - 1 + extra, [2, -1, 0]
+    x = rand((batch, 2 * dim), dtype, gen)[:, ::2]
+    w, b = rand((dim, width), dtype, gen, 0.5), rand((dim,), dtype, gen)
+    state = rand((4, dim, state_len), dtype, gen)
+    before = state.clone()
+    y = causal_conv1d_update(x, state, w, b, activation="silu",
+                             conv_state_indices=torch.tensor(rows, dtype=torch.int32))
+    for i, r in enumerate(rows):
+        if r < 0:
+            assert torch.equal(y[i], torch.zeros_like(y[i]))
+            continue
+        window = torch.cat([f64(before[r])[:, state_len - (width - 1):], f64(x[i])[:, None]], -1)
+        z = (window * f64(w)).sum(-1) + f64(b)
+        mag = 2 * ((window.abs() * f64(w).abs()).sum(-1) + f64(b).abs()) + F.silu(z).abs()
+        assert_close_to_reference("update", y[i], F.silu(z), mag, width, dtype, context=f"{dtype} {width} row {r}")
+        assert torch.equal(state[r], torch.cat([before[r][:, 1:], x[i][:, None]], -1))
+    assert torch.equal(state[[1, 3]], before[[1, 3]])
 
 
 def test_update_long_chunk_shift():
