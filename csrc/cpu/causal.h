@@ -292,16 +292,19 @@ void causal_backward_channels_last(const CausalParams& p, const scalar_t* x, con
 // registers; a row runs in chunks of kCausalChunk positions, each read in place from x when x is of the
 // accumulation type with unit position stride, else converted into a float window (16-bit types,
 // strided x, and the first chunk, whose first inputs come from initial_states).
-// Channels-last: vectorised along the contiguous channels; a work item is (batch, chunk of positions)
-// over all channels, so x is read as whole rows, in order (a narrower channel block walks x with a stride
-// of a row, which the hardware prefetchers do not follow); the taps read the previous rows of x in
-// place (in L1/L2); weights transposed to (width, dim) once per call.
+// Channels-last: vectorised along the contiguous channels; the taps read the previous rows of x in
+// place; weights transposed to (width, dim) once per call. A forward work item is (batch, block of up to
+// kCausalClChannels channels, chunk of positions): the block's weights and last rows stay in L1, and the
+// row kCausalPrefetchRows ahead is prefetched (a block walks x a row apart, which the hardware
+// prefetchers follow poorly). A backward item is (batch, chunk of positions) over all channels.
 // The backward is the same two layouts: the pre-activation is recomputed, dz = dout * silu'(z) kept for
 // the chunk (plus state_len positions of halo, recomputed), dx gathered from dz (no scatter), and the
 // dweight / dbias partials of each (row or block, chunk) summed afterwards in a fixed order:
 // deterministic, independent of the thread count.
 constexpr int64_t kCausalChunk = 512;
 constexpr int64_t kCausalClPositions = 256;
+constexpr int64_t kCausalClChannels = 512;
+constexpr int64_t kCausalPrefetchRows = 4;
 // The backward keeps dz for its chunk (plus state_len rows of halo) of all channels: a shorter chunk.
 constexpr int64_t kCausalClBwdPositions = 32;
 
@@ -514,8 +517,12 @@ void causal_cl_row(const CausalParams& p, int64_t b, int64_t c0, int64_t nc, int
     return;
   }
   const scalar_t* xt = xb + t * xp;
+  // Rows of x a row apart are not followed by the hardware prefetchers well enough: ask for the row
+  // kCausalPrefetchRows ahead (within x: the last rows of a batch stop short).
+  const bool prefetch = t + kCausalPrefetchRows < p.len;
   int64_t c = 0;
   for (; c + V <= nc; c += V) {
+    if (prefetch) __builtin_prefetch(xt + kCausalPrefetchRows * xp + c);
     Vec acc = bt != nullptr ? Vec::loadu(bt + c0 + c) : Vec(A(0));
     for (int64_t k = 0; k < W; ++k) {
       acc = at::vec::fmadd(Vec::loadu(wt + k * D + c0 + c), causal_vload<A>(xt - (W - 1 - k) * d * xp + c), acc);
@@ -548,7 +555,7 @@ template <typename scalar_t>
 void causal_forward_cl_fast(const CausalParams& p, const scalar_t* x, const scalar_t* weight,
                             const scalar_t* bias, const scalar_t* init, scalar_t* out) {
   using A = causal_acc_t<scalar_t>;
-  const int64_t L = p.len, D = p.dim, CB = D, TC = kCausalClPositions;
+  const int64_t L = p.len, D = p.dim, CB = std::min(D, kCausalClChannels), TC = kCausalClPositions;
   std::vector<A> wt, bt;
   causal_transpose_weights(p, weight, bias, wt, bt);
   const int64_t cblocks = (D + CB - 1) / CB, tblocks = (L + TC - 1) / TC;
