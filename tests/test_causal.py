@@ -420,6 +420,22 @@ def test_update_padding_row_and_bad_index():
         causal_conv1d_update(x, state, w, conv_state_indices=torch.tensor([0, 4], dtype=torch.int32))
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("use_seq", [False, True])
+def test_ops_layouts(backend, layout, use_seq):
+    """Every backend's ops in both layouts (the CUDA kernels have a channels-last path: threads along the
+    channels), with initial states, dilation and, or not, seq_idx."""
+    if backend.cuda_family is not None:
+        pytest.skip("the causal kernels do not depend on the forced conv family: covered by the plain backend")
+    check_problem(2, 5, 70, 4, 2, layout, torch.float32, True, use_seq, True, True, seed=3, backend=backend)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_channels_last_channel_blocks(dtype):
+    """The channels-last forward over more than one block of channels (512), forward only (cheap)."""
+    check_problem(1, 530, 270, 4, 1, "channels_last", dtype, True, False, True, True, seed=5, grads=False)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize(("width", "extra"), [(1, 2), (2, 0), (3, 0), (4, 0), (4, 2), (9, 0)])
 def test_update_step_many_channels(dtype, width, extra):

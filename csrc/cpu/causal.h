@@ -322,7 +322,8 @@ inline at::vec::Vectorized<A> causal_silu_vec(const at::vec::Vectorized<A>& z) {
 
 // silu'(z) * g = g * s * (1 + z * (1 - s)), s = sigmoid(z).
 template <typename A>
-inline at::vec::Vectorized<A> causal_dsilu_vec(const at::vec::Vectorized<A>& z, const at::vec::Vectorized<A>& g) {
+inline at::vec::Vectorized<A> causal_dsilu_vec(const at::vec::Vectorized<A>& z,
+                                               const at::vec::Vectorized<A>& g) {
   using Vec = at::vec::Vectorized<A>;
   const Vec one(A(1));
   const Vec s = one / (one + z.neg().exp_u20());
@@ -398,7 +399,8 @@ void causal_row_kernel(const A* src, int64_t n, const A* w, int64_t W, int64_t d
   } else {
     for (; i + V <= n; i += V) {
       Vec acc = vb;
-      for (int64_t k = 0; k < W; ++k) acc = at::vec::fmadd(Vec(w[k]), Vec::loadu(src + i - (W - 1 - k) * d), acc);
+      for (int64_t k = 0; k < W; ++k)
+        acc = at::vec::fmadd(Vec(w[k]), Vec::loadu(src + i - (W - 1 - k) * d), acc);
       (silu ? causal_silu_vec(acc) : acc).store(dst + i);
     }
   }
@@ -415,16 +417,21 @@ using CausalRowKernel = void (*)(const A*, int64_t, const A*, int64_t, int64_t, 
 template <typename A>
 CausalRowKernel<A> causal_pick_row_kernel(int64_t W) {
   switch (W) {
-    case 2: return &causal_row_kernel<2, A>;
-    case 3: return &causal_row_kernel<3, A>;
-    case 4: return &causal_row_kernel<4, A>;
-    default: return &causal_row_kernel<0, A>;
+    case 2:
+      return &causal_row_kernel<2, A>;
+    case 3:
+      return &causal_row_kernel<3, A>;
+    case 4:
+      return &causal_row_kernel<4, A>;
+    default:
+      return &causal_row_kernel<0, A>;
   }
 }
 
 // final_states[b, c, j] = xx(L - S + j).
 template <typename scalar_t>
-void causal_final_states(const CausalParams& p, const scalar_t* x, const scalar_t* init, scalar_t* final_states) {
+void causal_final_states(const CausalParams& p, const scalar_t* x, const scalar_t* init,
+                         scalar_t* final_states) {
   const int64_t S = p.state_len, L = p.len;
   if (S == 0) return;
   at::parallel_for(0, p.batch * p.dim, std::max<int64_t>(1, 4096 / S), [&](int64_t begin, int64_t end) {
@@ -450,29 +457,30 @@ void causal_forward_rows_fast(const CausalParams& p, const scalar_t* x, const sc
   const bool direct = std::is_same<scalar_t, A>::value && p.out.pos == 1;
   at::parallel_for(0, p.batch * p.dim, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, L * W)),
                    [&](int64_t begin, int64_t end) {
-    std::vector<A> win(static_cast<size_t>(S + kCausalChunk)), res(direct ? 0 : kCausalChunk),
-        w(static_cast<size_t>(W));
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / p.dim, c = r % p.dim;
-      const scalar_t* xr = x + b * p.x.batch + c * p.x.channel;
-      const scalar_t* ir = init != nullptr ? init + r * S : nullptr;
-      for (int64_t k = 0; k < W; ++k) w[k] = static_cast<A>(weight[c * W + k]);
-      const A bc = bias != nullptr ? static_cast<A>(bias[c]) : A(0);
-      scalar_t* o = out + b * p.out.batch + c * p.out.channel;
-      for (int64_t t0 = 0; t0 < L; t0 += kCausalChunk) {
-        const int64_t n = std::min(kCausalChunk, L - t0);
-        const A* src = causal_row_inputs(xr, p.x.pos, ir, S, t0, n, win.data());
-        A* dst = direct ? reinterpret_cast<A*>(o + t0) : res.data();
-        kernel(src, n, w.data(), W, d, bc, p.silu, dst);
-        if (direct) continue;
-        if (p.out.pos == 1) {
-          causal_convert(res.data(), o + t0, n);
-        } else {
-          for (int64_t i = 0; i < n; ++i) o[(t0 + i) * p.out.pos] = static_cast<scalar_t>(res[i]);
-        }
-      }
-    }
-  });
+                     std::vector<A> win(static_cast<size_t>(S + kCausalChunk)),
+                         res(direct ? 0 : kCausalChunk), w(static_cast<size_t>(W));
+                     for (int64_t r = begin; r < end; ++r) {
+                       const int64_t b = r / p.dim, c = r % p.dim;
+                       const scalar_t* xr = x + b * p.x.batch + c * p.x.channel;
+                       const scalar_t* ir = init != nullptr ? init + r * S : nullptr;
+                       for (int64_t k = 0; k < W; ++k) w[k] = static_cast<A>(weight[c * W + k]);
+                       const A bc = bias != nullptr ? static_cast<A>(bias[c]) : A(0);
+                       scalar_t* o = out + b * p.out.batch + c * p.out.channel;
+                       for (int64_t t0 = 0; t0 < L; t0 += kCausalChunk) {
+                         const int64_t n = std::min(kCausalChunk, L - t0);
+                         const A* src = causal_row_inputs(xr, p.x.pos, ir, S, t0, n, win.data());
+                         A* dst = direct ? reinterpret_cast<A*>(o + t0) : res.data();
+                         kernel(src, n, w.data(), W, d, bc, p.silu, dst);
+                         if (direct) continue;
+                         if (p.out.pos == 1) {
+                           causal_convert(res.data(), o + t0, n);
+                         } else {
+                           for (int64_t i = 0; i < n; ++i)
+                             o[(t0 + i) * p.out.pos] = static_cast<scalar_t>(res[i]);
+                         }
+                       }
+                     }
+                   });
 }
 
 // Vector load / store of A values from / to scalar_t (float, double as they are; 16-bit converted).
@@ -525,7 +533,8 @@ void causal_cl_row(const CausalParams& p, int64_t b, int64_t c0, int64_t nc, int
     if (prefetch) __builtin_prefetch(xt + kCausalPrefetchRows * xp + c);
     Vec acc = bt != nullptr ? Vec::loadu(bt + c0 + c) : Vec(A(0));
     for (int64_t k = 0; k < W; ++k) {
-      acc = at::vec::fmadd(Vec::loadu(wt + k * D + c0 + c), causal_vload<A>(xt - (W - 1 - k) * d * xp + c), acc);
+      acc = at::vec::fmadd(Vec::loadu(wt + k * D + c0 + c), causal_vload<A>(xt - (W - 1 - k) * d * xp + c),
+                           acc);
     }
     (silu ? causal_silu_vec(acc) : acc).store(dst + c);
   }
@@ -538,8 +547,8 @@ void causal_cl_row(const CausalParams& p, int64_t b, int64_t c0, int64_t nc, int
 
 // (W, dim) weights and the bias, in the accumulation type.
 template <typename scalar_t, typename A>
-void causal_transpose_weights(const CausalParams& p, const scalar_t* weight, const scalar_t* bias, std::vector<A>& wt,
-                              std::vector<A>& bt) {
+void causal_transpose_weights(const CausalParams& p, const scalar_t* weight, const scalar_t* bias,
+                              std::vector<A>& wt, std::vector<A>& bt) {
   const int64_t W = p.width, D = p.dim;
   wt.resize(static_cast<size_t>(W * D));
   for (int64_t c = 0; c < D; ++c) {
@@ -567,7 +576,8 @@ void causal_forward_cl_fast(const CausalParams& p, const scalar_t* x, const scal
       for (int64_t t = t0; t < std::min(L, t0 + TC); ++t) {
         scalar_t* o = out + b * p.out.batch + c0 + t * p.out.pos;  // unit channel stride
         A* dst = std::is_same<scalar_t, A>::value ? reinterpret_cast<A*>(o) : row.data();
-        causal_cl_row(p, b, c0, nc, t, x, wt.data(), bias != nullptr ? bt.data() : nullptr, init, p.silu, dst);
+        causal_cl_row(p, b, c0, nc, t, x, wt.data(), bias != nullptr ? bt.data() : nullptr, init, p.silu,
+                      dst);
         if (!std::is_same<scalar_t, A>::value) causal_convert(row.data(), o, nc);
       }
     }
@@ -587,84 +597,87 @@ void causal_backward_rows_fast(const CausalParams& p, const scalar_t* x, const s
   constexpr int64_t V = Vec::size();
   const int64_t S = p.state_len, L = p.len, W = p.width, d = p.dilation;
   const CausalRowKernel<A> kernel = causal_pick_row_kernel<A>(W);
-  at::parallel_for(0, p.batch * p.dim, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, L * W)),
-                   [&](int64_t begin, int64_t end) {
-    std::vector<A> win(static_cast<size_t>(S + kCausalChunk)), z(kCausalChunk), g(kCausalChunk),
-        dzp(static_cast<size_t>(2 * S + L)), res(kCausalChunk), w(static_cast<size_t>(W)),
-        wr(static_cast<size_t>(W)), dwv(static_cast<size_t>(W * V)), dws(static_cast<size_t>(W));
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / p.dim, c = r % p.dim;
-      const scalar_t* xr = x + b * p.x.batch + c * p.x.channel;
-      const scalar_t* ir = init != nullptr ? init + r * S : nullptr;
-      const scalar_t* gr = grad_out + b * p.grad_out.batch + c * p.grad_out.channel;
-      for (int64_t k = 0; k < W; ++k) w[k] = wr[W - 1 - k] = static_cast<A>(weight[c * W + k]);
-      const A bc = bias != nullptr ? static_cast<A>(bias[c]) : A(0);
-      A* dz = dzp.data() + S;  // dz(s) = dz[s], zero for s in [-S, 0) and [L, L + S)
-      std::fill(dzp.begin(), dzp.begin() + S, A(0));
-      std::fill(dzp.end() - S, dzp.end(), A(0));
-      std::fill(dwv.begin(), dwv.end(), A(0));
-      std::fill(dws.begin(), dws.end(), A(0));
-      Vec dbv(A(0));
-      A dbs = 0;
-      for (int64_t t0 = 0; t0 < L; t0 += kCausalChunk) {
-        const int64_t n = std::min(kCausalChunk, L - t0);
-        const A* src = causal_row_inputs(xr, p.x.pos, ir, S, t0, n, win.data());
-        const A* gt;
-        if (std::is_same<scalar_t, A>::value && p.grad_out.pos == 1) {
-          gt = reinterpret_cast<const A*>(gr + t0);
-        } else {
-          causal_fill_window(gr, p.grad_out.pos, static_cast<const scalar_t*>(nullptr), 0, t0, n, g.data());
-          gt = g.data();
-        }
-        A* dzt = dz + t0;
-        if (p.silu) kernel(src, n, w.data(), W, d, bc, false, z.data());
-        int64_t i = 0;
-        for (; i + V <= n; i += V) {
-          const Vec gv = Vec::loadu(gt + i);
-          const Vec dzv = p.silu ? causal_dsilu_vec(Vec::loadu(z.data() + i), gv) : gv;
-          dzv.store(dzt + i);
-          dbv = dbv + dzv;
-          for (int64_t k = 0; k < W; ++k) {
-            A* acc = dwv.data() + k * V;
-            at::vec::fmadd(dzv, Vec::loadu(src + i - (W - 1 - k) * d), Vec::loadu(acc)).store(acc);
+  at::parallel_for(
+      0, p.batch * p.dim, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, L * W)),
+      [&](int64_t begin, int64_t end) {
+        std::vector<A> win(static_cast<size_t>(S + kCausalChunk)), z(kCausalChunk), g(kCausalChunk),
+            dzp(static_cast<size_t>(2 * S + L)), res(kCausalChunk), w(static_cast<size_t>(W)),
+            wr(static_cast<size_t>(W)), dwv(static_cast<size_t>(W * V)), dws(static_cast<size_t>(W));
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t b = r / p.dim, c = r % p.dim;
+          const scalar_t* xr = x + b * p.x.batch + c * p.x.channel;
+          const scalar_t* ir = init != nullptr ? init + r * S : nullptr;
+          const scalar_t* gr = grad_out + b * p.grad_out.batch + c * p.grad_out.channel;
+          for (int64_t k = 0; k < W; ++k) w[k] = wr[W - 1 - k] = static_cast<A>(weight[c * W + k]);
+          const A bc = bias != nullptr ? static_cast<A>(bias[c]) : A(0);
+          A* dz = dzp.data() + S;  // dz(s) = dz[s], zero for s in [-S, 0) and [L, L + S)
+          std::fill(dzp.begin(), dzp.begin() + S, A(0));
+          std::fill(dzp.end() - S, dzp.end(), A(0));
+          std::fill(dwv.begin(), dwv.end(), A(0));
+          std::fill(dws.begin(), dws.end(), A(0));
+          Vec dbv(A(0));
+          A dbs = 0;
+          for (int64_t t0 = 0; t0 < L; t0 += kCausalChunk) {
+            const int64_t n = std::min(kCausalChunk, L - t0);
+            const A* src = causal_row_inputs(xr, p.x.pos, ir, S, t0, n, win.data());
+            const A* gt;
+            if (std::is_same<scalar_t, A>::value && p.grad_out.pos == 1) {
+              gt = reinterpret_cast<const A*>(gr + t0);
+            } else {
+              causal_fill_window(gr, p.grad_out.pos, static_cast<const scalar_t*>(nullptr), 0, t0, n,
+                                 g.data());
+              gt = g.data();
+            }
+            A* dzt = dz + t0;
+            if (p.silu) kernel(src, n, w.data(), W, d, bc, false, z.data());
+            int64_t i = 0;
+            for (; i + V <= n; i += V) {
+              const Vec gv = Vec::loadu(gt + i);
+              const Vec dzv = p.silu ? causal_dsilu_vec(Vec::loadu(z.data() + i), gv) : gv;
+              dzv.store(dzt + i);
+              dbv = dbv + dzv;
+              for (int64_t k = 0; k < W; ++k) {
+                A* acc = dwv.data() + k * V;
+                at::vec::fmadd(dzv, Vec::loadu(src + i - (W - 1 - k) * d), Vec::loadu(acc)).store(acc);
+              }
+            }
+            for (; i < n; ++i) {
+              const A dzi = p.silu ? causal_dsilu(z[i], gt[i]) : gt[i];
+              dzt[i] = dzi;
+              dbs += dzi;
+              for (int64_t k = 0; k < W; ++k) dws[k] += dzi * src[i - (W - 1 - k) * d];
+            }
+          }
+          // The row's partials: vector lanes in order, then the scalar tail (fixed order).
+          A* part = partials + r * (W + 1);
+          __at_align__ A lanes[V];
+          for (int64_t k = 0; k <= W; ++k) {
+            (k < W ? Vec::loadu(dwv.data() + k * V) : dbv).store(lanes);
+            A sum = 0;
+            for (int64_t l = 0; l < V; ++l) sum += lanes[l];
+            part[k] = sum + (k < W ? dws[k] : dbs);
+          }
+          // dx(s) for s in [-S, L), chunk by chunk.
+          scalar_t* gx = dx + b * p.out.batch + c * p.out.channel;
+          const scalar_t* gf = grad_final != nullptr ? grad_final + r * S : nullptr;
+          for (int64_t s0 = -S; s0 < L; s0 += kCausalChunk) {
+            const int64_t n = std::min(kCausalChunk, L - s0);
+            kernel(dz + s0 + S, n, wr.data(), W, d, A(0), false, res.data());
+            if (gf != nullptr) {
+              for (int64_t i = std::max<int64_t>(0, L - S - s0); i < n; ++i)
+                res[i] += static_cast<A>(gf[s0 + i - (L - S)]);
+            }
+            int64_t i = 0;
+            for (; i < n && s0 + i < 0; ++i) dinit[r * S + s0 + i + S] = static_cast<scalar_t>(res[i]);
+            if (i == n) continue;
+            if (p.out.pos == 1) {
+              causal_convert(res.data() + i, gx + s0 + i, n - i);
+            } else {
+              for (; i < n; ++i) gx[(s0 + i) * p.out.pos] = static_cast<scalar_t>(res[i]);
+            }
           }
         }
-        for (; i < n; ++i) {
-          const A dzi = p.silu ? causal_dsilu(z[i], gt[i]) : gt[i];
-          dzt[i] = dzi;
-          dbs += dzi;
-          for (int64_t k = 0; k < W; ++k) dws[k] += dzi * src[i - (W - 1 - k) * d];
-        }
-      }
-      // The row's partials: vector lanes in order, then the scalar tail (fixed order).
-      A* part = partials + r * (W + 1);
-      __at_align__ A lanes[V];
-      for (int64_t k = 0; k <= W; ++k) {
-        (k < W ? Vec::loadu(dwv.data() + k * V) : dbv).store(lanes);
-        A sum = 0;
-        for (int64_t l = 0; l < V; ++l) sum += lanes[l];
-        part[k] = sum + (k < W ? dws[k] : dbs);
-      }
-      // dx(s) for s in [-S, L), chunk by chunk.
-      scalar_t* gx = dx + b * p.out.batch + c * p.out.channel;
-      const scalar_t* gf = grad_final != nullptr ? grad_final + r * S : nullptr;
-      for (int64_t s0 = -S; s0 < L; s0 += kCausalChunk) {
-        const int64_t n = std::min(kCausalChunk, L - s0);
-        kernel(dz + s0 + S, n, wr.data(), W, d, A(0), false, res.data());
-        if (gf != nullptr) {
-          for (int64_t i = std::max<int64_t>(0, L - S - s0); i < n; ++i) res[i] += static_cast<A>(gf[s0 + i - (L - S)]);
-        }
-        int64_t i = 0;
-        for (; i < n && s0 + i < 0; ++i) dinit[r * S + s0 + i + S] = static_cast<scalar_t>(res[i]);
-        if (i == n) continue;
-        if (p.out.pos == 1) {
-          causal_convert(res.data() + i, gx + s0 + i, n - i);
-        } else {
-          for (; i < n; ++i) gx[(s0 + i) * p.out.pos] = static_cast<scalar_t>(res[i]);
-        }
-      }
-    }
-  });
+      });
 }
 
 // Backward, channels-last: a work item is (batch, chunk [t0, t1) of positions), all channels; dz rows
@@ -707,7 +720,8 @@ void causal_backward_cl_fast(const CausalParams& p, const scalar_t* x, const sca
         int64_t c = 0;
         if (p.silu) {
           causal_cl_row(p, b, c0, nc, t, x, wt.data(), btp, init, false, z.data());
-          for (; c + V <= nc; c += V) causal_dsilu_vec(Vec::loadu(z.data() + c), Vec::loadu(dz + c)).store(dz + c);
+          for (; c + V <= nc; c += V)
+            causal_dsilu_vec(Vec::loadu(z.data() + c), Vec::loadu(dz + c)).store(dz + c);
           for (; c < nc; ++c) dz[c] = causal_dsilu(z[c], dz[c]);
         }
         if (t >= t1) continue;  // halo: dz only
@@ -746,8 +760,8 @@ void causal_backward_cl_fast(const CausalParams& p, const scalar_t* x, const sca
           for (int64_t k = 0; k < W; ++k) {
             const int64_t u = s + (W - 1 - k) * d;
             if (u < 0 || u >= L) continue;
-            acc = at::vec::fmadd(Vec::loadu(wt.data() + k * D + c0 + c), Vec::loadu(dzb.data() + (u - t0) * CB + c),
-                                 acc);
+            acc = at::vec::fmadd(Vec::loadu(wt.data() + k * D + c0 + c),
+                                 Vec::loadu(dzb.data() + (u - t0) * CB + c), acc);
           }
           acc.store(dst + c);
         }
@@ -760,10 +774,12 @@ void causal_backward_cl_fast(const CausalParams& p, const scalar_t* x, const sca
           dst[c] = a;
         }
         if (grad_final != nullptr && s >= L - S) {
-          for (int64_t c2 = 0; c2 < nc; ++c2) dst[c2] += static_cast<A>(grad_final[(b * D + c0 + c2) * S + s - (L - S)]);
+          for (int64_t c2 = 0; c2 < nc; ++c2)
+            dst[c2] += static_cast<A>(grad_final[(b * D + c0 + c2) * S + s - (L - S)]);
         }
         if (s < 0) {
-          for (int64_t c2 = 0; c2 < nc; ++c2) dinit[(b * D + c0 + c2) * S + s + S] = static_cast<scalar_t>(dst[c2]);
+          for (int64_t c2 = 0; c2 < nc; ++c2)
+            dinit[(b * D + c0 + c2) * S + s + S] = static_cast<scalar_t>(dst[c2]);
         } else if (!direct) {
           causal_convert(row.data(), o, nc);
         }
@@ -811,10 +827,14 @@ template <typename scalar_t, typename A>
 CausalStepBlock<scalar_t, A> causal_pick_step_block(int64_t W, int64_t SL) {
   if (SL == W - 1) {
     switch (W) {
-      case 2: return &causal_step_block<2, scalar_t, A>;
-      case 3: return &causal_step_block<3, scalar_t, A>;
-      case 4: return &causal_step_block<4, scalar_t, A>;
-      default: break;
+      case 2:
+        return &causal_step_block<2, scalar_t, A>;
+      case 3:
+        return &causal_step_block<3, scalar_t, A>;
+      case 4:
+        return &causal_step_block<4, scalar_t, A>;
+      default:
+        break;
     }
   }
   return &causal_step_block<0, scalar_t, A>;
@@ -824,8 +844,9 @@ CausalStepBlock<scalar_t, A> causal_pick_step_block(int64_t W, int64_t SL) {
 // along its positions. Per (batch row, block of channels): the window sums and the state shift in one
 // pass, then SiLU over the block, vectorised.
 template <typename scalar_t>
-void causal_update_step(const CausalUpdateParams& p, const scalar_t* x, scalar_t* state, const scalar_t* weight,
-                        const scalar_t* bias, const int32_t* state_indices, scalar_t* out) {
+void causal_update_step(const CausalUpdateParams& p, const scalar_t* x, scalar_t* state,
+                        const scalar_t* weight, const scalar_t* bias, const int32_t* state_indices,
+                        scalar_t* out) {
   using A = causal_acc_t<scalar_t>;
   using Vec = at::vec::Vectorized<A>;
   constexpr int64_t V = Vec::size(), CB = 256;
@@ -912,8 +933,7 @@ void causal_backward(const CausalParams& p, const scalar_t* x, const scalar_t* w
   // partials[(j * dim + c) * (W + 1) + k]: part j of channel c's dweight[k] (index W: its dbias); the parts
   // are the batch rows, or (batch, chunk) for the channels-last fast path.
   const bool fast = seq_idx == nullptr;
-  const int64_t nparts =
-      fast && causal_use_channels_last(p) ? p.batch * causal_cl_chunks(L) : p.batch;
+  const int64_t nparts = fast && causal_use_channels_last(p) ? p.batch * causal_cl_chunks(L) : p.batch;
   std::vector<A> partials(static_cast<size_t>(nparts * p.dim * (W + 1)));
   if (fast && causal_use_channels_last(p)) {
     causal_backward_cl_fast(p, x, weight, bias, init, grad_out, grad_final, dx, dinit, partials.data());
