@@ -430,6 +430,21 @@ def test_ops_layouts(backend, layout, use_seq):
     check_problem(2, 5, 70, 4, 2, layout, torch.float32, True, use_seq, True, True, seed=3, backend=backend)
 
 
+def test_grad_output_layouts():
+    """A channels-last x's backward reads grad_output in either layout (row by row, or channel by channel
+    for one contiguous along seqlen), with the same result, bit for bit."""
+    gen = torch.Generator().manual_seed(9)
+    x = make_x((2, 20, 300), torch.float32, "channels_last", gen).requires_grad_()
+    w, b = rand((20, 4), torch.float32, gen).requires_grad_(), rand((20,), torch.float32, gen).requires_grad_()
+    out = causal_conv1d_fn(x, w, b, activation="silu")
+    gy = rand((2, 20, 300), torch.float32, gen)
+    gy_cl = gy.transpose(1, 2).contiguous().transpose(1, 2)
+    a = torch.autograd.grad(out, (x, w, b), gy, retain_graph=True)
+    c = torch.autograd.grad(out, (x, w, b), gy_cl)
+    for u, v in zip(a, c, strict=True):
+        assert torch.equal(u, v)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_channels_last_channel_blocks(dtype):
     """The channels-last forward over more than one block of channels (512), forward only (cheap)."""

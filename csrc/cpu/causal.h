@@ -709,14 +709,20 @@ void causal_backward_cl_fast(const CausalParams& p, const scalar_t* x, const sca
       const scalar_t* xb = x + b * p.x.batch + c0;
       std::fill(dwb.begin(), dwb.end(), A(0));
       std::fill(dbb.begin(), dbb.end(), A(0));
+      // grad_output into dzb (then turned into dz in place): row by row when it is channels-last too,
+      // else channel by channel (a grad_output contiguous along seqlen is read in runs, not a row apart).
+      const scalar_t* gb = grad_out + b * p.grad_out.batch + c0 * p.grad_out.channel;
+      if (p.grad_out.channel == 1) {
+        for (int64_t t = t0; t < te; ++t)
+          causal_convert(gb + t * p.grad_out.pos, dzb.data() + (t - t0) * CB, nc);
+      } else {
+        for (int64_t c = 0; c < nc; ++c) {
+          const scalar_t* gc = gb + c * p.grad_out.channel;
+          for (int64_t t = t0; t < te; ++t) dzb[(t - t0) * CB + c] = static_cast<A>(gc[t * p.grad_out.pos]);
+        }
+      }
       for (int64_t t = t0; t < te; ++t) {
         A* dz = dzb.data() + (t - t0) * CB;
-        const scalar_t* gt = grad_out + b * p.grad_out.batch + c0 * p.grad_out.channel + t * p.grad_out.pos;
-        if (p.grad_out.channel == 1) {
-          causal_convert(gt, dz, nc);
-        } else {
-          for (int64_t c = 0; c < nc; ++c) dz[c] = static_cast<A>(gt[c * p.grad_out.channel]);
-        }
         int64_t c = 0;
         if (p.silu) {
           causal_cl_row(p, b, c0, nc, t, x, wt.data(), btp, init, false, z.data());
