@@ -1,7 +1,8 @@
 """Causal convolution (conv1d_ext.causal_conv1d_fn / causal_conv1d_update / StreamingConv1d) against
 PyTorch only: every output, final state and gradient is compared with F.conv1d on the left-padded input
 (per sequence, for seq_idx), evaluated in float64 on the same dtype-rounded inputs, within the error
-model of tests/conv_ref.py. CPU kernels (the causal ops have no CUDA kernels yet)."""
+model of tests/conv_ref.py. CPU kernels through the API; the op-level tests (`backend`) also run the CUDA
+kernels, on a GPU or under the CPU emulator."""
 
 import math
 

@@ -2,6 +2,10 @@
 // optional seq_idx masking and fused SiLU): forward, backward in one pass, and the decode update.
 // The problem description is causal_params.h.
 //
+// Without seq_idx (the common case) the forward and backward take the vectorised paths of the "Fast
+// paths" section below, and a single-position update without cache_seqlens takes causal_update_step.
+// With seq_idx, the paths described here (simpler, mask per tap):
+//
 // Two layouts, both read through x's strides without a tensor copy:
 // * channels-last (x and the output with unit channel stride, e.g. a (batch, seqlen, dim) tensor
 //   transposed): a work item is (batch, block of 64 channels); positions run in order with the last
