@@ -177,9 +177,13 @@ def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, cach
             marks a padding row (output 0, no state touched).
         activation: None, "silu" or "swish".
     """
-    silu = _silu(activation)
-    unsqueeze = x.dim() == 2
-    if unsqueeze:
-        x = x.unsqueeze(-1)
-    out = ops.causal_conv1d_update(x, conv_state, weight, bias, cache_seqlens, conv_state_indices, silu)
-    return out.squeeze(-1) if unsqueeze else out
+    # Kept lean: at batch 1 a decode step's kernel takes a few µs, comparable to the Python around it.
+    silu = activation is not None and _silu(activation)
+    if x.dim() == 2:
+        return _update_op(x.unsqueeze(-1), conv_state, weight, bias, cache_seqlens, conv_state_indices,
+                          silu).squeeze(-1)
+    return _update_op(x, conv_state, weight, bias, cache_seqlens, conv_state_indices, silu)
+
+
+# The op's one overload, resolved once (calling the packet resolves it on every call).
+_update_op = ops.causal_conv1d_update.default

@@ -1,7 +1,8 @@
 """Causal convolution (conv1d_ext.causal_conv1d_fn / causal_conv1d_update / StreamingConv1d) against
 PyTorch only: every output, final state and gradient is compared with F.conv1d on the left-padded input
 (per sequence, for seq_idx), evaluated in float64 on the same dtype-rounded inputs, within the error
-model of tests/conv_ref.py. CPU kernels (the causal ops have no CUDA kernels yet)."""
+model of tests/conv_ref.py. CPU kernels through the API; the op-level tests (`backend`) also run the CUDA
+kernels, on a GPU or under the CPU emulator."""
 
 import math
 
@@ -213,6 +214,17 @@ def test_many_channels(layout):
     check_problem(2, 130, 97, 4, 1, layout, torch.float32, True, True, True, True, seed=1)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize(("width", "dilation", "silu"), [(4, 2, True), (33, 1, False)])
+def test_long_rows_many_channels(dtype, layout, width, dilation, silu):
+    """The vectorised paths (no seq_idx) past their blocking: rows longer than one chunk (512 positions,
+    and 256 channels-last), channels past one channels-last block (64) with vector and scalar tails, a
+    state longer than a vector; forward, final states and every gradient. (Sizes kept small: the float64
+    reference, F.conv1d depthwise, is slow.)"""
+    check_problem(1, 75, 520, width, dilation, layout, dtype, True, False, True, silu, seed=width)
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("options", ["plain", "all"])
 def test_gradcheck(layout, options):
@@ -407,6 +419,63 @@ def test_update_padding_row_and_bad_index():
     assert not torch.equal(state[2], before[2])
     with pytest.raises(RuntimeError, match="out of range"):
         causal_conv1d_update(x, state, w, conv_state_indices=torch.tensor([0, 4], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("use_seq", [False, True])
+def test_ops_layouts(backend, layout, use_seq):
+    """Every backend's ops in both layouts (the CUDA kernels have a channels-last path: threads along the
+    channels), with initial states, dilation and, or not, seq_idx."""
+    if backend.cuda_family is not None:
+        pytest.skip("the causal kernels do not depend on the forced conv family: covered by the plain backend")
+    check_problem(2, 5, 70, 4, 2, layout, torch.float32, True, use_seq, True, True, seed=3, backend=backend)
+
+
+def test_grad_output_layouts():
+    """A channels-last x's backward reads grad_output in either layout (row by row, or channel by channel
+    for one contiguous along seqlen), with the same result, bit for bit."""
+    gen = torch.Generator().manual_seed(9)
+    x = make_x((2, 20, 300), torch.float32, "channels_last", gen).requires_grad_()
+    w, b = rand((20, 4), torch.float32, gen).requires_grad_(), rand((20,), torch.float32, gen).requires_grad_()
+    out = causal_conv1d_fn(x, w, b, activation="silu")
+    gy = rand((2, 20, 300), torch.float32, gen)
+    gy_cl = gy.transpose(1, 2).contiguous().transpose(1, 2)
+    a = torch.autograd.grad(out, (x, w, b), gy, retain_graph=True)
+    c = torch.autograd.grad(out, (x, w, b), gy_cl)
+    for u, v in zip(a, c, strict=True):
+        assert torch.equal(u, v)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_channels_last_channel_blocks(dtype):
+    """The channels-last forward over more than one block of channels (512), forward only (cheap)."""
+    check_problem(1, 530, 270, 4, 1, "channels_last", dtype, True, False, True, True, seed=5, grads=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize(("width", "extra"), [(1, 2), (2, 0), (3, 0), (4, 0), (4, 2), (9, 0)])
+def test_update_step_many_channels(dtype, width, extra):
+    """The single-position update (its own path: widths 2-4 with state_len = width - 1 as constants) over
+    several channel blocks (256), a state `extra` longer than width - 1, a padding row and an x with
+    strided channels, against the roll-and-sum."""
+    gen = torch.Generator().manual_seed(width)
+    batch, dim, state_len, rows = 3, 300, width - 1 + extra, [2, -1, 0]
+    x = rand((batch, 2 * dim), dtype, gen)[:, ::2]
+    w, b = rand((dim, width), dtype, gen, 0.5), rand((dim,), dtype, gen)
+    state = rand((4, dim, state_len), dtype, gen)
+    before = state.clone()
+    y = causal_conv1d_update(x, state, w, b, activation="silu",
+                             conv_state_indices=torch.tensor(rows, dtype=torch.int32))
+    for i, r in enumerate(rows):
+        if r < 0:
+            assert torch.equal(y[i], torch.zeros_like(y[i]))
+            continue
+        window = torch.cat([f64(before[r])[:, state_len - (width - 1):], f64(x[i])[:, None]], -1)
+        z = (window * f64(w)).sum(-1) + f64(b)
+        mag = 2 * ((window.abs() * f64(w).abs()).sum(-1) + f64(b).abs()) + F.silu(z).abs()
+        assert_close_to_reference("update", y[i], F.silu(z), mag, width, dtype, context=f"{dtype} {width} row {r}")
+        assert torch.equal(state[r], torch.cat([before[r][:, 1:], x[i][:, None]], -1))
+    assert torch.equal(state[[1, 3]], before[[1, 3]])
 
 
 def test_update_long_chunk_shift():

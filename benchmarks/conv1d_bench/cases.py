@@ -69,6 +69,68 @@ class CaseInputs:
         return (y,) + torch.autograd.grad(y, (x, w, b), gy)
 
 
+class DecodeInputs:
+    """Inputs of one decode step (shape.decode): x (N, C), weight (C, k), bias (C) and a conv_state
+    (N, C, k) in `n_sets` copies. The reference keeps the whole (N, C, k) window as its state (causal-conv1d's
+    causal_conv1d_update_ref); ours the last k - 1 inputs, a contiguous (N, C, k - 1) copy of
+    state[..., 1:] (step.own_state). Each runner gets its own copy of the state (both sides update it in
+    place), so the first, checked calls start from the same state; a result is (output, the last k - 1
+    inputs after the step)."""
+
+    def __init__(self, shape, dtype, device, n_sets, seed=0):
+        self.shape = shape
+        g = torch.Generator().manual_seed(seed)
+        s = shape
+        self.sets = []
+        for _ in range(n_sets):
+            x = torch.randn(s.N, s.C_in, generator=g)
+            w = torch.randn(s.C_in, s.k, generator=g) / math.sqrt(s.k)
+            b = torch.randn(s.C_in, generator=g) * 0.1
+            state = torch.randn(s.N, s.C_in, s.k, generator=g)
+            self.sets.append(tuple(v.to(device=device, dtype=dtype) for v in (x, w, b, state)))
+
+    def runner(self, step, index=0):
+        """A callable running `step(x, state, w, b)` (decode_reference's signature) on input set `index`,
+        with a fresh copy of that set's state that it keeps updating."""
+        x, w, b, state0 = self.sets[index]
+        state = step.own_state(state0)
+
+        def run():
+            with torch.no_grad():
+                return step(x, state, w, b)
+
+        return run
+
+    def reference_fp32(self):
+        """The reference step in float32 on the same (already rounded) inputs: the check for 16-bit types."""
+        x, w, b, state = (v.float() for v in self.sets[0])
+        return decode_reference(self.shape.activation)(x, state.clone(), w, b)
+
+
+def decode_reference(activation):
+    """causal-conv1d's causal_conv1d_update_ref (the roll-and-sum), state (N, C, k): (out, state[..., 1:])."""
+
+    def step(x, state, w, b):
+        state.copy_(torch.roll(state, shifts=-1, dims=-1))
+        state[:, :, -1] = x
+        out = torch.sum(state * w, dim=-1) + b
+        return (F.silu(out) if activation == "silu" else out), state[..., 1:]
+
+    step.own_state = torch.clone
+    return step
+
+
+def decode_ours(module, activation):
+    """conv1d_ext.causal_conv1d_update (of `module`) in decode_reference's signature, on its own
+    (N, C, k - 1) state."""
+
+    def step(x, state, w, b):
+        return module.causal_conv1d_update(x, state, w, b, activation=activation), state
+
+    step.own_state = lambda state: state[..., 1:].contiguous()
+    return step
+
+
 def torch_causal(activation):
     """PyTorch's best expression of a causal depthwise convolution, in F.conv1d's signature."""
 
@@ -98,6 +160,11 @@ def implementations(shape, ours):
     """(reference, ours) for `shape`: F.conv1d and `ours`; for a transposed shape F.conv_transpose1d and
     the conv_transpose1d of `ours`'s module (conv1d_ext.conv_transpose1d for conv1d_ext.conv1d;
     F.conv_transpose1d itself for --self-test-against-torch)."""
+    if shape.decode:
+        if ours is F.conv1d:
+            return decode_reference(shape.activation), decode_reference(shape.activation)
+        package = importlib.import_module(ours.__module__.split(".")[0])
+        return decode_reference(shape.activation), decode_ours(package, shape.activation)
     if shape.causal:
         if ours is F.conv1d:
             return torch_causal(shape.activation), torch_causal(shape.activation)
@@ -111,9 +178,13 @@ def implementations(shape, ours):
 
 
 def work(shape, dtype, mode):
-    """(FLOPs, minimum bytes moved) of one call: every input read once, every output written once."""
-    x_n, w_n, b_n, y_n = shape.numels()
+    """(FLOPs, minimum bytes moved) of one call: every input read once, every output written once (a
+    decode step: x, weight, bias and the k - 1 state entries read, the output and the state written)."""
     item = torch.empty((), dtype=dtype).element_size()
+    if shape.decode:
+        n, c, k = shape.N, shape.C_in, shape.k
+        return 2 * n * c * k, item * (n * c * (1 + 2 * (k - 1) + 1) + c * (k + 1))
+    x_n, w_n, b_n, y_n = shape.numels()
     flops = shape.flops_fwd() * (3 if mode == "fwdbwd" else 1)  # grad_input and grad_weight: a forward each
     nbytes = item * (x_n + w_n + b_n + y_n) * (2 if mode == "fwdbwd" else 1)
     return flops, nbytes
@@ -162,7 +233,10 @@ def run_case(shape, dtype, mode, machine, ours, seed=0):
 def _measure(shape, dtype, mode, machine, ours, seed):
     flops, nbytes = work(shape, dtype, mode)
     n_sets = machine.input_sets(nbytes)
-    inputs = CaseInputs(shape, dtype, machine.device, mode, n_sets, seed=seed)
+    if shape.decode:
+        inputs = DecodeInputs(shape, dtype, machine.device, n_sets, seed=seed)
+    else:
+        inputs = CaseInputs(shape, dtype, machine.device, mode, n_sets, seed=seed)
     ref_conv, our_conv = implementations(shape, ours)
     runs = {
         "ref": [inputs.runner(ref_conv, i) for i in range(n_sets)],
@@ -177,7 +251,8 @@ def _measure(shape, dtype, mode, machine, ours, seed):
         est["ours"], our_out = timer.once(runs["ours"][0])
     except Exception as e:
         raise RuntimeError(f"ours raised {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
-    fields = checking.check(our_out, ref_out, dtype, machine.tf32, inputs.reference_fp32)
+    names = checking.DECODE_RESULT_NAMES if shape.decode else checking.RESULT_NAMES
+    fields = checking.check(our_out, ref_out, dtype, machine.tf32, inputs.reference_fp32, names)
     del ref_out, our_out
     # A second call for the quick ones warms caches, the allocator and lazy initialisation; on CUDA the
     # first call also ran cuDNN's autotuning, so its time is no estimate.

@@ -5,6 +5,7 @@ import math
 import torch
 
 RESULT_NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
+DECODE_RESULT_NAMES = ("output", "conv_state")
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -29,7 +30,7 @@ def normalized_error(a, b):
     return (a - b).abs().max().item() / max(scale, 1e-30)
 
 
-def check(ours, ref, dtype, tf32, reference_fp32):
+def check(ours, ref, dtype, tf32, reference_fp32, names=RESULT_NAMES):
     """Row fields max_err, tol, check (and ref_err for 16-bit) for the result tuples `ours` and `ref`.
 
     16-bit dtypes are checked against `reference_fp32()` (float32 F.conv1d on the same rounded inputs):
@@ -46,6 +47,6 @@ def check(ours, ref, dtype, tf32, reference_fp32):
     else:
         errs = [normalized_error(o, r) for o, r in zip(ours, ref, strict=False)]
         tols = [tol] * len(errs)
-    bad = [f"{n} {e:.2e} > {t:.1e}" for n, e, t in zip(RESULT_NAMES, errs, tols, strict=False) if not e <= t]
+    bad = [f"{n} {e:.2e} > {t:.1e}" for n, e, t in zip(names, errs, tols, strict=False) if not e <= t]
     fields.update(max_err=max(errs), tol=max(tols), check="ok" if not bad else "FAIL: " + ", ".join(bad))
     return fields

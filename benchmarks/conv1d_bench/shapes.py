@@ -7,7 +7,12 @@ weight is (C_in, C_out / groups, k).
 A record with causal=True is a causal depthwise convolution (Mamba, Conformer; family "causal"): ours is
 conv1d_ext.causal_conv1d_fn against PyTorch's best expression, F.conv1d(x, w, b, padding=k-1,
 groups=C)[..., :L] (then F.silu with activation="silu"); the weight is (C, 1, k), padding = k - 1 and the
-output has L positions. layout="channels_last" gives x as a (N, L, C) contiguous tensor transposed."""
+output has L positions. layout="channels_last" gives x as a (N, L, C) contiguous tensor transposed.
+
+A record with decode=True (family "causal_decode") is one decode step of a causal convolution: ours is
+conv1d_ext.causal_conv1d_update on x (N, C) and a conv_state (N, C, k - 1), against causal-conv1d's
+reference roll-and-sum (conv_state.copy_(roll(conv_state, -1)); conv_state[..., -1] = x;
+sum(conv_state·w) + b, then F.silu), which keeps a (N, C, k) state; forward only (L = 1)."""
 
 from dataclasses import dataclass, replace
 
@@ -33,6 +38,7 @@ class Shape:
     causal: bool = False  # a causal depthwise convolution (conv1d_ext.causal_conv1d_fn)
     activation: str | None = None  # causal only: None or "silu"
     layout: str = "contiguous"  # causal only: "contiguous" or "channels_last" (x as (N, L, C) transposed)
+    decode: bool = False  # causal only: one decode step (conv1d_ext.causal_conv1d_update), L = 1
 
     @property
     def out_len(self):
@@ -80,6 +86,8 @@ class Shape:
         ):
             if val != default:
                 s += f" {key}{val}"
+        if self.decode:
+            s += " decode step"
         if self.causal:
             s += " causal" + (f" {self.activation}" if self.activation else "") + (
                 " CL" if self.layout == "channels_last" else "")
@@ -139,12 +147,29 @@ SWEEP = [
           source="Mamba causal conv1d k4 + SiLU, channels-last x ((B, L, D) transposed)"),
     Shape("causal_conformer_c256_k31", "causal", N=8, C_in=256, C_out=256, L=4096, k=31, groups=256,
           padding=30, causal=True, source="streaming (causal) Conformer conv module: depthwise k31"),
+    Shape("causal_conformer_c256_k31_cl", "causal", N=8, C_in=256, C_out=256, L=4096, k=31, groups=256,
+          padding=30, causal=True, layout="channels_last",
+          source="streaming Conformer depthwise k31, channels-last x ((B, T, C) transposed, as Conformer "
+                 "blocks hold it)"),
+    Shape("causal_mamba_c2048_k4_silu", "causal", N=8, C_in=2048, C_out=2048, L=2048, k=4, groups=2048,
+          padding=3, causal=True, activation="silu",
+          source="Mamba (d_inner 2048, e.g. Mamba-370M) causal conv1d k4 + SiLU, (B, D, L) layout"),
+    # One decode step (causal_conv1d_update) against causal-conv1d's reference roll-and-sum.
+    Shape("causal_decode_b1_c2048_k4_silu", "causal_decode", N=1, C_in=2048, C_out=2048, L=1, k=4,
+          groups=2048, padding=3, causal=True, activation="silu", decode=True,
+          source="Mamba decode step (d_inner 2048), batch 1: causal_conv1d_update vs roll-and-sum"),
+    Shape("causal_decode_b64_c2048_k4_silu", "causal_decode", N=64, C_in=2048, C_out=2048, L=1, k=4,
+          groups=2048, padding=3, causal=True, activation="silu", decode=True,
+          source="Mamba decode step (d_inner 2048), batch 64: causal_conv1d_update vs roll-and-sum"),
 ]
 # fmt: on
 
 
 def quick_shape(s):
-    """The same configuration, tiny: batch ≤ 2, length / 16 (long enough for the kernel span)."""
+    """The same configuration, tiny: batch ≤ 2, length / 16 (long enough for the kernel span); a decode
+    step keeps its length 1."""
+    if s.decode:
+        return replace(s, N=min(s.N, 2))
     span = s.dilation * (s.k - 1) + 1
     return replace(s, N=min(s.N, 2), L=max(s.L // 16, span + 2 * s.stride))
 

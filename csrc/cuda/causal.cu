@@ -1,15 +1,20 @@
 // Causal convolution (the causal_conv1d_fwd / _bwd / _update ops; problem description in
 // causal_params.h): depthwise, left-padded from initial_states (or zeros), optional seq_idx masking and
 // fused SiLU. Straightforward kernels, written for correctness first:
-//   forward:  block per (batch, channel) row, threads along the positions (coalesced for a contiguous x;
-//             a channels-last x is read through its strides, uncoalesced), weights read per tap;
+//   forward:  block per (batch, channel) row, threads along the positions (coalesced for a contiguous x),
+//             weights read per tap; a channels-last x (unit channel stride, causal_cl) instead has
+//             threads along the channels, so a warp reads 32 consecutive channels of a position
+//             (coalesced), a block walking a chunk of positions;
 //   backward: pass 1, block per row: dz = grad_output * silu'(z) into the workspace, then dx /
 //             dinitial_states as a gather over the taps (no atomics), and the row's dweight / dbias
-//             partials by fixed-tree block reductions; pass 2: one thread per (channel, tap) adds the
-//             partials over the batch in order (bit-identical run to run);
+//             partials by fixed-tree block reductions; channels-last: threads along the channels,
+//             dz in a (batch, len, dim) workspace, then one thread per (batch, channel) gathers dx and
+//             sums its dweight / dbias partials serially; pass 2: one thread per (channel, tap) adds
+//             the partials over the batch in order (bit-identical run to run);
 //   update:   one thread per (batch, channel) row, serial over the step's positions.
 // conv_state_indices out of range cannot raise on the device: such a row is treated like padding
 // (output 0, state untouched); the CPU kernels raise instead.
+#include <algorithm>
 #include <cmath>
 
 #include "causal_params.h"
@@ -75,6 +80,116 @@ __global__ void __launch_bounds__(kThreads)
     }
     for (int64_t j = threadIdx.x; j < S; j += blockDim.x) {
       final_states[row * S + j] = from_acc<T>(causal_input(p, x, init, b, c, L - S + j));
+    }
+  }
+}
+
+// The channels-last layout: x and the output (dx) with unit channel stride, more than one channel (the
+// CPU kernels' test, causal_use_channels_last).
+inline bool causal_cl(const CausalParams& p) { return p.dim > 1 && p.x.channel == 1 && p.out.channel == 1; }
+
+constexpr int64_t kClPositions = 64;  // positions per block in the channels-last forward
+
+// Channels-last forward: block = (batch, kThreads channels, kClPositions positions), thread = channel.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    causal_forward_cl_kernel(CausalParams p, const T* x, const T* weight, const T* bias,
+                             const int32_t* seq_idx, const T* init, T* out, T* final_states) {
+  using A = acc_t<T>;
+  const int64_t L = p.len, S = p.state_len;
+  const int64_t cblocks = ceil_div(p.dim, kThreads), chunks = ceil_div(L, kClPositions);
+  for (int64_t item = blockIdx.x; item < p.batch * cblocks * chunks; item += gridDim.x) {
+    const int64_t b = item / (cblocks * chunks), chunk = item % chunks;
+    const int64_t c = (item / chunks) % cblocks * kThreads + threadIdx.x;
+    if (c >= p.dim) continue;
+    const int64_t t1 = (chunk + 1) * kClPositions < L ? (chunk + 1) * kClPositions : L;
+    for (int64_t t = chunk * kClPositions; t < t1; ++t) {
+      A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
+      if (p.silu) z = z * causal_sigmoid(z);
+      if (seq_idx != nullptr && seq_idx[b * L + t] < 0) z = A(0);
+      out[b * p.out.batch + c + t * p.out.pos] = from_acc<T>(z);
+    }
+  }
+  // final_states: one thread per (batch, channel), channel fastest (reads of x coalesced).
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.batch * p.dim;
+       i += step) {
+    const int64_t b = i / p.dim, c = i % p.dim;
+    for (int64_t j = 0; j < S; ++j)
+      final_states[i * S + j] = from_acc<T>(causal_input(p, x, init, b, c, L - S + j));
+  }
+}
+
+// Channels-last backward, pass 1a: dz_ws[(b * len + t) * dim + c] = grad_output * silu'(z); block =
+// (batch, kThreads channels, kClPositions positions), thread = channel.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    causal_backward_cl_dz_kernel(CausalParams p, const T* x, const T* weight, const T* bias,
+                                 const int32_t* seq_idx, const T* init, const T* grad_out, acc_t<T>* dz_ws) {
+  using A = acc_t<T>;
+  const int64_t L = p.len;
+  const int64_t cblocks = ceil_div(p.dim, kThreads), chunks = ceil_div(L, kClPositions);
+  for (int64_t item = blockIdx.x; item < p.batch * cblocks * chunks; item += gridDim.x) {
+    const int64_t b = item / (cblocks * chunks), chunk = item % chunks;
+    const int64_t c = (item / chunks) % cblocks * kThreads + threadIdx.x;
+    if (c >= p.dim) continue;
+    const int64_t t1 = (chunk + 1) * kClPositions < L ? (chunk + 1) * kClPositions : L;
+    for (int64_t t = chunk * kClPositions; t < t1; ++t) {
+      A g = to_acc(grad_out[b * p.grad_out.batch + c * p.grad_out.channel + t * p.grad_out.pos]);
+      if (p.silu) {
+        const A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
+        const A s = causal_sigmoid(z);
+        g = g * s * (A(1) + z * (A(1) - s));
+      }
+      if (seq_idx != nullptr && seq_idx[b * L + t] < 0) g = A(0);
+      dz_ws[(b * L + t) * p.dim + c] = g;
+    }
+  }
+}
+
+// Channels-last backward, pass 1b: one thread per (batch, channel), channel fastest: dx / dinitial_states
+// gathered over the taps, and the (batch, channel)'s dweight / dbias partials, serially over the positions
+// (the same order on every run).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    causal_backward_cl_gather_kernel(CausalParams p, const T* x, const T* weight, const int32_t* seq_idx,
+                                     const T* init, const T* grad_final, T* dx, T* dinit,
+                                     const acc_t<T>* dz_ws, acc_t<T>* partials) {
+  using A = acc_t<T>;
+  const int64_t L = p.len, S = p.state_len, W = p.width, d = p.dilation, D = p.dim;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; row < p.batch * D;
+       row += step) {
+    const int64_t b = row / D, c = row % D;
+    const A* dz = dz_ws + b * L * D + c;  // dz at position t: dz[t * D]
+    for (int64_t e = -S; e < L; ++e) {
+      A acc = A(0);
+      const int32_t id_e = seq_idx != nullptr && L > 0 ? causal_seq_id(seq_idx, L, b, e) : 0;
+      for (int64_t k = 0; k < W; ++k) {
+        const int64_t t = e + (W - 1 - k) * d;
+        if (t < 0 || t >= L) continue;
+        if (seq_idx != nullptr && seq_idx[b * L + t] != id_e) continue;
+        acc += to_acc(weight[c * W + k]) * dz[t * D];
+      }
+      if (grad_final != nullptr && e >= L - S) acc += to_acc(grad_final[row * S + e - (L - S)]);
+      if (e >= 0) {
+        dx[b * p.out.batch + c + e * p.out.pos] = from_acc<T>(acc);
+      } else {
+        dinit[row * S + e + S] = from_acc<T>(acc);
+      }
+    }
+    for (int64_t k = 0; k <= W; ++k) {
+      A sum = A(0);
+      for (int64_t t = 0; t < L; ++t) {
+        if (k == W) {
+          sum += dz[t * D];
+          continue;
+        }
+        const int64_t s = t - (W - 1 - k) * d;
+        if (seq_idx != nullptr && causal_seq_id(seq_idx, L, b, s) != seq_idx[b * L + t]) continue;
+        sum += dz[t * D] * causal_input(p, x, init, b, c, s);
+      }
+      partials[row * (W + 1) + k] = sum;
     }
   }
 }
@@ -213,6 +328,14 @@ size_t causal_backward_workspace_bytes(const CausalParams& p, size_t elem_size) 
 template <typename T>
 void causal_forward(const CausalParams& p, const T* x, const T* weight, const T* bias, const int32_t* seq_idx,
                     const T* init, T* out, T* final_states, void* stream) {
+  if (causal_cl(p)) {
+    // At least one block per (batch, channel block): the final_states loop runs in every block.
+    const int64_t blocks =
+        p.batch * ceil_div(p.dim, kThreads) * std::max<int64_t>(1, ceil_div(p.len, kClPositions));
+    launch_kernel(causal_forward_cl_kernel<T>, dim3(grid_for(blocks)), dim3(kThreads), 0,
+                  static_cast<Stream>(stream), p, x, weight, bias, seq_idx, init, out, final_states);
+    return;
+  }
   launch_kernel(causal_forward_kernel<T>, dim3(grid_for(p.batch * p.dim)), dim3(kThreads), 0,
                 static_cast<Stream>(stream), p, x, weight, bias, seq_idx, init, out, final_states);
 }
@@ -225,8 +348,19 @@ void causal_backward(const CausalParams& p, const T* x, const T* weight, const T
   A* partials = static_cast<A*>(workspace);
   A* dz = partials + p.batch * p.dim * (p.width + 1);
   const Stream s = static_cast<Stream>(stream);
-  launch_kernel(causal_backward_row_kernel<T>, dim3(grid_for(p.batch * p.dim)), dim3(kThreads), 0, s, p, x,
-                weight, bias, seq_idx, init, grad_out, grad_final, dx, dinit, dz, partials);
+  if (causal_cl(p)) {
+    const int64_t blocks = p.batch * ceil_div(p.dim, kThreads) * ceil_div(p.len, kClPositions);
+    if (blocks > 0) {
+      launch_kernel(causal_backward_cl_dz_kernel<T>, dim3(grid_for(blocks)), dim3(kThreads), 0, s, p, x,
+                    weight, bias, seq_idx, init, grad_out, dz);
+    }
+    launch_kernel(causal_backward_cl_gather_kernel<T>, dim3(grid_for(ceil_div(p.batch * p.dim, kThreads))),
+                  dim3(kThreads), 0, s, p, x, weight, seq_idx, init, grad_final, dx, dinit,
+                  static_cast<const A*>(dz), partials);
+  } else {
+    launch_kernel(causal_backward_row_kernel<T>, dim3(grid_for(p.batch * p.dim)), dim3(kThreads), 0, s, p, x,
+                  weight, bias, seq_idx, init, grad_out, grad_final, dx, dinit, dz, partials);
+  }
   launch_kernel(causal_weight_reduce_kernel<T>, dim3(grid_for(ceil_div(p.dim * (p.width + 1), kThreads))),
                 dim3(kThreads), 0, s, p.batch, p.dim, p.width, static_cast<const A*>(partials), dweight,
                 dbias);
