@@ -215,7 +215,7 @@ def describe(shape, dtype, mode, device):
     )
 
 
-def run_case(shape, dtype, mode, machine, ours, seed=0):
+def run_case(shape, dtype, mode, machine, ours, seed=0, thread_scaling=False):
     """Check `ours` against F.conv1d on one case, then time both sides: a row of the results table.
 
     A failure of any kind (ours raising, a result off) is recorded in row["check"], never raised, so a
@@ -223,14 +223,14 @@ def run_case(shape, dtype, mode, machine, ours, seed=0):
     """
     row = describe(shape, dtype, mode, machine.device)
     try:
-        row.update(_measure(shape, dtype, mode, machine, ours, seed))
+        row.update(_measure(shape, dtype, mode, machine, ours, seed, thread_scaling))
     except Exception as e:
         message = str(e).splitlines()[0][:200] if str(e) else ""
         row["check"] = f"FAIL: {type(e).__name__}: {message}"
     return row
 
 
-def _measure(shape, dtype, mode, machine, ours, seed):
+def _measure(shape, dtype, mode, machine, ours, seed, thread_scaling):
     flops, nbytes = work(shape, dtype, mode)
     n_sets = machine.input_sets(nbytes)
     if shape.decode:
@@ -242,6 +242,10 @@ def _measure(shape, dtype, mode, machine, ours, seed):
         "ref": [inputs.runner(ref_conv, i) for i in range(n_sets)],
         "ours": [inputs.runner(our_conv, i) for i in range(n_sets)],
     }
+    # Thread scaling (CPU): ours again on one thread, in the same interleaved rounds.
+    scaling = thread_scaling and machine.device == "cpu" and machine.timer.threads > 1
+    if scaling:
+        runs["ours_1t"] = runs["ours"]
     timer = machine.timer
     # First calls give the results to check and a time estimate; the reference goes first so that its
     # one-time setup is not charged to us.
@@ -256,11 +260,13 @@ def _measure(shape, dtype, mode, machine, ours, seed):
     del ref_out, our_out
     # A second call for the quick ones warms caches, the allocator and lazy initialisation; on CUDA the
     # first call also ran cuDNN's autotuning, so its time is no estimate.
+    if scaling:
+        est["ours_1t"] = timer.once(runs["ours_1t"][0], "ours_1t")[0]
     for side in ("ref", "ours"):
         if est[side] < 0.2 or machine.device == "cuda":
             est[side] = timer.once(runs[side][0])[0]
     times = timer.measure(runs, est)
-    for side in ("ref", "ours"):
+    for side in runs:
         t = statistics.median(times[side])
         fields[f"{side}_min_ms"] = min(times[side]) * 1e3
         fields[f"{side}_ms"] = t * 1e3
@@ -268,4 +274,6 @@ def _measure(shape, dtype, mode, machine, ours, seed):
         fields[f"{side}_gflops"] = flops / t / 1e9
         fields[f"{side}_gbps"] = nbytes / t / 1e9
     fields["speedup"] = fields["ref_ms"] / fields["ours_ms"]
+    if scaling:
+        fields["scaling"] = fields["ours_1t_ms"] / fields["ours_ms"]
     return fields

@@ -57,6 +57,12 @@ def parse_args(argv=None):
     results.add_argument("--no-results", action="store_true", help="the default now: never write to --results-dir")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument(
+        "--thread-scaling",
+        action="store_true",
+        help="CPU: also time ours on one thread (same interleaved rounds): the table's scaling column = "
+        "1-thread time / all-thread time",
+    )
+    p.add_argument(
         "--round-time",
         type=float,
         default=None,
@@ -174,7 +180,7 @@ def progress_bar(total, enabled):
     return _Lines()
 
 
-def sweep(cases, machine, ours, ceil, seed, show_progress):
+def sweep(cases, machine, ours, ceil, seed, show_progress, thread_scaling=False):
     """run_case over `cases`; (rows, interrupted). Ctrl-C stops the sweep and keeps what was measured."""
     rows = []
     bar = progress_bar(len(cases), show_progress)
@@ -182,7 +188,7 @@ def sweep(cases, machine, ours, ceil, seed, show_progress):
     for dtype, shape, mode in cases:
         bar.set_postfix_str(f"{SHORT[dtype]} {shape.name} {mode}")
         try:
-            row = run_case(shape, dtype, mode, machine, ours, seed=seed)
+            row = run_case(shape, dtype, mode, machine, ours, seed=seed, thread_scaling=thread_scaling)
         except KeyboardInterrupt:
             row = dict(describe(shape, dtype, mode, machine.device), check="FAIL: interrupted")
             interrupted = True
@@ -272,6 +278,7 @@ def main(argv=None):
     ours, ours_desc, isa = load_ours(args.self_test_against_torch)
     torch.manual_seed(args.seed)
     info = run_info(args, device, ours_desc, isa)
+    info["thread_scaling"] = args.thread_scaling and device == "cpu"
     machine = make_machine(args, device)
     if device == "cpu":
         info["isa_torch"] = torch.backends.cpu.get_cpu_capability()
@@ -283,7 +290,7 @@ def main(argv=None):
     # A decode step has no backward.
     cases = [(dt, s, m) for dt in dtypes for s in shape_list for m in modes if not (s.decode and m != "fwd")]
     show_progress = not args.no_progress and sys.stdout.isatty() and sys.stderr.isatty()
-    rows, interrupted = sweep(cases, machine, ours, start, args.seed, show_progress)
+    rows, interrupted = sweep(cases, machine, ours, start, args.seed, show_progress, args.thread_scaling)
 
     end = measure_ceilings(machine, "end")
     ceil = settle_ceilings(rows, info, machine, start, end)

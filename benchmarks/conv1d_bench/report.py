@@ -38,6 +38,8 @@ CSV_FIELDS = [
     "ours_gbps",
     "ours_pct_peak",
     "ours_pct_bw",
+    "ours_1t_ms",
+    "scaling",
     "ref_min_ms",
     "ours_min_ms",
     "ref_reps",
@@ -85,6 +87,7 @@ def case_line(r):
         f"{head} F.conv1d {fmt_ms(r['ref_ms'] / 1e3):>6} ms  ours {fmt_ms(r['ours_ms'] / 1e3):>6} ms  "
         f"{r['speedup']:6.2f}x  ours {fmt_num(r['ours_gflops']):>5} GFLOP/s{pct} "
         f"{fmt_num(r['ours_gbps']):>5} GB/s  check {check} (err {r['max_err']:.1e})"
+        + (f"  1 thread {fmt_ms(r['ours_1t_ms'] / 1e3)} ms ({r['scaling']:.2f}x scaling)" if "scaling" in r else "")
     )
 
 
@@ -145,6 +148,8 @@ def _header(info, machine):
         "- speedup = F.conv1d time / ours; FLOPs 2·N·C_out·L_out·C_in/g·k (fwd+bwd 3×); bytes: inputs read "
         "once + outputs written once; checks: max|ours−ref|/max|ref| per result (output, grad_input, "
         "grad_weight, grad_bias), 16-bit against float32 F.conv1d on the same inputs",
+        *(["- scaling (--thread-scaling) = ours on one thread / ours on all threads, timed in the same rounds"]
+          if info.get("thread_scaling") else []),
         "",
     ]
     return out
@@ -183,6 +188,7 @@ def dtype_table(table, dtype, modes, machine, ceil):
     peak, peak_name = machine.peak_flops(ceil, dtype)
     ceiling = f" (compute ceiling {fmt_num(peak * scale)} {unit}, {peak_name})" if peak else ""
     out = [f"## {d}{ceiling}", ""]
+    scaling = any("scaling" in r for r in table.by.values())
     head = ["shape", "config"]
     for m in modes:
         mn = MODE_NAMES[m]
@@ -193,6 +199,8 @@ def dtype_table(table, dtype, modes, machine, ceil):
             f"{mn} ours {unit} (% peak)",
             f"{mn} ours GB/s (% bw)",
         ]
+        if scaling:
+            head.append(f"{mn} ours 1-thread ms (scaling)")
     head.append("check")
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
@@ -204,7 +212,7 @@ def dtype_table(table, dtype, modes, machine, ceil):
             if r is not None and r["check"] != "ok":
                 checks.append(f"{MODE_NAMES[m]}: {r['check']}")
             if r is None or "speedup" not in r:
-                cells += ["—"] * 5
+                cells += ["—"] * (6 if scaling else 5)
                 continue
             pct = f" ({r['ours_pct_peak']:.0f}%)" if r.get("ours_pct_peak") is not None else ""
             pct_bw = f" ({r['ours_pct_bw']:.0f}%)" if r.get("ours_pct_bw") is not None else ""
@@ -215,6 +223,8 @@ def dtype_table(table, dtype, modes, machine, ceil):
                 f"{fmt_num(r['ours_gflops'] * scale)}{pct}",
                 f"{fmt_num(r['ours_gbps'])}{pct_bw}",
             ]
+            if scaling:
+                cells.append(f"{fmt_ms(r['ours_1t_ms'] / 1e3)} ({r['scaling']:.2f}×)" if "scaling" in r else "—")
         cells.append("ok" if not checks else "**" + "; ".join(checks) + "**")
         out.append("| " + " | ".join(cells) + " |")
     out.append("")

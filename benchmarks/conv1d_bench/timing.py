@@ -2,13 +2,27 @@
 machine's load during a case hits both sides alike, and return every sample (the caller takes the median).
 
 measure(runs, estimates): runs = {side: [callable]} (several callables = several input sets, CUDA only),
-estimates = {side: seconds per call from the warm-up}; returns {side: [seconds]}.
+estimates = {side: seconds per call from the warm-up}; returns {side: [seconds]}. On the CPU, a side named in
+SINGLE_THREADED_SIDES runs on one thread (the thread-scaling column), every other side on the run's threads.
 """
 
+import contextlib
 import time
 
 import torch
 from torch.utils import benchmark
+
+SINGLE_THREADED_SIDES = ("ours_1t",)
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class CpuTimer:
@@ -21,11 +35,15 @@ class CpuTimer:
         self.threads, self.round_time, self.rounds = threads, round_time, rounds
         self.slow_cap, self.very_slow = slow_cap, very_slow
 
-    def once(self, fn):
+    def threads_of(self, side):
+        return 1 if side in SINGLE_THREADED_SIDES else self.threads
+
+    def once(self, fn, side=None):
         """(seconds, result) of one call."""
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
+        with torch_threads(self.threads_of(side)):
+            t0 = time.perf_counter()
+            out = fn()
+            return time.perf_counter() - t0, out
 
     def measure(self, runs, estimates):
         times = {side: [] for side in runs}
@@ -38,9 +56,9 @@ class CpuTimer:
                 elif est > self.round_time:
                     if est > self.slow_cap and times[side]:
                         continue
-                    times[side].append(self.once(runs[side][0])[0])
+                    times[side].append(self.once(runs[side][0], side)[0])
                 else:
-                    t = benchmark.Timer("fn()", globals={"fn": runs[side][0]}, num_threads=self.threads)
+                    t = benchmark.Timer("fn()", globals={"fn": runs[side][0]}, num_threads=self.threads_of(side))
                     times[side].extend(t.blocked_autorange(min_run_time=self.round_time).times)
         return times
 
@@ -52,7 +70,7 @@ class CudaTimer:
     def __init__(self, reps, rounds, max_time):
         self.reps, self.rounds, self.max_time = reps, rounds, max_time
 
-    def once(self, fn):
+    def once(self, fn, side=None):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         out = fn()
