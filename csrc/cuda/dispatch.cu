@@ -45,6 +45,8 @@ const char* family_override() {
 }
 
 Family choose_family(const Conv1dParams& p, Op op, size_t elem_size) {
+  // Padding far beyond the tensors (conv1d_params.h): the direct kernels, whatever is forced.
+  if (!geometry_is_compact(p)) return Family::kDirect;
   const bool depthwise_fits =
       p.is_depthwise() && (op == Op::kForward         ? depthwise_forward_supported(p, elem_size)
                            : op == Op::kBackwardInput ? depthwise_backward_input_supported(p, elem_size)
