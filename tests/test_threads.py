@@ -115,17 +115,20 @@ def _thread_cpu_seconds():
     return out
 
 
-def _busy_threads(fn, seconds=0.6):
-    """Calls fn() repeatedly for about `seconds`; returns how many OS threads did a real share of the work
-    (CPU time at least a quarter of the busiest thread's), and the last result."""
+def _busy_threads(fn, cpu_seconds=0.4, max_seconds=60.0):
+    """Calls fn() repeatedly until the busiest thread has used `cpu_seconds` of CPU (however loaded the
+    machine is; at most `max_seconds`); returns how many OS threads did a real share of the work (CPU time
+    at least a quarter of the busiest thread's), and the last result."""
     fn()  # warm up: OpenMP creates its threads
     before = _thread_cpu_seconds()
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while True:
         result = fn()
-    after = _thread_cpu_seconds()
-    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
-    top = max(used.values())
+        after = _thread_cpu_seconds()
+        used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+        top = max(used.values())
+        if top >= cpu_seconds or time.perf_counter() - start > max_seconds:
+            break
     assert top >= 0.1, "too little CPU time to count threads (the machine is too loaded?)"
     return sum(1 for v in used.values() if v >= top / 4), result
 
