@@ -893,3 +893,13 @@ def test_fuzz_examples_can_grow():
             del os.environ["CONV1D_EXT_TEST_SCALE"]
         else:
             os.environ["CONV1D_EXT_TEST_SCALE"] = saved
+
+
+def test_negative_strides_cannot_reach_the_ops():
+    """Views with a negative stride do not exist in PyTorch (as_strided and from_numpy refuse them; flip
+    copies), so the fuzz's layouts stop at overlapping, expanded, offset and strided views. This pins that
+    premise: if PyTorch ever allows them, this fails and the fuzz must draw them."""
+    with pytest.raises(RuntimeError, match="Negative strides"):
+        torch.randn(1, 1, 10).as_strided((1, 1, 3), (1, 1, -1), 5)
+    flipped = torch.randn(1, 1, 10).flip(-1)
+    assert all(s >= 0 for s in flipped.stride())
