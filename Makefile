@@ -17,7 +17,7 @@ READ_REQUIREMENTS := import tomllib; p = tomllib.load(open("pyproject.toml", "rb
 	reqs = p["build-system"]["requires"] + p["project"]["optional-dependencies"]["dev"]; \
 	print(" ".join(r for r in reqs if not r.startswith("torch")))
 
-.PHONY: setup build test test-cpu test-emulated test-edge-torch test-sanitize test-sanitize-cpu \
+.PHONY: setup build test test-cpu test-emulated test-slow test-edge-torch test-sanitize test-sanitize-cpu \
 	test-sanitize-emulated lint format bench clean
 
 $(PYTHON):
@@ -44,6 +44,10 @@ test-cpu: setup
 
 test-emulated: setup
 	$(PYTHON) -m pytest -q tests -m emulated $(ARGS)
+
+# By hand, not in CI: tensors of more than 2^31 elements (≈4.5 min and ≈9 GB of memory on 2 cores).
+test-slow: setup
+	$(PYTHON) -m pytest -q tests -m slow $(ARGS)
 
 # The quick tier against the other edge of the supported torch range (README: 2.11 to 2.15): torch 2.11.0,
 # the GPU machines' torch, in its own environment and a copy of the tree (so the main build is untouched).

@@ -26,9 +26,13 @@ def _index(name, value, signature=_SIGNATURE):
     if isinstance(value, bool):
         raise _bad_argument(name, value, signature)
     try:
-        return operator.index(value)
+        value = operator.index(value)
     except TypeError:
         raise _bad_argument(name, value, signature) from None
+    if not -2**63 <= value < 2**63:  # PyTorch's argument parser: ValueError, not the op's RuntimeError
+        raise ValueError(f"conv1d_ext: argument '{name}' = {value} does not fit int64 (Overflow when unpacking "
+                         f"long long)")
+    return value
 
 
 def _single(name, value, signature=_SIGNATURE):
@@ -162,6 +166,7 @@ _TRANSPOSE_SIGNATURE = ("conv_transpose1d(input: Tensor, weight: Tensor, bias: T
                         "stride: int | tuple = 1, padding: int | tuple = 0, output_padding: int | tuple = 0, "
                         "groups: int = 1, dilation: int | tuple = 1)")
 _FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_INT64_MAX = 2**63 - 1
 
 
 def _transposed_geometry(in_len, kernel_size, stride, padding, output_padding, dilation):
@@ -262,6 +267,12 @@ def _check_transposed(input, weight, bias, stride, padding, output_padding, grou
         raise RuntimeError("Only zero batch or zero channel inputs are supported, but got input shape: "
                            f"{list(input.shape)}")
     out_len = _transposed_geometry(in_len, kernel_size, stride, padding, output_padding, dilation)[0]
+    if isinstance(out_len, int) and out_len > _INT64_MAX:
+        # Python computes it exactly; F.conv_transpose1d's int64 (or, for stride and dilation, int32)
+        # arithmetic wraps instead
+        raise RuntimeError(f"conv1d_ext.conv_transpose1d: the output length {out_len} overflows int64 (input "
+                           f"size per channel {in_len}, stride {stride}, padding {padding}, dilation {dilation}, "
+                           f"kernel size {kernel_size})")
     if out_len < 0:
         raise RuntimeError(f"Given input size per channel: ({in_len}). Calculated output size per channel: "
                            f"({out_len}). Output size is too small")

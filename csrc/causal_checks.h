@@ -5,6 +5,7 @@
 
 #include <optional>
 
+#include <ATen/MemoryOverlap.h>
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
@@ -70,7 +71,9 @@ inline CausalParams check_causal_args(const at::Tensor& x, const at::Tensor& wei
   p.len = x.size(2);
   p.width = weight.size(1);
   p.dilation = dilation;
-  p.state_len = (p.width - 1) * dilation;
+  TORCH_CHECK(!__builtin_mul_overflow(p.width - 1, dilation, &p.state_len),
+              "causal_conv1d: the state length (width - 1) * dilation = ", p.width - 1, " * ", dilation,
+              " overflows int64");
   p.silu = silu;
   p.x = causal_strides(x);
   if (causal_defined(seq_idx)) {
@@ -139,6 +142,10 @@ inline CausalUpdateParams check_causal_update_args(const at::Tensor& x, const at
               ", state_len) with "
               "state_len >= width - 1 = ",
               p.width - 1, ", but got conv_state of size ", conv_state.sizes());
+  // conv_state is written in place: like PyTorch's in-place ops, refuse a state whose elements share memory
+  // (an expanded tensor) or that overlaps x (the result would depend on the kernels' write order).
+  at::assert_no_internal_overlap(conv_state);
+  at::assert_no_overlap(conv_state, x);
   p.num_states = conv_state.size(0);
   p.state_len = conv_state.size(2);
   p.x = causal_strides(x);

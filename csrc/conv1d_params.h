@@ -58,6 +58,24 @@ C1D_HOST_DEVICE inline bool depthwise_kernels_preferred(const Conv1dParams& p) {
   return p.is_depthwise() && p.out_per_group <= kMaxDepthwiseMultiplier;
 }
 
+// Geometry policy: the specialised kernel families of both backends size scratch rows, stride-phase
+// splits and shared-memory tiles by the padded geometry (padding, stride phases, the kernel's span; the
+// CPU dense kernels pack about tile width x stride + span values per input channel). F.conv1d accepts
+// padding, stride and dilation far beyond the tensors' sizes (padding 2^31 with stride 2^31: three outputs;
+// dilation 2^40 with padding='same'), where that geometry, not the tensors, would size the scratch
+// (gigabytes, or more than a std::vector holds). Such problems run on each backend's direct kernels, whose
+// memory depends only on the tensors' sizes. Compact: the padding on each side, the span and the stride
+// are each at most a quarter of the input and output rows together plus a slack that keeps every ordinary
+// problem here (kernels, strides and padding up to 4096); then every scratch buffer is within a small
+// multiple of the rows plus the slack. (Quarters: no overflow for any lengths.)
+constexpr int64_t kCompactSlack = 4096;
+
+C1D_HOST_DEVICE inline bool geometry_is_compact(const Conv1dParams& p) {
+  const int64_t bound = p.in_len / 4 + p.out_len / 4 + kCompactSlack;
+  return p.pad_left <= bound && p.pad_right <= bound && p.stride <= bound &&
+         p.dilation * (p.kernel_size - 1) < bound;
+}
+
 // Output length of a convolution; negative "padded input shorter than the kernel span" is reported as -1
 // so callers can raise the same error as PyTorch.
 inline C1D_HOST_DEVICE int64_t conv1d_out_len(int64_t in_len, int64_t kernel_size, int64_t stride,

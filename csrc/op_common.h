@@ -46,8 +46,19 @@ inline void check_same_type(const at::Tensor& a, const char* a_name, const at::T
               " and ", b.device(), "!");
 }
 
+// The padded length and the kernel span are checked for int64 overflow first: F.conv1d accepts stride,
+// dilation and padding up to 2^63 - 1 (padding up to 2^62 - 1) and wraps silently when in_len + 2 * padding
+// or dilation * (kernel_size - 1) + 1 overflow (then it computes an output of a meaningless length, or
+// reports a negative size); here that is a RuntimeError saying so.
 inline int64_t checked_out_len(int64_t in_len, int64_t kernel_size, int64_t stride, int64_t pad_left,
                                int64_t pad_right, int64_t dilation) {
+  int64_t span = 0, padded = 0;
+  const bool overflows = __builtin_mul_overflow(dilation, kernel_size - 1, &span) ||
+                         __builtin_add_overflow(span, int64_t{1}, &span) ||
+                         __builtin_add_overflow(in_len, pad_left, &padded) ||
+                         __builtin_add_overflow(padded, pad_right, &padded);
+  TORCH_CHECK(!overflows, "conv1d_ext: the padded input length (", in_len, " + ", pad_left, " + ", pad_right,
+              ") or the kernel span (", dilation, " * (", kernel_size, " - 1) + 1) overflows int64");
   const int64_t out_len = conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation);
   TORCH_CHECK(out_len >= 0, "Calculated padded input size per channel: (", in_len + pad_left + pad_right,
               "). Kernel size: (", dilation * (kernel_size - 1) + 1,
@@ -97,6 +108,12 @@ inline Conv1dParams check_forward_args(const at::Tensor& input, const at::Tensor
               "Given weight of size ", weight.sizes(), ", expected bias to be 1-dimensional with ",
               weight.size(0), " elements, but got bias of size ",
               has_bias ? bias_opt->sizes() : at::IntArrayRef(), " instead");
+  // PyTorch's bound on each side's padding (check_shape_forward), with its message.
+  constexpr int64_t kMaxPadding = std::numeric_limits<int64_t>::max() / 2;
+  for (const int64_t pad : {pad_left, pad_right}) {
+    TORCH_CHECK(pad <= kMaxPadding, "Given padding=", pad,
+                " at dimension 0 , expected padding to be at most ", kMaxPadding);
+  }
   const int64_t out_len =
       checked_out_len(input.size(2), weight.size(2), stride, pad_left, pad_right, dilation);
   check_same_type(input, "Input", weight, "weight");

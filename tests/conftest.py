@@ -48,6 +48,18 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "subprocess: runs part of the suite in a child process")
     config.addinivalue_line("markers", "faults: builds copies of the CPU kernels with planted bugs (~1.5 min cold)")
     config.addinivalue_line("markers", "sanitize: the sanitizer tier's own tests (make test-sanitize; skip elsewhere)")
+    config.addinivalue_line("markers", "slow: tensors of more than 2^31 elements (4+ GB each, minutes); skipped "
+                                       "unless selected with -m slow or CONV1D_EXT_SLOW=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tier runs only on request (tests/test_large.py): `pytest -m slow tests` or CONV1D_EXT_SLOW=1."""
+    if os.environ.get("CONV1D_EXT_SLOW") == "1" or "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow tier (> 2^31-element tensors): pytest -m slow, or CONV1D_EXT_SLOW=1")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
 
 
 _cuda_param = pytest.param("cuda", marks=[pytest.mark.cuda,

@@ -79,17 +79,18 @@ void direct_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t
 }
 
 // grad_input[b, ic, :] gathers every (output channel of ic's group, tap) contribution into a row
-// accumulator in padded coordinates: output position o, tap k lands on padded position o*stride + k*dilation
-// (a stride-`stride` scatter into a private row: no divisibility tests, no atomics). One item per input row.
+// accumulator: output position o, tap k lands on input position o*stride + k*dilation - pad_left (a
+// stride-`stride` scatter into a private row: no divisibility tests, no atomics), each tap's output range
+// clipped to the positions that land inside the row (tap_out_range), so the accumulator is one input row
+// whatever the padding, stride and dilation. One work item per input row.
 template <typename scalar_t>
 void direct_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
                            scalar_t* grad_input) {
   using acc = acc_t<scalar_t>;
   const int64_t rows = p.batch * p.in_channels;
-  const int64_t padded_len = (p.out_len - 1) * p.stride + (p.kernel_size - 1) * p.dilation + 1;
   const int64_t work = p.out_per_group * p.kernel_size * p.out_len;
   at::parallel_for(0, rows, grain_for(work), [&](int64_t row_begin, int64_t row_end) {
-    std::vector<acc> sum(padded_len);
+    std::vector<acc> sum(p.in_len);
     for (int64_t row = row_begin; row < row_end; ++row) {
       const int64_t b = row / p.in_channels;
       const int64_t ic = row % p.in_channels;
@@ -100,14 +101,15 @@ void direct_backward_input(const Conv1dParams& p, const scalar_t* grad_output, c
         const int64_t oc = group * p.out_per_group + ocl;
         const scalar_t* go_row = grad_output + (b * p.out_channels + oc) * p.out_len;
         const scalar_t* w = weight + (oc * p.in_per_group + icl) * p.kernel_size;
-        for (int64_t k = 0; k < p.kernel_size; ++k)
-          axpy_acc(sum.data() + k * p.dilation, p.stride, static_cast<acc>(w[k]), go_row, 1, p.out_len);
+        for (int64_t k = 0; k < p.kernel_size; ++k) {
+          const OutRange r = tap_out_range(p, k);
+          if (r.end <= r.begin) continue;
+          const int64_t first_in = r.begin * p.stride + k * p.dilation - p.pad_left;
+          axpy_acc(sum.data() + first_in, p.stride, static_cast<acc>(w[k]), go_row + r.begin, 1,
+                   r.end - r.begin);
+        }
       }
-      // Input position i is padded position i + pad_left; positions past the padded span read nothing.
-      scalar_t* gi_row = grad_input + row * p.in_len;
-      const int64_t covered = std::clamp<int64_t>(padded_len - p.pad_left, 0, p.in_len);
-      convert_from_acc(sum.data() + p.pad_left, gi_row, covered);
-      std::fill(gi_row + covered, gi_row + p.in_len, scalar_t(0));
+      convert_from_acc(sum.data(), grad_input + row * p.in_len, p.in_len);
     }
   });
 }

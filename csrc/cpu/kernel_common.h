@@ -22,8 +22,8 @@ using acc_t = at::opmath_type<scalar_t>;
 template <typename scalar_t>
 using AccVec = at::vec::Vectorized<acc_t<scalar_t>>;
 
-// ceil(a / b) for b > 0 and any sign of a.
-inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+// ceil(a / b) for b > 0 and any sign of a; no intermediate exceeds a or b (b may be near 2^63).
+inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? a / b + (a % b != 0) : -((-a) / b); }
 // The smallest multiple of b (> 0) that is >= a.
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 

@@ -23,10 +23,12 @@ inline bool use_depthwise_forward(const Conv1dParams& p) {
   return depthwise_kernels_preferred(p) || (p.is_depthwise() && !dense_tiled_supports(p));
 }
 
+// Every op: CONV1D_EXT_CPU_KERNELS=direct, or padding far beyond the tensors (geometry_is_compact,
+// conv1d_params.h), runs the direct kernels.
 template <typename scalar_t>
 void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,
                     const scalar_t* bias, scalar_t* output) {
-  if (force_direct_kernels()) {
+  if (force_direct_kernels() || !geometry_is_compact(p)) {
     direct_forward(p, input, weight, bias, output);
   } else if (use_depthwise_forward(p)) {
     depthwise_forward(p, input, weight, bias, output);
@@ -40,7 +42,7 @@ void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t
 template <typename scalar_t>
 void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight,
                            scalar_t* grad_input) {
-  if (force_direct_kernels()) {
+  if (force_direct_kernels() || !geometry_is_compact(p)) {
     direct_backward_input(p, grad_output, weight, grad_input);
   } else if (p.is_depthwise()) {
     depthwise_backward_input(p, grad_output, weight, grad_input);
@@ -54,7 +56,7 @@ void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output, c
 template <typename scalar_t>
 void conv1d_backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
                             scalar_t* grad_weight) {
-  if (force_direct_kernels()) {
+  if (force_direct_kernels() || !geometry_is_compact(p)) {
     direct_backward_weight(p, grad_output, input, grad_weight);
   } else if (p.is_depthwise()) {
     depthwise_backward_weight(p, grad_output, input, grad_weight);
