@@ -56,15 +56,11 @@ const char* family_override() {
   return (v != nullptr && v[0] != '\0') ? v : nullptr;
 }
 
-<<<<<<< HEAD
 // elem_size 2 is float16 or bfloat16, 4 float32, 8 float64.
 Family choose_family(const Conv1dParams& p, Op op, size_t elem_size, bool allow_tf32 = false) {
-  const bool tensor_core_fits = (elem_size == 2 || (elem_size == 4 && allow_tf32)) && tensor_core_available();
-=======
-Family choose_family(const Conv1dParams& p, Op op, size_t elem_size) {
   // Padding far beyond the tensors (conv1d_params.h): the direct kernels, whatever is forced.
   if (!geometry_is_compact(p)) return Family::kDirect;
->>>>>>> fuzz
+  const bool tensor_core_fits = (elem_size == 2 || (elem_size == 4 && allow_tf32)) && tensor_core_available();
   const bool depthwise_fits =
       p.is_depthwise() && (op == Op::kForward         ? depthwise_forward_supported(p, elem_size)
                            : op == Op::kBackwardInput ? depthwise_backward_input_supported(p, elem_size)
