@@ -47,7 +47,7 @@ def run_causal(dtype):
     init = torch.randn(3, 64, 3, generator=g).to(dtype).requires_grad_()
     y = conv1d_ext.causal_conv1d_fn(x, w, b, initial_states=init, activation="silu")
     grads = torch.autograd.grad(y, (x, w, b, init), torch.randn(y.shape, generator=g).to(dtype))
-    return dict(zip(["output", "grad_x", "grad_weight", "grad_bias", "grad_initial_states"], (y, *grads)))
+    return dict(zip(["output", "grad_x", "grad_weight", "grad_bias", "grad_initial_states"], (y, *grads), strict=True))
 
 
 @pytest.fixture
