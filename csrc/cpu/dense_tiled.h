@@ -416,7 +416,8 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
   }
 
   const int64_t slice_bytes = slice_size * (int64_t)sizeof(acc);
-  const int64_t n_slices = std::clamp<int64_t>(kWgradSliceBudget / slice_bytes, 1, std::min(kWgradMaxSlices, items));
+  const int64_t n_slices =
+      std::clamp<int64_t>(kWgradSliceBudget / slice_bytes, 1, std::min(kWgradMaxSlices, items));
   std::vector<std::vector<acc>> partial(n_slices);
   at::parallel_for(0, n_slices, 1, [&](int64_t slice_begin, int64_t slice_end) {
     std::vector<acc> packed_src((rows + 1) * row_len);
