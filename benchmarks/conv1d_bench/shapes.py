@@ -116,6 +116,14 @@ SWEEP = [
           source="raw-waveform front end (M5-style k80 s4), 1 s at 16 kHz, no padding"),
     Shape("pointwise_c256to512", "pointwise", N=8, C_in=256, C_out=512, L=2048, k=1,
           source="pointwise 1x1 (channel mixing)"),
+    # Wav2Vec2 / HuBERT (base): the feature encoder's first two layers on 1 s of 16 kHz audio, and the
+    # grouped positional convolution over 10 s of frames (50 per second).
+    Shape("w2v2_fe0_c1to512_k10s5", "frontend", N=8, C_in=1, C_out=512, L=16000, k=10, stride=5,
+          source="Wav2Vec2 feature encoder layer 0: Conv1d(1, 512, 10, stride=5), 1 s at 16 kHz"),
+    Shape("w2v2_fe1_c512_k3s2", "dense", N=8, C_in=512, C_out=512, L=3199, k=3, stride=2,
+          source="Wav2Vec2 feature encoder layer 1: Conv1d(512, 512, 3, stride=2)"),
+    Shape("w2v2_posconv_c768_k128g16", "grouped", N=8, C_in=768, C_out=768, L=500, k=128, padding=64,
+          groups=16, source="Wav2Vec2 positional conv: Conv1d(768, 768, 128, padding=64, groups=16), 10 s"),
     # Transposed (upsampling) convolutions of vocoders and codec decoders; L = input frames.
     Shape("convT_hifigan_b4_c512_k16s8", "transposed", N=4, C_in=512, C_out=256, L=86, k=16, stride=8,
           padding=4, transposed=True,
@@ -174,13 +182,19 @@ def quick_shape(s):
     return replace(s, N=min(s.N, 2), L=max(s.L // 16, span + 2 * s.stride))
 
 
-def select(keys, quick=False):
+def scaled_shape(s, batch_scale):
+    """The same configuration with batch_scale times the batch (a GPU needs more work per call than
+    these CPU-sized shapes give: the GPU sweep wants >= 100 us per cuDNN call); decode steps unchanged."""
+    return s if s.decode or batch_scale == 1 else replace(s, N=s.N * batch_scale)
+
+
+def select(keys, quick=False, batch_scale=1):
     """The sweep's shapes whose name contains one of `keys` or whose family is one (all when keys is empty);
-    tiny versions with quick. Raises ValueError when nothing matches."""
+    tiny versions with quick, else batch_scale times the batch. Raises ValueError when nothing matches."""
     shapes = [s for s in SWEEP if not keys or any(k in s.name or k == s.family for k in keys)]
     if not shapes:
         raise ValueError(f"{','.join(keys)!r} matches none of: {', '.join(s.name for s in SWEEP)}")
-    return [quick_shape(s) for s in shapes] if quick else shapes
+    return [quick_shape(s) for s in shapes] if quick else [scaled_shape(s, batch_scale) for s in shapes]
 
 
 def source_of(name):
