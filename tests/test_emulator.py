@@ -213,18 +213,23 @@ def ops():
 
 
 def _check_causal_ops(ops):
-    """The causal ops (forward, backward, decode step) on a few float64 problems, against F.conv1d on the
-    left-padded input and autograd of it; test_causal.py covers them in depth on every backend."""
+    """The causal ops (forward, backward, decode step) on a few float64 problems, x contiguous along seqlen
+    and channels-last, against F.conv1d on the left-padded input and autograd of it; test_causal.py covers
+    them in depth on every backend."""
     import torch.nn.functional as F
 
+    def laid_out(shape, channels_last):  # channels-last: a (batch, seqlen, dim) buffer transposed
+        t = torch.randn(shape[0], shape[2], shape[1], dtype=torch.float64, generator=g).transpose(1, 2)
+        return t if channels_last else t.contiguous()
+
     g = torch.Generator().manual_seed(0)
-    for width, silu in ((4, True), (7, False)):
-        x = torch.randn(2, 5, 40, dtype=torch.float64, generator=g).requires_grad_()
+    for width, silu, channels_last in ((4, True, False), (7, False, False), (4, True, True), (3, False, True)):
+        x = laid_out((2, 5, 40), channels_last).requires_grad_()
         w = torch.randn(5, width, dtype=torch.float64, generator=g).requires_grad_()
         b = torch.randn(5, dtype=torch.float64, generator=g).requires_grad_()
         ref = F.conv1d(F.pad(x, (width - 1, 0)), w[:, None], b, groups=5)
         ref = F.silu(ref) if silu else ref
-        grad_out = torch.randn(ref.shape, dtype=torch.float64, generator=g)
+        grad_out = laid_out(ref.shape, channels_last)
         out, final = ops.causal_conv1d_fwd(x.detach(), w.detach(), b.detach(), None, None, 1, silu)
         torch.testing.assert_close(out, ref.detach())
         torch.testing.assert_close(final, x.detach()[..., -(width - 1):])
