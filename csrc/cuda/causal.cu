@@ -88,7 +88,23 @@ __global__ void __launch_bounds__(kThreads)
 // CPU kernels' test, causal_use_channels_last).
 inline bool causal_cl(const CausalParams& p) { return p.dim > 1 && p.x.channel == 1 && p.out.channel == 1; }
 
-constexpr int64_t kClPositions = 64;  // positions per block in the channels-last forward
+constexpr int64_t kClPositions = 64;  // positions per channels-last work item (forward and backward dz)
+
+// The channels-last blocks' walk: work item = (batch, kThreads channels, kClPositions positions), thread =
+// channel (consecutive threads read consecutive channels: coalesced); f(b, c, t) for each of the thread's
+// positions in turn.
+template <typename F>
+__device__ void for_each_cl_position(const CausalParams& p, F f) {
+  const int64_t L = p.len;
+  const int64_t cblocks = ceil_div(p.dim, kThreads), chunks = ceil_div(L, kClPositions);
+  for (int64_t item = blockIdx.x; item < p.batch * cblocks * chunks; item += gridDim.x) {
+    const int64_t b = item / (cblocks * chunks), chunk = item % chunks;
+    const int64_t c = (item / chunks) % cblocks * kThreads + threadIdx.x;
+    if (c >= p.dim) continue;
+    const int64_t t1 = (chunk + 1) * kClPositions < L ? (chunk + 1) * kClPositions : L;
+    for (int64_t t = chunk * kClPositions; t < t1; ++t) f(b, c, t);
+  }
+}
 
 // Channels-last forward: block = (batch, kThreads channels, kClPositions positions), thread = channel.
 template <typename T>
@@ -97,19 +113,12 @@ __global__ void __launch_bounds__(kThreads)
                              const int32_t* seq_idx, const T* init, T* out, T* final_states) {
   using A = acc_t<T>;
   const int64_t L = p.len, S = p.state_len;
-  const int64_t cblocks = ceil_div(p.dim, kThreads), chunks = ceil_div(L, kClPositions);
-  for (int64_t item = blockIdx.x; item < p.batch * cblocks * chunks; item += gridDim.x) {
-    const int64_t b = item / (cblocks * chunks), chunk = item % chunks;
-    const int64_t c = (item / chunks) % cblocks * kThreads + threadIdx.x;
-    if (c >= p.dim) continue;
-    const int64_t t1 = (chunk + 1) * kClPositions < L ? (chunk + 1) * kClPositions : L;
-    for (int64_t t = chunk * kClPositions; t < t1; ++t) {
-      A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
-      if (p.silu) z = z * causal_sigmoid(z);
-      if (seq_idx != nullptr && seq_idx[b * L + t] < 0) z = A(0);
-      out[b * p.out.batch + c + t * p.out.pos] = from_acc<T>(z);
-    }
-  }
+  for_each_cl_position(p, [&](int64_t b, int64_t c, int64_t t) {
+    A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
+    if (p.silu) z = z * causal_sigmoid(z);
+    if (seq_idx != nullptr && seq_idx[b * L + t] < 0) z = A(0);
+    out[b * p.out.batch + c + t * p.out.pos] = from_acc<T>(z);
+  });
   // final_states: one thread per (batch, channel), channel fastest (reads of x coalesced).
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.batch * p.dim;
@@ -128,23 +137,16 @@ __global__ void __launch_bounds__(kThreads)
                                  const int32_t* seq_idx, const T* init, const T* grad_out, acc_t<T>* dz_ws) {
   using A = acc_t<T>;
   const int64_t L = p.len;
-  const int64_t cblocks = ceil_div(p.dim, kThreads), chunks = ceil_div(L, kClPositions);
-  for (int64_t item = blockIdx.x; item < p.batch * cblocks * chunks; item += gridDim.x) {
-    const int64_t b = item / (cblocks * chunks), chunk = item % chunks;
-    const int64_t c = (item / chunks) % cblocks * kThreads + threadIdx.x;
-    if (c >= p.dim) continue;
-    const int64_t t1 = (chunk + 1) * kClPositions < L ? (chunk + 1) * kClPositions : L;
-    for (int64_t t = chunk * kClPositions; t < t1; ++t) {
-      A g = to_acc(grad_out[b * p.grad_out.batch + c * p.grad_out.channel + t * p.grad_out.pos]);
-      if (p.silu) {
-        const A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
-        const A s = causal_sigmoid(z);
-        g = g * s * (A(1) + z * (A(1) - s));
-      }
-      if (seq_idx != nullptr && seq_idx[b * L + t] < 0) g = A(0);
-      dz_ws[(b * L + t) * p.dim + c] = g;
+  for_each_cl_position(p, [&](int64_t b, int64_t c, int64_t t) {
+    A g = to_acc(grad_out[b * p.grad_out.batch + c * p.grad_out.channel + t * p.grad_out.pos]);
+    if (p.silu) {
+      const A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
+      const A s = causal_sigmoid(z);
+      g = g * s * (A(1) + z * (A(1) - s));
     }
-  }
+    if (seq_idx != nullptr && seq_idx[b * L + t] < 0) g = A(0);
+    dz_ws[(b * L + t) * p.dim + c] = g;
+  });
 }
 
 // Channels-last backward, pass 1b: one thread per (batch, channel), channel fastest: dx / dinitial_states
