@@ -11,7 +11,7 @@
 * ``StreamingConvTranspose1d(module)``: a transposed convolution over a signal arriving in chunks.
 * ``causal_conv1d_fn``, ``causal_conv1d_update``: causal (Mamba-style) convolution with state, in
   causal-conv1d's interface; ``StreamingConv1d(module)``: any causal Conv1d over a signal in chunks.
-* ``cpu_isa()``: which CPU kernel build runs here ("avx2" or "default").
+* ``cpu_isa()``: which CPU kernel build runs here ("avx512bf16", "avx2" or "default").
 * ``onnx.export(model, args)`` / ``onnx_translation_table()``: ONNX export (dynamo exporter), the op as a
   standard ONNX ``Conv``.
 
@@ -33,8 +33,10 @@ ops = _ops.ops
 
 
 def cpu_isa():
-    """Which CPU kernel build runs on this machine: "avx2" (AVX2+FMA+F16C) or "default" (baseline x86-64
-    / other CPUs). Chosen once when the library loads; CONV1D_EXT_CPU_ISA=default forces the baseline."""
+    """Which CPU kernel build runs on this machine: "avx512bf16" (the AVX2 build, and for bfloat16 a build
+    whose dense kernels multiply bfloat16 pairs with AVX512-BF16), "avx2" (AVX2+FMA+F16C) or "default"
+    (baseline x86-64 / other CPUs). Chosen once when the library loads; CONV1D_EXT_CPU_ISA=default / avx2 /
+    avx512bf16 forces one."""
     return ops.cpu_isa()
 
 

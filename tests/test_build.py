@@ -29,7 +29,7 @@ def test_every_op_has_a_cuda_kernel_when_expected(op):
 def test_build_info_is_consistent():
     info = conv1d_ext.build_info()
     assert info["torch"] == torch.__version__
-    assert info["cpu_isa"] in ("avx2", "default")
+    assert info["cpu_isa"] in ("avx512bf16", "avx2", "default")
     forced = os.environ.get("CONV1D_EXT_CPU_KERNELS") == "direct"
     assert info["cpu_kernels"] == ("direct" if forced else "auto")
     if os.environ.get("CONV1D_EXT_EXPECT_CUDA") == "1":

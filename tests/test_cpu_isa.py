@@ -1,5 +1,6 @@
 """The CPU kernels exist twice, built for AVX2+FMA and for the baseline instruction set, and one is chosen
-when the library loads; behind the specialised families (depthwise, dense_tiled) sit the generic direct
+when the library loads (bfloat16 has a third build, for CPUs with AVX512-BF16, whose dense kernels
+multiply bfloat16 pairs); behind the specialised families (depthwise, dense_tiled) sit the generic direct
 kernels, which CONV1D_EXT_CPU_KERNELS=direct makes every problem take. The suite in the main process runs
 the build this machine picks with the specialised families; this file runs the op conformance tests, the
 gradient checks and the build-info test again in child processes for the other combinations (baseline
@@ -21,24 +22,35 @@ import conv1d_ext
 CHILD_TIMEOUT_S = 900
 
 
-def cpu_has_avx2():
+def cpu_has(*features):
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            flags = next((line for line in f if line.startswith("flags")), "") + " "
     except OSError:
         return None
-    return all(f" {flag}" in flags for flag in ("avx2", "fma", "f16c"))
+    return all(f" {flag} " in flags for flag in features)
+
+
+def cpu_has_avx2():
+    return cpu_has("avx2", "fma", "f16c")
+
+
+def cpu_has_avx512bf16():
+    return cpu_has("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16")
 
 
 def test_cpu_isa_reports_the_build_in_use():
     isa = conv1d_ext.cpu_isa()
-    assert isa in ("avx2", "default")
-    if os.environ.get("CONV1D_EXT_CPU_ISA", "").lower() == "default":
-        assert isa == "default"
+    assert isa in ("avx512bf16", "avx2", "default")
+    forced = os.environ.get("CONV1D_EXT_CPU_ISA", "").lower()
+    if forced in ("default", "avx2", "avx512bf16"):
+        assert isa == forced
     elif cpu_has_avx2() is False:
         assert isa == "default"  # never AVX2 code on a CPU without it
+    elif cpu_has_avx512bf16() and platform.machine() == "x86_64":
+        assert isa == "avx512bf16"
     elif cpu_has_avx2() and platform.machine() == "x86_64":
-        assert isa == "avx2"
+        assert isa == "avx2"  # never AVX-512 code on a CPU without it
 
 
 def child_build_info(env):
@@ -52,13 +64,16 @@ def child_build_info(env):
 @pytest.mark.subprocess
 @pytest.mark.parametrize("isa,kernels,files", [
     ("default", "auto", ["test_ops.py", "test_autograd.py", "test_build.py"]),
+    ("avx2", "auto", ["test_ops.py", "test_autograd.py", "test_build.py"]),
     ("avx2", "direct", ["test_ops.py", "test_build.py"]),
     ("default", "direct", ["test_ops.py", "test_build.py"]),
-], ids=["baseline_isa", "direct_kernels_avx2", "direct_kernels_baseline_isa"])
+], ids=["baseline_isa", "avx2_isa", "direct_kernels_avx2", "direct_kernels_baseline_isa"])
 def test_other_kernel_builds_match_pytorch(isa, kernels, files):
     """The CPU tests of `files` in a child process with CONV1D_EXT_CPU_ISA=isa and
     CONV1D_EXT_CPU_KERNELS=kernels, at 0.3x the examples: op conformance for every combination, and the
-    gradient checks on the baseline ISA too (the direct kernels' gradients are test_ops' backward ops)."""
+    gradient checks on the baseline ISA and AVX2 too (the direct kernels' gradients are test_ops' backward
+    ops). On a CPU with AVX512-BF16 the main process runs bfloat16 on that build, so "avx2_isa" checks the
+    AVX2 build's bfloat16 here."""
     if (isa, kernels) == (conv1d_ext.cpu_isa(), conv1d_ext.build_info()["cpu_kernels"]):
         pytest.skip("this process already runs these kernels")
     if isa == "avx2" and not (cpu_has_avx2() and platform.machine() == "x86_64"):

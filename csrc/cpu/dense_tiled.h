@@ -72,25 +72,31 @@ constexpr int64_t kSourceBlockBytes = 256 * 1024;
 // contiguous in m, so the micro-kernel's vector loads need no gather.
 
 // The one-phase case: row[j] = src[first + j] (0 outside [0, src_len)).
-template <typename scalar_t>
+// packed_t: the accumulation type (converted once here), or scalar_t itself for the paired bfloat16
+// micro-kernel, which multiplies bfloat16 directly.
+template <typename scalar_t, typename packed_t>
 inline void pack_source_row(const scalar_t* src, int64_t src_len, int64_t first, int64_t row_len,
-                            acc_t<scalar_t>* row) {
-  using acc = acc_t<scalar_t>;
+                            packed_t* row) {
   // Valid j: 0 <= first + j < src_len.
   const int64_t j_lo = std::clamp<int64_t>(-first, 0, row_len);
   const int64_t j_hi = std::max(j_lo, std::min(src_len - first, row_len));
-  std::fill(row, row + j_lo, acc(0));
+  std::fill(row, row + j_lo, packed_t(0));
   // src + first alone may point before the row (or offset a null empty tensor): undefined behaviour.
-  if (j_hi > j_lo) convert_to_acc(src + (first + j_lo), row + j_lo, j_hi - j_lo);
-  std::fill(row + j_hi, row + row_len, acc(0));
+  if (j_hi > j_lo) {
+    if constexpr (std::is_same_v<packed_t, scalar_t>)
+      std::copy(src + (first + j_lo), src + (first + j_hi), row + j_lo);
+    else
+      convert_to_acc(src + (first + j_lo), row + j_lo, j_hi - j_lo);
+  }
+  std::fill(row + j_hi, row + row_len, packed_t(0));
 }
 
 // All phases of one source row in a single sequential pass (each source element read once):
 // rows[r * row_len + j] = src[(m0 + j) * phases + r + base].
-template <typename scalar_t>
+template <typename scalar_t, typename packed_t>
 inline void pack_source_phases(const scalar_t* src, int64_t src_len, int64_t m0, int64_t phases, int64_t base,
-                               int64_t row_len, acc_t<scalar_t>* rows) {
-  using acc = acc_t<scalar_t>;
+                               int64_t row_len, packed_t* rows) {
+  using acc = packed_t;
   if (phases == 1) {
     pack_source_row(src, src_len, m0 + base, row_len, rows);
     return;
@@ -188,6 +194,78 @@ inline void gather_panel(const acc* packed, const int64_t* src_offsets, int64_t 
   }
 }
 
+#if defined(C1D_AVX512_BF16)
+// ---- bfloat16 on AVX512-BF16: the paired micro-kernel ----
+// vdpbf16ps multiplies a PAIR of bfloat16 per float lane and adds both (exact) products into the lane:
+// 32 multiply-adds per 512-bit instruction, twice float FMA's (measured on this project's Zen 4 host:
+// 109-117 against 50-55 GFLOP/s on one loaded core, zmm dpbf16 against ymm/zmm FMA chains). So the
+// reduction steps go in pairs (2q, 2q+1): the micro-panel holds per pair and position the two source
+// values as one 32-bit lane (step 2q low, 2q+1 high), the packed weights per pair and channel the two
+// weights as one 32-bit word, broadcast. The source block stays bfloat16 (no conversion at all). An odd
+// reduction gets a last pair whose second step reads a zero row with a zero weight.
+constexpr int kPairTileVecs = 3;  // 3 zmm of 16 positions; kTileCh channels: 12 accumulators
+constexpr int64_t kPairTileWidth = kPairTileVecs * 16;
+
+// panel[q][v*16 + lane] = (src_a[j0 + v*16 + lane], src_b[...]) as a bfloat16 pair, for the pairs of
+// steps (2q, 2q+1) of one tile of positions; `steps` is even.
+inline void gather_pair_panel(const c10::BFloat16* packed, const int64_t* src_offsets, int64_t j0,
+                              int64_t steps, float* panel) {
+  for (int64_t q = 0; q < steps / 2; ++q) {
+    const c10::BFloat16* a = packed + src_offsets[2 * q] + j0;
+    const c10::BFloat16* b = packed + src_offsets[2 * q + 1] + j0;
+    for (int v = 0; v < kPairTileVecs; ++v) {
+      const __m512i lo =
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + v * 16)));
+      const __m512i hi = _mm512_slli_epi32(
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + v * 16))), 16);
+      _mm512_store_si512(panel + (q * kPairTileVecs + v) * 16, _mm512_or_si512(lo, hi));
+    }
+  }
+}
+
+// conv_microtile's paired twin: sum[c][v] = (accumulate ? out : 0) + sum over pairs q of
+// w[q][c] (2 bfloat16) . panel[q][v] (2 bfloat16 per lane), in float.
+inline void pair_microtile(const float* panel, const float* w, int64_t pairs, bool accumulate, float* out,
+                           int64_t row_stride) {
+  __m512 sum[kTileCh][kPairTileVecs];
+  for (int c = 0; c < kTileCh; ++c)
+    for (int v = 0; v < kPairTileVecs; ++v)
+      sum[c][v] = accumulate ? _mm512_loadu_ps(out + c * row_stride + v * 16) : _mm512_setzero_ps();
+  for (int64_t q = 0; q < pairs; ++q) {
+    __m512bh x[kPairTileVecs];
+    for (int v = 0; v < kPairTileVecs; ++v)
+      x[v] = (__m512bh)_mm512_load_si512(panel + (q * kPairTileVecs + v) * 16);
+    const float* w_step = w + q * kTileCh;
+    for (int c = 0; c < kTileCh; ++c) {
+      // The word's bits, broadcast: _mm512_set1_ps moves them untouched (no NaN canonicalisation on x86).
+      const __m512bh wc = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(w_step[c]));
+      for (int v = 0; v < kPairTileVecs; ++v) sum[c][v] = _mm512_dpbf16_ps(sum[c][v], x[v], wc);
+    }
+  }
+  for (int c = 0; c < kTileCh; ++c)
+    for (int v = 0; v < kPairTileVecs; ++v) _mm512_storeu_ps(out + c * row_stride + v * 16, sum[c][v]);
+}
+
+// Two bfloat16 weights as the bits of one float (first in the low half).
+inline float pair_word(float first, float second) {
+  const uint32_t bits = uint32_t(c10::BFloat16(first).x) | (uint32_t(c10::BFloat16(second).x) << 16);
+  float word;
+  std::memcpy(&word, &bits, sizeof(word));
+  return word;
+}
+
+template <typename scalar_t>
+constexpr bool kPairedBf16 = std::is_same_v<scalar_t, c10::BFloat16>;
+#else
+template <typename scalar_t>
+constexpr bool kPairedBf16 = false;
+constexpr int64_t kPairTileWidth = 0;
+#endif
+
+// Positions per micro-tile of run_tiled for scalar_t.
+template <typename scalar_t>
+constexpr int64_t kRunTileWidth = kPairedBf16<scalar_t> ? kPairTileWidth : kTileWidth<acc_t<scalar_t>>;
+
 // Row stride of packed blocks: an odd number of 64-byte lines, so rows walked one after the other
 // spread over all L1 sets (a power-of-two stride would map them onto a few sets and thrash).
 template <typename acc>
@@ -205,11 +283,11 @@ constexpr int64_t kReductionChunk = 192;
 
 // Picks the block length (a multiple of the tile width) so the packed source block fits the budget,
 // and there are enough items for every thread.
-template <typename acc>
+template <typename packed_t>
 inline int64_t choose_block_len(int64_t rows, int64_t max_shift, int64_t count, int64_t outer_items,
-                                int64_t min_block_len) {
-  constexpr int64_t tile_width = kTileWidth<acc>;
-  int64_t block_len = kSourceBlockBytes / (rows * (int64_t)sizeof(acc)) - max_shift;
+                                int64_t tile_width) {
+  const int64_t min_block_len = tile_width;
+  int64_t block_len = kSourceBlockBytes / (rows * (int64_t)sizeof(packed_t)) - max_shift;
   block_len = std::max<int64_t>(block_len, min_block_len);
   block_len = std::min<int64_t>(block_len, 2048);
   block_len = std::min<int64_t>(block_len, round_up(std::max<int64_t>(count, 1), tile_width));
@@ -227,7 +305,10 @@ template <typename scalar_t, typename WeightAt>
 void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
                WeightAt weight_at) {
   using acc = acc_t<scalar_t>;
-  constexpr int64_t tile_width = kTileWidth<acc>;
+  // bfloat16 on AVX512-BF16: the paired micro-kernel, the source block kept in bfloat16.
+  constexpr bool paired = kPairedBf16<scalar_t>;
+  using packed_t = std::conditional_t<paired, scalar_t, acc>;
+  constexpr int64_t tile_width = kRunTileWidth<scalar_t>;
   const int64_t count = plan.m_end - plan.m_begin;
   const int64_t groups = plan.groups;
   const int64_t src_ch = plan.src_ch_per_group, dst_ch = plan.dst_ch_per_group;
@@ -236,42 +317,57 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   const int64_t rows = src_ch * plan.src_phases;
 
   const int64_t block_len =
-      choose_block_len<acc>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
+      choose_block_len<packed_t>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
   const int64_t row_len = padded_row_len<acc>(block_len + plan.max_shift);
   const int64_t n_blocks = std::max<int64_t>(ceil_div(count, block_len), 1);
 
-  // Per destination phase f: packed weights [group][ch tile][source channel][tap of the phase][kTileCh],
-  // zero beyond dst_ch so partial tiles need no special case; and per reduction step
-  // (source channel, tap) its offset in the packed source block.
+  // Per destination phase f: packed weights [group][ch tile][weight row][kTileCh], a weight row being one
+  // reduction step (source channel, tap of the phase) or, paired, one pair of steps as bfloat16 bits;
+  // zero beyond dst_ch so partial tiles need no special case; and per reduction step its offset in the
+  // packed source block (paired: an odd reduction's last step reads the zero row after the block).
   std::vector<std::vector<acc>> packed_weights(dst_phases);
   std::vector<std::vector<int64_t>> src_offsets(dst_phases);
+  std::vector<int64_t> steps_padded(dst_phases), weight_rows(dst_phases);
   for (int64_t f = 0; f < dst_phases; ++f) {
     const auto& taps = plan.taps[f];
     const int64_t n_taps = (int64_t)taps.size();
     const int64_t reduction = src_ch * n_taps;
-    src_offsets[f].resize(std::max<int64_t>(reduction, 1));
+    steps_padded[f] = paired ? round_up(reduction, 2) : reduction;
+    weight_rows[f] = paired ? steps_padded[f] / 2 : reduction;
+    src_offsets[f].assign(std::max<int64_t>(steps_padded[f], 1), rows * row_len);
     for (int64_t c = 0; c < src_ch; ++c)
       for (int64_t k = 0; k < n_taps; ++k)
         src_offsets[f][c * n_taps + k] = (c * plan.src_phases + taps[k].src_phase) * row_len + taps[k].shift;
-    packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * reduction * kTileCh, 1), acc(0));
+    auto weight_of_step = [&](int64_t g, int64_t oc, int64_t r) {
+      return r < reduction ? static_cast<acc>(weight_at(g, oc, r / n_taps, taps[r % n_taps].weight_tap))
+                           : acc(0);
+    };
+    packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * weight_rows[f] * kTileCh, 1), acc(0));
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t t = 0; t < ch_tiles; ++t)
-        for (int64_t c = 0; c < src_ch; ++c)
-          for (int64_t k = 0; k < n_taps; ++k)
-            for (int64_t i = 0; i < kTileCh; ++i) {
-              const int64_t oc = t * kTileCh + i;
-              if (oc >= dst_ch) continue;
-              packed_weights[f][(((g * ch_tiles + t) * src_ch + c) * n_taps + k) * kTileCh + i] =
-                  weight_at(g, oc, c, taps[k].weight_tap);
+        for (int64_t r = 0; r < weight_rows[f]; ++r)
+          for (int64_t i = 0; i < kTileCh; ++i) {
+            const int64_t oc = t * kTileCh + i;
+            if (oc >= dst_ch) continue;
+            acc& word = packed_weights[f][((g * ch_tiles + t) * weight_rows[f] + r) * kTileCh + i];
+#if defined(C1D_AVX512_BF16)
+            if constexpr (paired) {
+              word = pair_word(weight_of_step(g, oc, 2 * r), weight_of_step(g, oc, 2 * r + 1));
+            } else
+#endif
+            {
+              word = weight_of_step(g, oc, r);
             }
+          }
   }
 
   const int64_t padded_ch = ch_tiles * kTileCh;
-  // Reduction chunks of equal size, at most kReductionChunk steps.
+  // Reduction chunks of equal size, at most kReductionChunk steps (paired: an even number).
   std::vector<int64_t> chunk_steps(dst_phases);
   for (int64_t f = 0; f < dst_phases; ++f) {
-    const int64_t reduction = std::max<int64_t>(src_ch * (int64_t)plan.taps[f].size(), 1);
+    const int64_t reduction = std::max<int64_t>(steps_padded[f], 1);
     chunk_steps[f] = ceil_div(reduction, ceil_div(reduction, kReductionChunk));
+    if (paired) chunk_steps[f] = round_up(chunk_steps[f], 2);
   }
   const int64_t stage_len = block_len * dst_phases;
   const int64_t items = plan.batch * groups * n_blocks;
@@ -279,7 +375,8 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   // Writing full tiles straight into the destination measured slower (dense B8 C64 L4096 k3 forward
   // 72 vs 92 GF/s): the micro-kernel's stores then miss the cache and stall it.
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc> packed_src(rows * row_len);
+    // Paired: one more row, of zeros, for an odd reduction's last pair.
+    std::vector<packed_t> packed_src((rows + (paired ? 1 : 0)) * row_len, packed_t(0));
     // phase_stage: one destination phase of the block for every channel, [channel][j];
     // stage: the phases interleaved back into destination order (only when there are several).
     std::vector<acc> phase_stage(padded_ch * block_len);
@@ -302,8 +399,8 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
       const int64_t dst_first = m0 * dst_phases + plan.dst_base;  // destination index of stage index 0
       const int64_t dst_group_row = (n * groups + g) * dst_ch;    // first destination row of the group
       for (int64_t f = 0; f < dst_phases; ++f) {
-        const int64_t reduction = src_ch * (int64_t)plan.taps[f].size();
-        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * reduction * kTileCh;
+        const int64_t reduction = steps_padded[f];
+        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * weight_rows[f] * kTileCh;
         for (int64_t j0 = 0; j0 < m_count; j0 += tile_width) {
           if (reduction == 0) {  // no tap reaches this phase: its elements are zero
             for (int64_t c = 0; c < padded_ch; ++c)
@@ -312,11 +409,23 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
           }
           for (int64_t r0 = 0; r0 < reduction; r0 += chunk_steps[f]) {
             const int64_t steps = std::min(chunk_steps[f], reduction - r0);
-            gather_panel(packed_src.data(), src_offsets[f].data() + r0, j0, steps, panel);
-            for (int64_t t = 0; t < ch_tiles; ++t) {
-              const acc* tile_weights = group_weights + (t * reduction + r0) * kTileCh;
-              acc* out = phase_stage.data() + t * kTileCh * block_len + j0;
-              conv_microtile<acc>(panel, tile_weights, steps, r0 > 0, out, block_len);
+#if defined(C1D_AVX512_BF16)
+            if constexpr (paired) {
+              gather_pair_panel(packed_src.data(), src_offsets[f].data() + r0, j0, steps, panel);
+              for (int64_t t = 0; t < ch_tiles; ++t) {
+                const acc* tile_weights = group_weights + (t * weight_rows[f] + r0 / 2) * kTileCh;
+                acc* out = phase_stage.data() + t * kTileCh * block_len + j0;
+                pair_microtile(panel, tile_weights, steps / 2, r0 > 0, out, block_len);
+              }
+            } else
+#endif
+            {
+              gather_panel(packed_src.data(), src_offsets[f].data() + r0, j0, steps, panel);
+              for (int64_t t = 0; t < ch_tiles; ++t) {
+                const acc* tile_weights = group_weights + (t * reduction + r0) * kTileCh;
+                acc* out = phase_stage.data() + t * kTileCh * block_len + j0;
+                conv_microtile<acc>(panel, tile_weights, steps, r0 > 0, out, block_len);
+              }
             }
           }
         }
@@ -371,17 +480,57 @@ inline void wgrad_microtile(const acc* grad_out_t, int64_t grad_out_stride, cons
     }
 }
 
+#if defined(C1D_AVX512_BF16)
+// wgrad_microtile's paired twin (bfloat16 on AVX512-BF16): the positions go in pairs. grad_out_t[q][lane]
+// holds the bfloat16 pair (2q, 2q+1) of out channel `lane` of the panel (32 channels: 2 zmm); the source
+// pair of column k is simply the 32 bits at src + src_offsets[k] + 2q (adjacent positions of one packed
+// row). An odd len's last pair has a zero second grad_output and its second source value masked to zero
+// too (the element past the block is real data: 0 * inf would be NaN).
+constexpr int kPairWgradVecs = 2;
+inline void pair_wgrad_microtile(const float* grad_out_t, const c10::BFloat16* src,
+                                 const int64_t* src_offsets, int64_t len, float* partial,
+                                 int64_t row_stride) {
+  __m512 sum[kPairWgradVecs][kWgradCols];
+  for (int v = 0; v < kPairWgradVecs; ++v)
+    for (int k = 0; k < kWgradCols; ++k) sum[v][k] = _mm512_setzero_ps();
+  const c10::BFloat16* col[kWgradCols];
+  for (int k = 0; k < kWgradCols; ++k) col[k] = src + src_offsets[k];
+  auto step = [&](int64_t q, uint32_t mask) {
+    __m512bh go[kPairWgradVecs];
+    for (int v = 0; v < kPairWgradVecs; ++v)
+      go[v] = (__m512bh)_mm512_loadu_si512(grad_out_t + (q * kPairWgradVecs + v) * 16);
+    for (int k = 0; k < kWgradCols; ++k) {
+      uint32_t bits;
+      std::memcpy(&bits, col[k] + 2 * q, sizeof(bits));
+      const __m512bh xk = (__m512bh)_mm512_set1_epi32(int(bits & mask));
+      for (int v = 0; v < kPairWgradVecs; ++v) sum[v][k] = _mm512_dpbf16_ps(sum[v][k], go[v], xk);
+    }
+  };
+  for (int64_t q = 0; q < len / 2; ++q) step(q, 0xffffffffu);
+  if (len % 2) step(len / 2, 0x0000ffffu);
+  for (int k = 0; k < kWgradCols; ++k)
+    for (int v = 0; v < kPairWgradVecs; ++v) {
+      float* dst = partial + k * row_stride + v * 16;
+      _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), sum[v][k]));
+    }
+}
+#endif
+
 template <typename scalar_t>
 void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
                  scalar_t* grad_weight) {
   using acc = acc_t<scalar_t>;
+  // bfloat16 on AVX512-BF16: the paired micro-kernel, the input block kept in bfloat16.
+  constexpr bool paired = kPairedBf16<scalar_t>;
+  using packed_t = std::conditional_t<paired, scalar_t, acc>;
   constexpr int64_t W = AccVec<acc>::size();
   const int64_t groups = p.groups, K = p.kernel_size;
   const int64_t in_ch_per_group = p.in_per_group, out_ch_per_group = p.out_per_group;
   const int64_t stride = p.stride, dilation = p.dilation;
   const int64_t n_cols = in_ch_per_group * K;  // columns: (in channel, tap)
   const int64_t n_cols_padded = round_up(n_cols, kWgradCols);
-  constexpr int64_t kPanelCh = kWgradVecs * W;  // out channels per grad_output panel
+  // Out channels per grad_output panel (paired: 2 zmm of 16).
+  constexpr int64_t kPanelCh = paired ? 32 : kWgradVecs * W;
   const int64_t out_ch_padded = round_up(out_ch_per_group, kPanelCh);
   const int64_t slice_size = groups * n_cols_padded * out_ch_padded;  // one slice: [group][col][out ch]
 
@@ -420,13 +569,13 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
       std::clamp<int64_t>(kWgradSliceBudget / slice_bytes, 1, std::min(kWgradMaxSlices, items));
   std::vector<std::vector<acc>> partial(n_slices);
   at::parallel_for(0, n_slices, 1, [&](int64_t slice_begin, int64_t slice_end) {
-    std::vector<acc> packed_src((rows + 1) * row_len);
+    std::vector<packed_t> packed_src((rows + 1) * row_len);
     std::vector<acc> grad_out_t(block_len * out_ch_padded);
     std::vector<acc> grad_out_row(block_len);
     for (int64_t slice = slice_begin; slice < slice_end; ++slice) {
       std::vector<acc>& slice_sum = partial[slice];
       slice_sum.assign(slice_size, acc(0));
-      std::fill(packed_src.begin() + rows * row_len, packed_src.end(), acc(0));
+      std::fill(packed_src.begin() + rows * row_len, packed_src.end(), packed_t(0));
       const int64_t item_begin = items * slice / n_slices, item_end = items * (slice + 1) / n_slices;
       for (int64_t item = item_begin; item < item_end; ++item) {
         const int64_t block = item % n_blocks, n = item / n_blocks;
@@ -440,13 +589,27 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
           // zero beyond out_ch_per_group, so each micro-kernel step loads one contiguous 64-byte line.
           const scalar_t* grad_out_group =
               grad_output + (n * p.out_channels + g * out_ch_per_group) * p.out_len + pos0;
-          for (int64_t oc = 0; oc < out_ch_padded; ++oc) {
-            acc* panel = grad_out_t.data() + (oc / kPanelCh) * block_len * kPanelCh + oc % kPanelCh;
-            if (oc < out_ch_per_group) {
-              convert_to_acc(grad_out_group + oc * p.out_len, grad_out_row.data(), pos_count);
-              for (int64_t j = 0; j < pos_count; ++j) panel[j * kPanelCh] = grad_out_row[j];
-            } else {
-              for (int64_t j = 0; j < pos_count; ++j) panel[j * kPanelCh] = acc(0);
+          if constexpr (paired) {
+            // Paired panels: [panel][position pair][channel in panel] as 32-bit bfloat16 pairs.
+            for (int64_t oc = 0; oc < out_ch_padded; ++oc) {
+              acc* panel = grad_out_t.data() + (oc / kPanelCh) * (block_len / 2) * kPanelCh + oc % kPanelCh;
+              const scalar_t* row = oc < out_ch_per_group ? grad_out_group + oc * p.out_len : nullptr;
+              for (int64_t q = 0; q < ceil_div(pos_count, 2); ++q) {
+                const uint32_t lo = row ? row[2 * q].x : 0;
+                const uint32_t hi = row && 2 * q + 1 < pos_count ? row[2 * q + 1].x : 0;
+                const uint32_t bits = lo | (hi << 16);
+                std::memcpy(panel + q * kPanelCh, &bits, sizeof(bits));
+              }
+            }
+          } else {
+            for (int64_t oc = 0; oc < out_ch_padded; ++oc) {
+              acc* panel = grad_out_t.data() + (oc / kPanelCh) * block_len * kPanelCh + oc % kPanelCh;
+              if (oc < out_ch_per_group) {
+                convert_to_acc(grad_out_group + oc * p.out_len, grad_out_row.data(), pos_count);
+                for (int64_t j = 0; j < pos_count; ++j) panel[j * kPanelCh] = grad_out_row[j];
+              } else {
+                for (int64_t j = 0; j < pos_count; ++j) panel[j * kPanelCh] = acc(0);
+              }
             }
           }
           // Panels in groups that fit L2; within a group, the kWgradCols input rows of a column tile
@@ -456,9 +619,16 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
             for (int64_t col0 = 0; col0 < n_cols_padded; col0 += kWgradCols)
               for (int64_t oc0 = panel_group; oc0 < std::min(out_ch_padded, panel_group + panel_group_ch);
                    oc0 += kPanelCh)
-                wgrad_microtile(grad_out_t.data() + oc0 * block_len, kPanelCh, packed_src.data(),
-                                src_offsets.data() + col0, pos_count,
-                                slice_group + col0 * out_ch_padded + oc0, out_ch_padded);
+#if defined(C1D_AVX512_BF16)
+                if constexpr (paired)
+                  pair_wgrad_microtile(grad_out_t.data() + oc0 * block_len / 2, packed_src.data(),
+                                       src_offsets.data() + col0, pos_count,
+                                       slice_group + col0 * out_ch_padded + oc0, out_ch_padded);
+                else
+#endif
+                  wgrad_microtile(grad_out_t.data() + oc0 * block_len, kPanelCh, packed_src.data(),
+                                  src_offsets.data() + col0, pos_count,
+                                  slice_group + col0 * out_ch_padded + oc0, out_ch_padded);
         }
       }
     }

@@ -20,6 +20,10 @@
 //     #errors if CPU_CAPABILITY is already defined; every kernel header #errors unless both the marker
 //     and CPU_CAPABILITY are defined.
 //   * Only GCC on x86-64 builds the AVX2 set (C1D_HAVE_AVX2_KERNELS); elsewhere only DEFAULT exists.
+//   * kernels_avx512bf16.cpp is a third build, for bfloat16 only: the AVX2 build (same at::vec AVX2
+//     Vectorized<>, same code) plus AVX-512F/BW/VL/BF16 code generation and C1D_AVX512_BF16, under which
+//     the dense kernels multiply bfloat16 pairs with vdpbf16ps (dense_tiled.h). Chosen for bfloat16
+//     when the CPU reports avx512bf16 (and avx512f/bw/vl); float, double and half keep the AVX2 build.
 //   * conv1d_cpu.cpp dispatches the dtype (one place), then calls DEFAULT:: or AVX2:: entry points below.
 //     Which set runs is chosen once, when the library loads (cpu_isa(): __builtin_cpu_supports
 //     avx2+fma+f16c; CONV1D_EXT_CPU_ISA=default, read then, forces the baseline).
@@ -37,6 +41,10 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define C1D_HAVE_AVX2_KERNELS 1
+// The AVX512-BF16 build (bfloat16 only, kernels_avx512bf16.cpp) needs GCC 10's _mm512_dpbf16_ps.
+#if __GNUC__ >= 10
+#define C1D_HAVE_AVX512BF16_KERNELS 1
+#endif
 #endif
 
 #define C1D_DECLARE_CPU_KERNELS(ISA)                                                                     \
@@ -78,6 +86,9 @@ bool force_direct_kernels();
 C1D_DECLARE_CPU_KERNELS(DEFAULT)
 #ifdef C1D_HAVE_AVX2_KERNELS
 C1D_DECLARE_CPU_KERNELS(AVX2)
+#endif
+#ifdef C1D_HAVE_AVX512BF16_KERNELS
+C1D_DECLARE_CPU_KERNELS(AVX512BF16)  // instantiated for c10::BFloat16 only
 #endif
 }  // namespace cpu
 }  // namespace conv1d_ext
