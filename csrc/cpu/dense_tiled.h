@@ -203,7 +203,8 @@ inline void gather_panel(const acc* packed, const int64_t* src_offsets, int64_t 
 // values as one 32-bit lane (step 2q low, 2q+1 high), the packed weights per pair and channel the two
 // weights as one 32-bit word, broadcast. The source block stays bfloat16 (no conversion at all). An odd
 // reduction gets a last pair whose second step reads a zero row with a zero weight.
-constexpr int kPairTileVecs = 3;  // 3 zmm of 16 positions; kTileCh channels: 12 accumulators
+constexpr int kPairTileVecs = 3;  // 3 zmm of 16 positions × kPairTileCh channels: 24 accumulators
+constexpr int kPairTileCh = 8;
 constexpr int64_t kPairTileWidth = kPairTileVecs * 16;
 
 // panel[q][v*16 + lane] = (src_a[j0 + v*16 + lane], src_b[...]) as a bfloat16 pair, for the pairs of
@@ -227,22 +228,22 @@ inline void gather_pair_panel(const c10::BFloat16* packed, const int64_t* src_of
 // w[q][c] (2 bfloat16) . panel[q][v] (2 bfloat16 per lane), in float.
 inline void pair_microtile(const float* panel, const float* w, int64_t pairs, bool accumulate, float* out,
                            int64_t row_stride) {
-  __m512 sum[kTileCh][kPairTileVecs];
-  for (int c = 0; c < kTileCh; ++c)
+  __m512 sum[kPairTileCh][kPairTileVecs];
+  for (int c = 0; c < kPairTileCh; ++c)
     for (int v = 0; v < kPairTileVecs; ++v)
       sum[c][v] = accumulate ? _mm512_loadu_ps(out + c * row_stride + v * 16) : _mm512_setzero_ps();
   for (int64_t q = 0; q < pairs; ++q) {
     __m512bh x[kPairTileVecs];
     for (int v = 0; v < kPairTileVecs; ++v)
       x[v] = (__m512bh)_mm512_load_si512(panel + (q * kPairTileVecs + v) * 16);
-    const float* w_step = w + q * kTileCh;
-    for (int c = 0; c < kTileCh; ++c) {
+    const float* w_step = w + q * kPairTileCh;
+    for (int c = 0; c < kPairTileCh; ++c) {
       // The word's bits, broadcast: _mm512_set1_ps moves them untouched (no NaN canonicalisation on x86).
       const __m512bh wc = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(w_step[c]));
       for (int v = 0; v < kPairTileVecs; ++v) sum[c][v] = _mm512_dpbf16_ps(sum[c][v], x[v], wc);
     }
   }
-  for (int c = 0; c < kTileCh; ++c)
+  for (int c = 0; c < kPairTileCh; ++c)
     for (int v = 0; v < kPairTileVecs; ++v) _mm512_storeu_ps(out + c * row_stride + v * 16, sum[c][v]);
 }
 
@@ -260,11 +261,15 @@ constexpr bool kPairedBf16 = std::is_same_v<scalar_t, c10::BFloat16>;
 template <typename scalar_t>
 constexpr bool kPairedBf16 = false;
 constexpr int64_t kPairTileWidth = 0;
+constexpr int kPairTileCh = 0;
 #endif
 
 // Positions per micro-tile of run_tiled for scalar_t.
 template <typename scalar_t>
 constexpr int64_t kRunTileWidth = kPairedBf16<scalar_t> ? kPairTileWidth : kTileWidth<acc_t<scalar_t>>;
+// Output channels per micro-tile of run_tiled for scalar_t.
+template <typename scalar_t>
+constexpr int64_t kRunTileCh = kPairedBf16<scalar_t> ? kPairTileCh : kTileCh;
 
 // Row stride of packed blocks: an odd number of 64-byte lines, so rows walked one after the other
 // spread over all L1 sets (a power-of-two stride would map them onto a few sets and thrash).
@@ -309,10 +314,11 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   constexpr bool paired = kPairedBf16<scalar_t>;
   using packed_t = std::conditional_t<paired, scalar_t, acc>;
   constexpr int64_t tile_width = kRunTileWidth<scalar_t>;
+  constexpr int64_t tile_ch = kRunTileCh<scalar_t>;
   const int64_t count = plan.m_end - plan.m_begin;
   const int64_t groups = plan.groups;
   const int64_t src_ch = plan.src_ch_per_group, dst_ch = plan.dst_ch_per_group;
-  const int64_t ch_tiles = ceil_div(dst_ch, kTileCh);
+  const int64_t ch_tiles = ceil_div(dst_ch, tile_ch);
   const int64_t dst_phases = plan.dst_phases;
   const int64_t rows = src_ch * plan.src_phases;
 
@@ -321,7 +327,7 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   const int64_t row_len = padded_row_len<acc>(block_len + plan.max_shift);
   const int64_t n_blocks = std::max<int64_t>(ceil_div(count, block_len), 1);
 
-  // Per destination phase f: packed weights [group][ch tile][weight row][kTileCh], a weight row being one
+  // Per destination phase f: packed weights [group][ch tile][weight row][tile_ch], a weight row being one
   // reduction step (source channel, tap of the phase) or, paired, one pair of steps as bfloat16 bits;
   // zero beyond dst_ch so partial tiles need no special case; and per reduction step its offset in the
   // packed source block (paired: an odd reduction's last step reads the zero row after the block).
@@ -342,14 +348,14 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
       return r < reduction ? static_cast<acc>(weight_at(g, oc, r / n_taps, taps[r % n_taps].weight_tap))
                            : acc(0);
     };
-    packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * weight_rows[f] * kTileCh, 1), acc(0));
+    packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * weight_rows[f] * tile_ch, 1), acc(0));
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t t = 0; t < ch_tiles; ++t)
         for (int64_t r = 0; r < weight_rows[f]; ++r)
-          for (int64_t i = 0; i < kTileCh; ++i) {
-            const int64_t oc = t * kTileCh + i;
+          for (int64_t i = 0; i < tile_ch; ++i) {
+            const int64_t oc = t * tile_ch + i;
             if (oc >= dst_ch) continue;
-            acc& word = packed_weights[f][((g * ch_tiles + t) * weight_rows[f] + r) * kTileCh + i];
+            acc& word = packed_weights[f][((g * ch_tiles + t) * weight_rows[f] + r) * tile_ch + i];
 #if defined(C1D_AVX512_BF16)
             if constexpr (paired) {
               word = pair_word(weight_of_step(g, oc, 2 * r), weight_of_step(g, oc, 2 * r + 1));
@@ -361,7 +367,7 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
           }
   }
 
-  const int64_t padded_ch = ch_tiles * kTileCh;
+  const int64_t padded_ch = ch_tiles * tile_ch;
   // Reduction chunks of equal size, at most kReductionChunk steps (paired: an even number).
   std::vector<int64_t> chunk_steps(dst_phases);
   for (int64_t f = 0; f < dst_phases; ++f) {
@@ -400,7 +406,7 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
       const int64_t dst_group_row = (n * groups + g) * dst_ch;    // first destination row of the group
       for (int64_t f = 0; f < dst_phases; ++f) {
         const int64_t reduction = steps_padded[f];
-        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * weight_rows[f] * kTileCh;
+        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * weight_rows[f] * tile_ch;
         for (int64_t j0 = 0; j0 < m_count; j0 += tile_width) {
           if (reduction == 0) {  // no tap reaches this phase: its elements are zero
             for (int64_t c = 0; c < padded_ch; ++c)
@@ -413,8 +419,8 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
             if constexpr (paired) {
               gather_pair_panel(packed_src.data(), src_offsets[f].data() + r0, j0, steps, panel);
               for (int64_t t = 0; t < ch_tiles; ++t) {
-                const acc* tile_weights = group_weights + (t * weight_rows[f] + r0 / 2) * kTileCh;
-                acc* out = phase_stage.data() + t * kTileCh * block_len + j0;
+                const acc* tile_weights = group_weights + (t * weight_rows[f] + r0 / 2) * tile_ch;
+                acc* out = phase_stage.data() + t * tile_ch * block_len + j0;
                 pair_microtile(panel, tile_weights, steps / 2, r0 > 0, out, block_len);
               }
             } else
@@ -422,8 +428,8 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
             {
               gather_panel(packed_src.data(), src_offsets[f].data() + r0, j0, steps, panel);
               for (int64_t t = 0; t < ch_tiles; ++t) {
-                const acc* tile_weights = group_weights + (t * reduction + r0) * kTileCh;
-                acc* out = phase_stage.data() + t * kTileCh * block_len + j0;
+                const acc* tile_weights = group_weights + (t * reduction + r0) * tile_ch;
+                acc* out = phase_stage.data() + t * tile_ch * block_len + j0;
                 conv_microtile<acc>(panel, tile_weights, steps, r0 > 0, out, block_len);
               }
             }
