@@ -1,7 +1,9 @@
 """This machine's measured ceilings, for putting benchmark numbers in context.
 
 CPU: an FMA-bound loop (12 independent AVX2 FMA chains per thread, one thread per core; Zen 3 has two FMA
-pipes of latency 4, so 8 chains would already saturate it) and a scale loop over 256 MB (read + write).
+pipes of latency 4, so 8 chains would already saturate it) and a scale loop over 256 MB (read + write);
+on CPUs with AVX512-BF16 also a bfloat16 dot-product loop (12 vdpbf16ps zmm chains per thread: 32
+multiply-adds each), the ceiling of the bfloat16 kernels of that build.
 The FMA loop is a few lines of C compiled once with the system C compiler and loaded with ctypes: no torch
 headers, so it builds in about a second instead of the minute a torch extension takes here.
 
@@ -45,13 +47,43 @@ __attribute__((target("avx2,fma"))) static void* fma_job(void* arg) {
   return 0;
 }
 
+/* The same with vdpbf16ps on zmm: 16 lanes x 2 bfloat16 products per instruction. */
+__attribute__((target("avx512f,avx512bf16"))) static void* dot_job(void* arg) {
+  job_t* job = (job_t*)arg;
+  const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+  __m512 a[12];
+  for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(1.0f + 0.01f * k);
+  for (long i = 0; i < job->iters; ++i) {
+    a[0] = _mm512_dpbf16_ps(a[0], x, y); a[1] = _mm512_dpbf16_ps(a[1], x, y); a[2] = _mm512_dpbf16_ps(a[2], x, y);
+    a[3] = _mm512_dpbf16_ps(a[3], x, y); a[4] = _mm512_dpbf16_ps(a[4], x, y); a[5] = _mm512_dpbf16_ps(a[5], x, y);
+    a[6] = _mm512_dpbf16_ps(a[6], x, y); a[7] = _mm512_dpbf16_ps(a[7], x, y); a[8] = _mm512_dpbf16_ps(a[8], x, y);
+    a[9] = _mm512_dpbf16_ps(a[9], x, y); a[10] = _mm512_dpbf16_ps(a[10], x, y); a[11] = _mm512_dpbf16_ps(a[11], x, y);
+  }
+  float s = 0.f;
+  for (int k = 0; k < 12; ++k) s += _mm512_reduce_add_ps(a[k]);
+  job->result = s;
+  return 0;
+}
+
+int dot_supported(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+}
+
 int fma_supported(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+static double run_jobs(void* (*job_fn)(void*), int threads, long iters, double flops_per_iter);
+
 /* GFLOP/s of `threads` threads each running `iters` iterations (12 chains x 8 lanes x 2 flops). */
-double fma_gflops(int threads, long iters) {
+double fma_gflops(int threads, long iters) { return run_jobs(fma_job, threads, iters, 12.0 * 8.0 * 2.0); }
+
+/* The same for the dot-product loop (12 chains x 16 lanes x 2 products x 2 flops). */
+double dot_gflops(int threads, long iters) { return run_jobs(dot_job, threads, iters, 12.0 * 16.0 * 4.0); }
+
+static double run_jobs(void* (*job_fn)(void*), int threads, long iters, double flops_per_iter) {
   pthread_t tid[256];
   job_t jobs[256];
   if (threads < 1) threads = 1;
@@ -60,14 +92,14 @@ double fma_gflops(int threads, long iters) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (int t = 0; t < threads; ++t) {
     jobs[t].iters = iters;
-    pthread_create(&tid[t], 0, fma_job, &jobs[t]);
+    pthread_create(&tid[t], 0, job_fn, &jobs[t]);
   }
   float sink = 0.f;
   for (int t = 0; t < threads; ++t) { pthread_join(tid[t], 0); sink += jobs[t].result; }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double sec = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
   if (sink == 12345.f) sec += 1e-12; /* keep the results alive */
-  return (double)threads * iters * 12.0 * 8.0 * 2.0 / sec * 1e-9;
+  return (double)threads * iters * flops_per_iter / sec * 1e-9;
 }
 """
 
@@ -102,6 +134,9 @@ def _fma_library():
     so.fma_gflops.restype = ctypes.c_double
     so.fma_gflops.argtypes = [ctypes.c_int, ctypes.c_long]
     so.fma_supported.restype = ctypes.c_int
+    so.dot_gflops.restype = ctypes.c_double
+    so.dot_gflops.argtypes = [ctypes.c_int, ctypes.c_long]
+    so.dot_supported.restype = ctypes.c_int
     if not so.fma_supported():
         return None, "CPU has no AVX2+FMA"
     return so, "ok"
@@ -119,6 +154,19 @@ def cpu_fma_gflops(threads, seconds=0.08, tries=8):
     rate = so.fma_gflops(threads, 2_000_000)  # warm up, estimate
     iters = max(1_000_000, int(rate * 1e9 * seconds / (threads * 192)))
     return max(so.fma_gflops(threads, iters) for _ in range(tries)), "12 AVX2 FMA chains per thread"
+
+
+def cpu_bf16_dot_gflops(threads, seconds=0.08, tries=8):
+    """Best of `tries` short runs of the vdpbf16ps loop; None where the CPU has no AVX512-BF16."""
+    try:
+        so, _ = _fma_library()
+    except OSError:
+        return None
+    if so is None or not so.dot_supported():
+        return None
+    rate = so.dot_gflops(threads, 1_000_000)
+    iters = max(500_000, int(rate * 1e9 * seconds / (threads * 768)))
+    return max(so.dot_gflops(threads, iters) for _ in range(tries))
 
 
 def cpu_scale_gbps(torch, mbytes=256, seconds=0.3):

@@ -25,7 +25,18 @@ MEASURED = {
     "gflops_fp32": ("FMA loop on all threads", "GFLOP/s"),
     "gflops_fp32_1thread": ("FMA loop on one thread", "GFLOP/s"),
     "gbps": ("copy rate", "GB/s"),
+    "gflops_bf16_dot": ("bf16 dot loop on all threads", "GFLOP/s"),
 }
+
+
+def _ours_use_bf16_dot():
+    """Whether our bfloat16 kernels run the AVX512-BF16 build (vdpbf16ps) in this process."""
+    try:
+        import conv1d_ext
+
+        return conv1d_ext.cpu_isa() == "avx512bf16"
+    except Exception:  # noqa: BLE001 - no extension, no such build: the float ceiling applies
+        return False
 
 
 @dataclass
@@ -57,6 +68,7 @@ class Machine:
             "gflops_fp32": fma,
             "gflops_fp32_1thread": fma1,
             "gbps": ceilings.cpu_scale_gbps(torch),
+            "gflops_bf16_dot": ceilings.cpu_bf16_dot_gflops(self.threads) if _ours_use_bf16_dot() else None,
             "fma_note": note,
         }
 
@@ -74,10 +86,13 @@ class Machine:
         fma = ceil.get("gflops_fp32")
         if not fma:
             return f"FMA loop n/a ({ceil.get('fma_note')}); {scale}"
+        dot = ceil.get("gflops_bf16_dot")
+        bf16 = (f"bf16: the vdpbf16ps loop, {fmt_num(dot)} GFLOP/s on {self.threads} threads; fp16 converts in "
+                "registers and uses the fp32 number" if dot else
+                "bf16/fp16 convert in registers and use the fp32 number")
         return (
             f"FMA loop ({ceil['fma_note']}): {fmt_num(fma)} GFLOP/s fp32 on {self.threads} threads, "
-            f"{fmt_num(ceil['gflops_fp32_1thread'])} on one (fp64: half; bf16/fp16 convert in registers and "
-            f"use the fp32 number); {scale}"
+            f"{fmt_num(ceil['gflops_fp32_1thread'])} on one (fp64: half; {bf16}); {scale}"
         )
 
     def peak_flops(self, ceil, dtype):
@@ -86,6 +101,8 @@ class Machine:
             f = ceil.get("gflops_fp32")
             if not f:
                 return None, "n/a"
+            if dtype == torch.bfloat16 and ceil.get("gflops_bf16_dot"):
+                return ceil["gflops_bf16_dot"], "vdpbf16ps loop"
             return (f / 2, "FMA loop / 2") if dtype == torch.float64 else (f, "FMA loop")
         spec = self.spec
         if not spec:

@@ -54,11 +54,15 @@ constexpr int64_t kWgradBlock = 512;              // positions per backward-weig
 constexpr int64_t kWgradPanelBytes = 128 * 1024;  // grad_output panels reused per column tile (L2)
 // The backward-weight reduction is split into partial sums ("slices") fixed by the problem alone, never
 // by the thread count, so grad_weight is bit-identical whatever torch.set_num_threads says: at most
-// kWgradMaxSlices slices (enough for 16 cores), fewer when their buffers would pass kWgradSliceBudget, and
-// blocks short enough for kWgradMinItems work items.
+// kWgradMaxSlices slices (enough for 16 cores), fewer when their buffers would pass kWgradSliceBudget or
+// when a slice would reduce fewer than kWgradMinSlicePositions positions, and blocks short enough for
+// kWgradMinItems work items. Each slice costs a weight-sized buffer to zero and to add up: a slice of P
+// positions does P multiply-adds per element of that buffer, so short ones spend their time on the buffer
+// (B2 C256 L128 k3 took 24 ms in 16 slices of 16 positions against ~1 ms of multiply-adds).
 constexpr int64_t kWgradMaxSlices = 16;
 constexpr int64_t kWgradMinItems = 16;
 constexpr int64_t kWgradSliceBudget = 64 << 20;
+constexpr int64_t kWgradMinSlicePositions = 256;
 
 // Per-thread source block budget. The micro-kernel reads the L1 micro-panel, not this block, so the
 // block may exceed L2; long blocks keep the per-row copies in and out long (the packing and the
@@ -344,27 +348,33 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
     for (int64_t c = 0; c < src_ch; ++c)
       for (int64_t k = 0; k < n_taps; ++k)
         src_offsets[f][c * n_taps + k] = (c * plan.src_phases + taps[k].src_phase) * row_len + taps[k].shift;
-    auto weight_of_step = [&](int64_t g, int64_t oc, int64_t r) {
-      return r < reduction ? static_cast<acc>(weight_at(g, oc, r / n_taps, taps[r % n_taps].weight_tap))
-                           : acc(0);
-    };
+    // One (group, channel tile) per task, in parallel: a small problem's time is mostly this packing
+    // (B1 C256 L128 k3: 196k weights), and the loops run in step order without divisions.
     packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * weight_rows[f] * tile_ch, 1), acc(0));
-    for (int64_t g = 0; g < groups; ++g)
-      for (int64_t t = 0; t < ch_tiles; ++t)
-        for (int64_t r = 0; r < weight_rows[f]; ++r)
-          for (int64_t i = 0; i < tile_ch; ++i) {
-            const int64_t oc = t * tile_ch + i;
-            if (oc >= dst_ch) continue;
-            acc& word = packed_weights[f][((g * ch_tiles + t) * weight_rows[f] + r) * tile_ch + i];
+    at::parallel_for(
+        0, groups * ch_tiles, grain_for(weight_rows[f] * tile_ch), [&](int64_t begin, int64_t end) {
+          std::vector<acc> steps(paired ? steps_padded[f] * tile_ch : 0, acc(0));  // [step][i], paired only
+          for (int64_t tile = begin; tile < end; ++tile) {
+            const int64_t g = tile / ch_tiles, t = tile % ch_tiles;
+            acc* out = packed_weights[f].data() + tile * weight_rows[f] * tile_ch;
+            acc* dst = paired ? steps.data() : out;  // [step][i]
+            if (paired)
+              std::fill(steps.begin(), steps.end(), acc(0));  // a partial tile's channels, an odd step
+            for (int64_t i = 0; i < std::min<int64_t>(tile_ch, dst_ch - t * tile_ch); ++i)
+              for (int64_t c = 0; c < src_ch; ++c)
+                for (int64_t k = 0; k < n_taps; ++k)
+                  dst[(c * n_taps + k) * tile_ch + i] =
+                      static_cast<acc>(weight_at(g, t * tile_ch + i, c, taps[k].weight_tap));
 #if defined(C1D_AVX512_BF16)
             if constexpr (paired) {
-              word = pair_word(weight_of_step(g, oc, 2 * r), weight_of_step(g, oc, 2 * r + 1));
-            } else
-#endif
-            {
-              word = weight_of_step(g, oc, r);
+              for (int64_t r = 0; r < weight_rows[f]; ++r)
+                for (int64_t i = 0; i < tile_ch; ++i)
+                  out[r * tile_ch + i] =
+                      pair_word(steps[2 * r * tile_ch + i], steps[(2 * r + 1) * tile_ch + i]);
             }
+#endif
           }
+        });
   }
 
   const int64_t padded_ch = ch_tiles * tile_ch;
@@ -571,8 +581,9 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
   }
 
   const int64_t slice_bytes = slice_size * (int64_t)sizeof(acc);
-  const int64_t n_slices =
-      std::clamp<int64_t>(kWgradSliceBudget / slice_bytes, 1, std::min(kWgradMaxSlices, items));
+  const int64_t n_slices = std::clamp<int64_t>(
+      std::min(kWgradSliceBudget / slice_bytes, p.batch * p.out_len / kWgradMinSlicePositions), 1,
+      std::min(kWgradMaxSlices, items));
   std::vector<std::vector<acc>> partial(n_slices);
   at::parallel_for(0, n_slices, 1, [&](int64_t slice_begin, int64_t slice_end) {
     std::vector<packed_t> packed_src((rows + 1) * row_len);
