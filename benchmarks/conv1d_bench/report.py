@@ -181,6 +181,16 @@ def summary_table(table, dtypes, modes):
     return out
 
 
+def binding_floor(r):
+    """Which floor binds a measured row — "FLOPs" (its FLOPs over the compute ceiling) or "bytes" (its
+    minimal bytes over the copy rate), whichever takes longer — and how close ours runs to it (floor time /
+    our time, in %: the larger of the two percentages). None when a ceiling is unknown."""
+    peak, bw = r.get("ours_pct_peak"), r.get("ours_pct_bw")
+    if peak is None or bw is None:
+        return None
+    return ("FLOPs", peak) if peak >= bw else ("bytes", bw)
+
+
 def dtype_table(table, dtype, modes, machine, ceil):
     """Times, speedup, throughput and % of the ceilings per shape and mode, for one dtype."""
     unit, scale = ("GFLOP/s", 1.0) if machine.device == "cpu" else ("TFLOP/s", 1e-3)
@@ -198,6 +208,7 @@ def dtype_table(table, dtype, modes, machine, ceil):
             f"{mn} speedup",
             f"{mn} ours {unit} (% peak)",
             f"{mn} ours GB/s (% bw)",
+            f"{mn} floor that binds (ours % of it)",
         ]
         if scaling:
             head.append(f"{mn} ours 1-thread ms (scaling)")
@@ -212,8 +223,9 @@ def dtype_table(table, dtype, modes, machine, ceil):
             if r is not None and r["check"] != "ok":
                 checks.append(f"{MODE_NAMES[m]}: {r['check']}")
             if r is None or "speedup" not in r:
-                cells += ["—"] * (6 if scaling else 5)
+                cells += ["—"] * (7 if scaling else 6)
                 continue
+            floor = binding_floor(r)
             pct = f" ({r['ours_pct_peak']:.0f}%)" if r.get("ours_pct_peak") is not None else ""
             pct_bw = f" ({r['ours_pct_bw']:.0f}%)" if r.get("ours_pct_bw") is not None else ""
             cells += [
@@ -222,6 +234,7 @@ def dtype_table(table, dtype, modes, machine, ceil):
                 fmt_speedup(r["speedup"]),
                 f"{fmt_num(r['ours_gflops'] * scale)}{pct}",
                 f"{fmt_num(r['ours_gbps'])}{pct_bw}",
+                f"{floor[0]} ({floor[1]:.0f}%)" if floor else "—",
             ]
             if scaling:
                 cells.append(f"{fmt_ms(r['ours_1t_ms'] / 1e3)} ({r['scaling']:.2f}×)" if "scaling" in r else "—")
