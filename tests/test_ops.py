@@ -94,6 +94,10 @@ WIDE_CASES = [
     # 272·2·264 = 574 KB
     ConvCase(batch=2, groups=1, in_per_group=264, out_per_group=272, kernel_size=16,
              in_len=131, stride=8, dilation=1, pad_left=4, pad_right=4, bias=True),
+    # k9 stride 1: a gap of 8 coordinates per batch wastes more than padding rows of 40 / 48 positions to
+    # whole tiles, so each batch is its own block: forward 64·9·260 = 599 KB, backward-input 260·9·64
+    ConvCase(batch=2, groups=1, in_per_group=64, out_per_group=260, kernel_size=9,
+             in_len=48, stride=1, dilation=1, pad_left=0, pad_right=0, bias=True),
     # backward-weight over positions beyond one 512-position block (batch 1, out_len 601)
     ConvCase(batch=1, groups=1, in_per_group=8, out_per_group=20, kernel_size=3,
              in_len=1203, stride=2, dilation=1, pad_left=1, pad_right=0, bias=True),

@@ -225,24 +225,30 @@ inline int64_t choose_block_len(int64_t rows, int64_t max_shift, int64_t count, 
 // ---- wide schedule of the forward / backward-input engine (few positions per row, large weights) ----
 //
 // run_tiled's items are (batch, group, block of positions), and each position tile of an item walks all
-// the packed weights of a destination phase: src_ch × taps × dst_ch values. When those exceed L2 (HiFi-GAN
-// upsampler 512→256 k16 s8: 1 MiB per phase; DAC 1536→768: 9.4 MiB per phase, 75 MiB in all, beyond L3)
-// and a row holds only ~100 positions (4 tiles), every weight fetched from L3 / DRAM feeds 4 tiles of
-// FMAs and the micro-kernel starves (17–43 % of the FMA loop measured). The wide schedule instead
-// packs the source of every (batch, group) once, up front, and makes an item (group, range of output-channel
-// tiles, batch): the range is sized so its weights of one phase fit kWideWeightBudget (half of L2), so they
-// stay in L2 while all the row's position tiles reuse them. Consecutive items differ in batch first, so the
-// threads walk one range's weights together and L3 / DRAM deliver each range about once.
+// the packed weights of a destination phase (src_ch × taps × dst_ch values) before the next tile. When
+// those exceed L2 (HiFi-GAN's upsampler 512→256 k16 s8: 1 MiB per phase; DAC's 1536→768: 9.4 MiB per
+// phase, 75 MiB in all, beyond L3) and a row holds only ~100 positions (4 tiles of 24), each weight
+// fetched from L3 / DRAM feeds one tile, and the last tile of every row is mostly padding (87 positions
+// in 96, 101 in 120). The wide schedule:
+// * lays the rows of several batches end to end (a "batch block"), each batch a segment of count +
+//   max_shift coordinates (so a tap's shift never reaches the next batch's data; the outputs of the gap
+//   coordinates are computed and dropped): tiles run across batches, and only the block's end is padding;
+// * packs the source of every (batch block, group) once, up front;
+// * makes an item (group, range of output-channel tiles, batch block) and walks it chunk-major: for each
+//   reduction chunk, every position tile of the block, every channel tile of the range. A chunk's
+//   weights of the range (≤ kWideChunkWeightBytes) stay in L2 while all the block's tiles use them; the
+//   stage (range channels × block, ≤ kWideStageBytes) holds the partial sums between chunks.
 // Per output element the reduction (chunks of chunk_steps, steps in order, in the same micro-kernel) is the
 // one run_tiled does: the two schedules give bit-identical results, whatever the thread count.
-
-// Rule (see benchmarks/NOTES_cpu_dense.md): wide when one phase's packed weights of a group exceed
-// kWideWeightBudget and a row has at most kWideMaxPositions block coordinates (the all-batch packed
-// source is then about the size of the source itself, and one block covers a row).
+//
+// Rule (numbers in benchmarks/NOTES_cpu_dense.md): wide when one phase's packed weights of a group
+// exceed kWideWeightBudget (half of a 1 MiB L2) and a row has at most kWideMaxPositions block coordinates
+// (the packed source of all batches is then about the size of the source itself).
 constexpr int64_t kWideWeightBudget = 512 * 1024;
 constexpr int64_t kWideMaxPositions = 1024;
+constexpr int64_t kWideBlockCoords = 1024;             // most coordinates of a batch block
 constexpr int64_t kWideChunkWeightBytes = 256 * 1024;  // one reduction chunk's weights of an item's range
-constexpr int64_t kWideStageBytes = 512 * 1024;        // an item's stage: range channels × row, all phases
+constexpr int64_t kWideStageBytes = 1024 * 1024;       // an item's stage: range channels × block, all phases
 
 template <typename acc>
 inline bool use_wide_schedule(const TiledPlan& plan) {
@@ -254,22 +260,44 @@ inline bool use_wide_schedule(const TiledPlan& plan) {
   return plan.src_ch_per_group * max_taps * padded_ch * (int64_t)sizeof(acc) > kWideWeightBudget;
 }
 
-// packed_weights, src_offsets, chunk_steps: as run_tiled builds them, for one block of block_len >= count
-// coordinates per row (row_len per packed row).
+// Batch blocks of the wide schedule: segment length per batch, batches per block, and the block length
+// (what run_tiled sizes its packed rows and source offsets by).
+struct WideBlocks {
+  int64_t segment, batches_per_block, n_blocks, block_len;
+};
+
+template <typename acc>
+inline WideBlocks wide_blocks(const TiledPlan& plan) {
+  const int64_t count = plan.m_end - plan.m_begin;
+  WideBlocks b;
+  b.segment = count + plan.max_shift;
+  // Batches end to end only when the gap (max_shift) wastes less than rounding each row up to whole tiles
+  // (a stride-1 convolution with k128 has a 127-coordinate gap).
+  const bool end_to_end = b.segment < round_up(count, kTileWidth<acc>);
+  b.batches_per_block =
+      end_to_end ? std::clamp<int64_t>(kWideBlockCoords / b.segment, 1, std::max<int64_t>(plan.batch, 1)) : 1;
+  b.n_blocks = ceil_div(plan.batch, b.batches_per_block);
+  b.block_len = round_up((b.batches_per_block - 1) * b.segment + count, kTileWidth<acc>);
+  return b;
+}
+
+// packed_weights, src_offsets, chunk_steps: as run_tiled builds them, with wide_blocks(plan).block_len as
+// the block length and row_len its packed row length.
 template <typename scalar_t>
 void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
                     const std::vector<std::vector<acc_t<scalar_t>>>& packed_weights,
                     const std::vector<std::vector<int64_t>>& src_offsets,
-                    const std::vector<int64_t>& chunk_steps, int64_t block_len, int64_t row_len) {
+                    const std::vector<int64_t>& chunk_steps, int64_t row_len) {
   using acc = acc_t<scalar_t>;
   constexpr int64_t tile_width = kTileWidth<acc>;
+  const WideBlocks blocks = wide_blocks<acc>(plan);
+  const int64_t segment = blocks.segment, block_len = blocks.block_len;
   const int64_t count = plan.m_end - plan.m_begin;
   const int64_t groups = plan.groups, batch = plan.batch;
   const int64_t src_ch = plan.src_ch_per_group, dst_ch = plan.dst_ch_per_group;
+  const int64_t src_phases = plan.src_phases, dst_phases = plan.dst_phases;
   const int64_t ch_tiles = ceil_div(dst_ch, kTileCh);
-  const int64_t dst_phases = plan.dst_phases;
-  const int64_t rows = src_ch * plan.src_phases;
-  const int64_t source_size = rows * row_len;  // one packed (batch, group)
+  const int64_t source_size = src_ch * src_phases * row_len;  // one packed (batch block, group)
 
   // Channel tiles per item: a reduction chunk's weights of the range within kWideChunkWeightBytes, the
   // item's stage within kWideStageBytes, and enough items.
@@ -281,22 +309,31 @@ void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* 
       std::min(kWideChunkWeightBytes / chunk_tile_bytes, kWideStageBytes / stage_tile_bytes);
   int64_t n_ranges = ceil_div(ch_tiles, std::clamp<int64_t>(max_range, 1, ch_tiles));
   const int64_t want_items = 4 * (int64_t)at::get_num_threads();
-  if (batch * groups * n_ranges < want_items)
-    n_ranges = std::min(ch_tiles, ceil_div(want_items, std::max<int64_t>(batch * groups, 1)));
+  if (blocks.n_blocks * groups * n_ranges < want_items)
+    n_ranges = std::min(ch_tiles, ceil_div(want_items, blocks.n_blocks * groups));
   const int64_t range_tiles = ceil_div(ch_tiles, n_ranges);
   n_ranges = ceil_div(ch_tiles, range_tiles);
   const int64_t range_ch = range_tiles * kTileCh;
 
-  // Every (batch, group) source, packed once: [batch][group][source channel][phase][row_len].
-  std::vector<acc> packed(batch * groups * source_size);
+  // Every (batch block, group) source, packed once: [block][group][source channel][phase][row_len], batch
+  // n_local of the block at coordinates [n_local * segment, (n_local + 1) * segment), zero after the last.
+  std::vector<acc> packed(blocks.n_blocks * groups * source_size, acc(0));
   at::parallel_for(0, batch * groups * src_ch, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row)  // row = (batch * groups + group) * src_ch + channel
-      pack_source_phases(src + row * plan.src_len, plan.src_len, plan.m_begin, plan.src_phases, plan.src_base,
-                         row_len, packed.data() + row * plan.src_phases * row_len);
+    std::vector<acc> phase_rows(src_phases * segment);
+    for (int64_t row = begin; row < end; ++row) {  // row = (batch * groups + group) * src_ch + channel
+      const int64_t c = row % src_ch, g = (row / src_ch) % groups, n = row / (src_ch * groups);
+      const int64_t block = n / blocks.batches_per_block, n_local = n % blocks.batches_per_block;
+      acc* rows =
+          packed.data() + (block * groups + g) * source_size + c * src_phases * row_len + n_local * segment;
+      pack_source_phases(src + row * plan.src_len, plan.src_len, plan.m_begin, src_phases, plan.src_base,
+                         segment, phase_rows.data());
+      for (int64_t r = 0; r < src_phases; ++r)
+        std::copy_n(phase_rows.data() + r * segment, segment, rows + r * row_len);
+    }
   });
 
   const int64_t stage_len = block_len * dst_phases;
-  const int64_t items = groups * n_ranges * batch;
+  const int64_t items = groups * n_ranges * blocks.n_blocks;
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc> phase_stage(range_ch * block_len);
     std::vector<acc> stage(dst_phases > 1 ? range_ch * stage_len : 0);
@@ -304,23 +341,23 @@ void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* 
     acc* panel = panel_buf.data();
     while (reinterpret_cast<uintptr_t>(panel) % 64 != 0) ++panel;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item % batch;
-      const int64_t range = (item / batch) % n_ranges;
-      const int64_t g = item / (batch * n_ranges);
+      const int64_t block = item % blocks.n_blocks;
+      const int64_t range = (item / blocks.n_blocks) % n_ranges;
+      const int64_t g = item / (blocks.n_blocks * n_ranges);
       const int64_t t_begin = range * range_tiles, t_end = std::min(ch_tiles, t_begin + range_tiles);
-      const acc* packed_src = packed.data() + (n * groups + g) * source_size;
+      const int64_t n_begin = block * blocks.batches_per_block;
+      const int64_t n_count = std::min(blocks.batches_per_block, batch - n_begin);
+      const int64_t coords = (n_count - 1) * segment + count;  // coordinates holding outputs (and gaps)
+      const acc* packed_src = packed.data() + (block * groups + g) * source_size;
 
       for (int64_t f = 0; f < dst_phases; ++f) {
         const int64_t reduction = src_ch * (int64_t)plan.taps[f].size();
         const acc* group_weights = packed_weights[f].data() + g * ch_tiles * reduction * kTileCh;
         if (reduction == 0)  // no tap reaches this phase: its elements are zero
           std::fill(phase_stage.begin(), phase_stage.end(), acc(0));
-        // Chunk-major: a chunk's weights of the range (≤ kWideChunkWeightBytes) are fetched once and stay in
-        // L2 while every position tile of the row uses them; the stage (≤ kWideStageBytes) takes the partial
-        // sums between chunks.
         for (int64_t r0 = 0; r0 < reduction; r0 += chunk_steps[f]) {
           const int64_t steps = std::min(chunk_steps[f], reduction - r0);
-          for (int64_t j0 = 0; j0 < count; j0 += tile_width) {
+          for (int64_t j0 = 0; j0 < coords; j0 += tile_width) {
             gather_panel(packed_src, src_offsets[f].data() + r0, j0, steps, panel);
             for (int64_t t = t_begin; t < t_end; ++t)
               conv_microtile<acc>(panel, group_weights + (t * reduction + r0) * kTileCh, steps, r0 > 0,
@@ -329,23 +366,26 @@ void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* 
         }
         if (dst_phases > 1) {
           for (int64_t c = 0; c < (t_end - t_begin) * kTileCh; ++c)
-            for (int64_t j = 0; j < count; ++j)
+            for (int64_t j = 0; j < coords; ++j)
               stage[c * stage_len + j * dst_phases + f] = phase_stage[c * block_len + j];
         }
       }
 
-      // Copy out [dst_lo, dst_hi) of each destination row of the range, bias added.
+      // Copy out [dst_lo, dst_hi) of each destination row of the range and batch, bias added.
       const acc* out_stage = dst_phases > 1 ? stage.data() : phase_stage.data();
-      const int64_t dst_first = plan.m_begin * dst_phases + plan.dst_base;  // destination index of stage 0
+      const int64_t dst_first =
+          plan.m_begin * dst_phases + plan.dst_base;  // destination of a segment's start
       const int64_t dst_lo = std::max<int64_t>(dst_first, 0);
       const int64_t dst_hi = std::min<int64_t>(dst_first + count * dst_phases, plan.dst_len);
       if (dst_hi <= dst_lo) continue;
-      for (int64_t oc = t_begin * kTileCh; oc < std::min(dst_ch, t_end * kTileCh); ++oc) {
-        const acc b = bias ? static_cast<acc>(bias[g * dst_ch + oc]) : acc(0);
-        scalar_t* dst_row = dst + ((n * groups + g) * dst_ch + oc) * plan.dst_len;
-        const acc* stage_row = out_stage + (oc - t_begin * kTileCh) * stage_len - dst_first;
-        convert_from_acc(stage_row + dst_lo, dst_row + dst_lo, dst_hi - dst_lo, b);
-      }
+      for (int64_t n_local = 0; n_local < n_count; ++n_local)
+        for (int64_t oc = t_begin * kTileCh; oc < std::min(dst_ch, t_end * kTileCh); ++oc) {
+          const acc b = bias ? static_cast<acc>(bias[g * dst_ch + oc]) : acc(0);
+          scalar_t* dst_row = dst + (((n_begin + n_local) * groups + g) * dst_ch + oc) * plan.dst_len;
+          const acc* stage_row =
+              out_stage + (oc - t_begin * kTileCh) * stage_len + n_local * segment * dst_phases - dst_first;
+          convert_from_acc(stage_row + dst_lo, dst_row + dst_lo, dst_hi - dst_lo, b);
+        }
     }
   });
 }
@@ -363,10 +403,10 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   const int64_t dst_phases = plan.dst_phases;
   const int64_t rows = src_ch * plan.src_phases;
 
-  // The wide schedule (above) packs whole rows: one block of every coordinate.
+  // The wide schedule (above) packs blocks of whole rows of several batches.
   const bool wide = use_wide_schedule<acc>(plan);
   const int64_t block_len =
-      wide ? round_up(count, tile_width)
+      wide ? wide_blocks<acc>(plan).block_len
            : choose_block_len<acc>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
   const int64_t row_len = padded_row_len<acc>(block_len + plan.max_shift);
   const int64_t n_blocks = std::max<int64_t>(ceil_div(count, block_len), 1);
@@ -386,23 +426,31 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
         src_offsets[f][c * n_taps + k] = (c * plan.src_phases + taps[k].src_phase) * row_len + taps[k].shift;
     packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * reduction * kTileCh, 1), acc(0));
   }
-  // Filled in parallel over (group, source channel), every phase in one pass: the weights of one source
-  // channel (a contiguous row in backward-input's layout, reused by all its phases) are read once, while
-  // they are in L1. Phase by phase, tile by tile, the row was re-read from L3 / DRAM once per phase, and
-  // for short problems with large weights (HiFi-GAN's upsampler: 8 MiB) the packing took as long as the
-  // convolution.
-  at::parallel_for(0, groups * src_ch, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t gc = begin; gc < end; ++gc) {
-      const int64_t g = gc / src_ch, c = gc % src_ch;
+  // Filled in parallel over (group, block of kPackChannels source channels), every phase in one pass. In
+  // backward-input's layout a source channel's weights are one contiguous row, and a (phase, tile) of the
+  // packed weights holds a contiguous run of source channels: reading a few rows (L2) and writing runs
+  // of kPackChannels × taps × kTileCh values keeps both sides sequential. Walked phase by phase, tile by
+  // tile over all channels, the rows were re-read from L3 / DRAM once per phase and every store went to
+  // another page; for short problems with large weights (DAC's upsampler: 75 MiB packed) the packing
+  // took as long as the convolution.
+  constexpr int64_t kPackChannels = 8;
+  const int64_t channel_blocks = ceil_div(src_ch, kPackChannels);
+  at::parallel_for(0, groups * channel_blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t gb = begin; gb < end; ++gb) {
+      const int64_t g = gb / channel_blocks;
+      const int64_t c_begin = (gb % channel_blocks) * kPackChannels;
+      const int64_t c_end = std::min(src_ch, c_begin + kPackChannels);
       for (int64_t f = 0; f < dst_phases; ++f) {
         const auto& taps = plan.taps[f];
         const int64_t n_taps = (int64_t)taps.size();
-        acc* channel_weights = packed_weights[f].data() + (g * ch_tiles * src_ch + c) * n_taps * kTileCh;
         for (int64_t t = 0; t < ch_tiles; ++t) {
-          acc* tile_weights = channel_weights + t * src_ch * n_taps * kTileCh;
-          for (int64_t k = 0; k < n_taps; ++k)
-            for (int64_t i = 0; i < std::min<int64_t>(kTileCh, dst_ch - t * kTileCh); ++i)
-              tile_weights[k * kTileCh + i] = weight_at(g, t * kTileCh + i, c, taps[k].weight_tap);
+          acc* tile_weights = packed_weights[f].data() + (g * ch_tiles + t) * src_ch * n_taps * kTileCh;
+          const int64_t tile_ch = std::min<int64_t>(kTileCh, dst_ch - t * kTileCh);
+          for (int64_t c = c_begin; c < c_end; ++c)
+            for (int64_t k = 0; k < n_taps; ++k)
+              for (int64_t i = 0; i < tile_ch; ++i)
+                tile_weights[(c * n_taps + k) * kTileCh + i] =
+                    weight_at(g, t * kTileCh + i, c, taps[k].weight_tap);
         }
       }
     }
@@ -416,8 +464,7 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
     chunk_steps[f] = ceil_div(reduction, ceil_div(reduction, kReductionChunk));
   }
   if (wide) {
-    run_tiled_wide<scalar_t>(plan, src, bias, dst, packed_weights, src_offsets, chunk_steps, block_len,
-                             row_len);
+    run_tiled_wide<scalar_t>(plan, src, bias, dst, packed_weights, src_offsets, chunk_steps, row_len);
     return;
   }
   const int64_t stage_len = block_len * dst_phases;
