@@ -25,6 +25,10 @@
 //   reduction runs along registers without horizontal sums. The reduction is split into one slice
 //   per thread (contiguous ranges of items, each slice its own buffer: no false sharing), summed in
 //   slice order afterwards: deterministic for a given thread count.
+// * Few positions per row and large weights (the transposed convolutions of vocoders and codec decoders):
+//   a "wide" schedule of each engine (run_tiled_wide, wgrad_wide; the rules where they are defined) that
+//   packs every batch's operands once and parallelises over output channels / weight tiles, so each
+//   weight is fetched about once and reused over all batches' positions.
 #pragma once
 
 #if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
