@@ -25,6 +25,10 @@
 //   reduction runs along registers without horizontal sums. The reduction is split into one slice
 //   per thread (contiguous ranges of items, each slice its own buffer: no false sharing), summed in
 //   slice order afterwards: deterministic for a given thread count.
+// * Few positions per row and large weights (the transposed convolutions of vocoders and codec decoders):
+//   a "wide" schedule of each engine (run_tiled_wide, wgrad_wide; the rules where they are defined) that
+//   packs every batch's operands once and parallelises over output channels / weight tiles, so each
+//   weight is fetched about once and reused over all batches' positions.
 #pragma once
 
 #if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
@@ -309,6 +313,178 @@ inline int64_t choose_block_len(int64_t rows, int64_t max_shift, int64_t count, 
   return std::max<int64_t>(tile_width, round_up(block_len, tile_width));
 }
 
+// ---- wide schedule of the forward / backward-input engine (few positions per row, large weights) ----
+//
+// run_tiled's items are (batch, group, block of positions), and each position tile of an item walks all
+// the packed weights of a destination phase (src_ch × taps × dst_ch values) before the next tile. When
+// those exceed L2 (HiFi-GAN's upsampler 512→256 k16 s8: 1 MiB per phase; DAC's 1536→768: 9.4 MiB per
+// phase, 75 MiB in all, beyond L3) and a row holds only ~100 positions (4 tiles of 24), each weight
+// fetched from L3 / DRAM feeds one tile, and the last tile of every row is mostly padding (87 positions
+// in 96, 101 in 120). The wide schedule:
+// * lays the rows of several batches end to end (a "batch block"), each batch a segment of count +
+//   max_shift coordinates (so a tap's shift never reaches the next batch's data; the outputs of the gap
+//   coordinates are computed and dropped): tiles run across batches, and only the block's end is padding;
+// * packs the source of every (batch block, group) once, up front;
+// * makes an item (group, range of output-channel tiles, batch block) and walks it chunk-major: for each
+//   reduction chunk, every position tile of the block, every channel tile of the range. A chunk's
+//   weights of the range (≤ kWideChunkWeightBytes) stay in L2 while all the block's tiles use them; the
+//   stage (range channels × block, ≤ kWideStageBytes) holds the partial sums between chunks.
+// Per output element the reduction (chunks of chunk_steps, steps in order, in the same micro-kernel) is the
+// one run_tiled does: the two schedules give bit-identical results, whatever the thread count.
+//
+// Rule (numbers in benchmarks/NOTES_cpu_dense.md): wide when one phase's packed weights of a group
+// exceed kWideWeightBudget (half of a 1 MiB L2) and a row has at most kWideMaxPositions block coordinates
+// (the packed source of all batches is then about the size of the source itself).
+constexpr int64_t kWideWeightBudget = 512 * 1024;
+constexpr int64_t kWideMaxPositions = 1024;
+constexpr int64_t kWideBlockCoords = 1024;             // most coordinates of a batch block
+constexpr int64_t kWideChunkWeightBytes = 256 * 1024;  // one reduction chunk's weights of an item's range
+constexpr int64_t kWideStageBytes = 1024 * 1024;       // an item's stage: range channels × block, all phases
+
+template <typename acc>
+inline bool use_wide_schedule(const TiledPlan& plan) {
+  const int64_t count = plan.m_end - plan.m_begin;
+  if (count <= 0 || count > kWideMaxPositions) return false;
+  const int64_t padded_ch = ceil_div(plan.dst_ch_per_group, kTileCh) * kTileCh;
+  int64_t max_taps = 0;
+  for (const auto& taps : plan.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)taps.size());
+  return plan.src_ch_per_group * max_taps * padded_ch * (int64_t)sizeof(acc) > kWideWeightBudget;
+}
+
+// Batch blocks of the wide schedule: segment length per batch, batches per block, and the block length
+// (what run_tiled sizes its packed rows and source offsets by).
+struct WideBlocks {
+  int64_t segment, batches_per_block, n_blocks, block_len;
+};
+
+template <typename acc>
+inline WideBlocks wide_blocks(const TiledPlan& plan) {
+  const int64_t count = plan.m_end - plan.m_begin;
+  WideBlocks b;
+  b.segment = count + plan.max_shift;
+  // Batches end to end only when the gap (max_shift) wastes less than rounding each row up to whole tiles
+  // (a stride-1 convolution with k128 has a 127-coordinate gap).
+  const bool end_to_end = b.segment < round_up(count, kTileWidth<acc>);
+  b.batches_per_block =
+      end_to_end ? std::clamp<int64_t>(kWideBlockCoords / b.segment, 1, std::max<int64_t>(plan.batch, 1)) : 1;
+  b.n_blocks = ceil_div(plan.batch, b.batches_per_block);
+  b.block_len = round_up((b.batches_per_block - 1) * b.segment + count, kTileWidth<acc>);
+  return b;
+}
+
+// packed_weights, src_offsets, chunk_steps: as run_tiled builds them, with wide_blocks(plan).block_len as
+// the block length and row_len its packed row length.
+template <typename scalar_t>
+void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
+                    const std::vector<std::vector<acc_t<scalar_t>>>& packed_weights,
+                    const std::vector<std::vector<int64_t>>& src_offsets,
+                    const std::vector<int64_t>& chunk_steps, int64_t row_len) {
+  using acc = acc_t<scalar_t>;
+  constexpr int64_t tile_width = kTileWidth<acc>;
+  const WideBlocks blocks = wide_blocks<acc>(plan);
+  const int64_t segment = blocks.segment, block_len = blocks.block_len;
+  const int64_t count = plan.m_end - plan.m_begin;
+  const int64_t groups = plan.groups, batch = plan.batch;
+  const int64_t src_ch = plan.src_ch_per_group, dst_ch = plan.dst_ch_per_group;
+  const int64_t src_phases = plan.src_phases, dst_phases = plan.dst_phases;
+  const int64_t ch_tiles = ceil_div(dst_ch, kTileCh);
+  const int64_t source_size = src_ch * src_phases * row_len;  // one packed (batch block, group)
+
+  // Channel tiles per item: a reduction chunk's weights of the range within kWideChunkWeightBytes, the
+  // item's stage within kWideStageBytes, and enough items.
+  int64_t max_chunk = 1;
+  for (int64_t f = 0; f < dst_phases; ++f) max_chunk = std::max(max_chunk, chunk_steps[f]);
+  const int64_t chunk_tile_bytes = max_chunk * kTileCh * (int64_t)sizeof(acc);
+  const int64_t stage_tile_bytes = kTileCh * block_len * dst_phases * (int64_t)sizeof(acc);
+  const int64_t max_range =
+      std::min(kWideChunkWeightBytes / chunk_tile_bytes, kWideStageBytes / stage_tile_bytes);
+  int64_t n_ranges = ceil_div(ch_tiles, std::clamp<int64_t>(max_range, 1, ch_tiles));
+  // At least 2 items per thread, and with few items a whole number per thread (HiFi-GAN B4 runs in ~8
+  // items: 5 items on 2 threads took 3 item times). The partition never changes any sum.
+  const int64_t threads = at::get_num_threads();
+  const int64_t outer = blocks.n_blocks * groups;
+  if (outer * n_ranges < 2 * threads) n_ranges = std::min(ch_tiles, ceil_div(2 * threads, outer));
+  if (outer * n_ranges < 8 * threads)
+    while ((outer * n_ranges) % threads != 0 && n_ranges < ch_tiles) ++n_ranges;
+  const int64_t range_tiles = ceil_div(ch_tiles, n_ranges);
+  n_ranges = ceil_div(ch_tiles, range_tiles);
+  const int64_t range_ch = range_tiles * kTileCh;
+
+  // Every (batch block, group) source, packed once: [block][group][source channel][phase][row_len], batch
+  // n_local of the block at coordinates [n_local * segment, (n_local + 1) * segment), zero after the last.
+  std::vector<acc> packed(blocks.n_blocks * groups * source_size, acc(0));
+  at::parallel_for(0, batch * groups * src_ch, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc> phase_rows(src_phases * segment);
+    for (int64_t row = begin; row < end; ++row) {  // row = (batch * groups + group) * src_ch + channel
+      const int64_t c = row % src_ch, g = (row / src_ch) % groups, n = row / (src_ch * groups);
+      const int64_t block = n / blocks.batches_per_block, n_local = n % blocks.batches_per_block;
+      acc* rows =
+          packed.data() + (block * groups + g) * source_size + c * src_phases * row_len + n_local * segment;
+      pack_source_phases(src + row * plan.src_len, plan.src_len, plan.m_begin, src_phases, plan.src_base,
+                         segment, phase_rows.data());
+      for (int64_t r = 0; r < src_phases; ++r)
+        std::copy_n(phase_rows.data() + r * segment, segment, rows + r * row_len);
+    }
+  });
+
+  const int64_t stage_len = block_len * dst_phases;
+  const int64_t items = groups * n_ranges * blocks.n_blocks;
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc> phase_stage(range_ch * block_len);
+    std::vector<acc> stage(dst_phases > 1 ? range_ch * stage_len : 0);
+    std::vector<acc> panel_buf(kReductionChunk * tile_width + 64 / sizeof(acc));
+    acc* panel = panel_buf.data();
+    while (reinterpret_cast<uintptr_t>(panel) % 64 != 0) ++panel;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t block = item % blocks.n_blocks;
+      const int64_t range = (item / blocks.n_blocks) % n_ranges;
+      const int64_t g = item / (blocks.n_blocks * n_ranges);
+      const int64_t t_begin = range * range_tiles, t_end = std::min(ch_tiles, t_begin + range_tiles);
+      const int64_t n_begin = block * blocks.batches_per_block;
+      const int64_t n_count = std::min(blocks.batches_per_block, batch - n_begin);
+      const int64_t coords = (n_count - 1) * segment + count;  // coordinates holding outputs (and gaps)
+      const acc* packed_src = packed.data() + (block * groups + g) * source_size;
+
+      for (int64_t f = 0; f < dst_phases; ++f) {
+        const int64_t reduction = src_ch * (int64_t)plan.taps[f].size();
+        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * reduction * kTileCh;
+        if (reduction == 0)  // no tap reaches this phase: its elements are zero
+          std::fill(phase_stage.begin(), phase_stage.end(), acc(0));
+        for (int64_t r0 = 0; r0 < reduction; r0 += chunk_steps[f]) {
+          const int64_t steps = std::min(chunk_steps[f], reduction - r0);
+          for (int64_t j0 = 0; j0 < coords; j0 += tile_width) {
+            gather_panel(packed_src, src_offsets[f].data() + r0, j0, steps, panel);
+            for (int64_t t = t_begin; t < t_end; ++t)
+              conv_microtile<acc>(panel, group_weights + (t * reduction + r0) * kTileCh, steps, r0 > 0,
+                                  phase_stage.data() + (t - t_begin) * kTileCh * block_len + j0, block_len);
+          }
+        }
+        if (dst_phases > 1) {
+          for (int64_t c = 0; c < (t_end - t_begin) * kTileCh; ++c)
+            for (int64_t j = 0; j < coords; ++j)
+              stage[c * stage_len + j * dst_phases + f] = phase_stage[c * block_len + j];
+        }
+      }
+
+      // Copy out [dst_lo, dst_hi) of each destination row of the range and batch, bias added.
+      const acc* out_stage = dst_phases > 1 ? stage.data() : phase_stage.data();
+      const int64_t dst_first =
+          plan.m_begin * dst_phases + plan.dst_base;  // destination of a segment's start
+      const int64_t dst_lo = std::max<int64_t>(dst_first, 0);
+      const int64_t dst_hi = std::min<int64_t>(dst_first + count * dst_phases, plan.dst_len);
+      if (dst_hi <= dst_lo) continue;
+      for (int64_t n_local = 0; n_local < n_count; ++n_local)
+        for (int64_t oc = t_begin * kTileCh; oc < std::min(dst_ch, t_end * kTileCh); ++oc) {
+          const acc b = bias ? static_cast<acc>(bias[g * dst_ch + oc]) : acc(0);
+          scalar_t* dst_row = dst + (((n_begin + n_local) * groups + g) * dst_ch + oc) * plan.dst_len;
+          const acc* stage_row =
+              out_stage + (oc - t_begin * kTileCh) * stage_len + n_local * segment * dst_phases - dst_first;
+          convert_from_acc(stage_row + dst_lo, dst_row + dst_lo, dst_hi - dst_lo, b);
+        }
+    }
+  });
+}
+
 // weight_at(group, destination channel in group, source channel in group, weight tap) -> acc.
 template <typename scalar_t, typename WeightAt>
 void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
@@ -326,8 +502,11 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   const int64_t dst_phases = plan.dst_phases;
   const int64_t rows = src_ch * plan.src_phases;
 
+  // The wide schedule (above) packs blocks of whole rows of several batches (float micro-kernel only).
+  const bool wide = !paired && use_wide_schedule<acc>(plan);
   const int64_t block_len =
-      choose_block_len<packed_t>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
+      wide ? wide_blocks<acc>(plan).block_len
+           : choose_block_len<packed_t>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
   const int64_t row_len = padded_row_len<acc>(block_len + plan.max_shift);
   const int64_t n_blocks = std::max<int64_t>(ceil_div(count, block_len), 1);
 
@@ -335,7 +514,7 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   // reduction step (source channel, tap of the phase) or, paired, one pair of steps as bfloat16 bits;
   // zero beyond dst_ch so partial tiles need no special case; and per reduction step its offset in the
   // packed source block (paired: an odd reduction's last step reads the zero row after the block).
-  std::vector<std::vector<acc>> packed_weights(dst_phases);
+  std::vector<std::vector<acc>> packed_weights(dst_phases), step_weights(dst_phases);
   std::vector<std::vector<int64_t>> src_offsets(dst_phases);
   std::vector<int64_t> steps_padded(dst_phases), weight_rows(dst_phases);
   for (int64_t f = 0; f < dst_phases; ++f) {
@@ -348,34 +527,53 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
     for (int64_t c = 0; c < src_ch; ++c)
       for (int64_t k = 0; k < n_taps; ++k)
         src_offsets[f][c * n_taps + k] = (c * plan.src_phases + taps[k].src_phase) * row_len + taps[k].shift;
-    // One (group, channel tile) per task, in parallel: a small problem's time is mostly this packing
-    // (B1 C256 L128 k3: 196k weights), and the loops run in step order without divisions.
     packed_weights[f].assign(std::max<int64_t>(groups * ch_tiles * weight_rows[f] * tile_ch, 1), acc(0));
-    at::parallel_for(
-        0, groups * ch_tiles, grain_for(weight_rows[f] * tile_ch), [&](int64_t begin, int64_t end) {
-          std::vector<acc> steps(paired ? steps_padded[f] * tile_ch : 0, acc(0));  // [step][i], paired only
-          for (int64_t tile = begin; tile < end; ++tile) {
-            const int64_t g = tile / ch_tiles, t = tile % ch_tiles;
-            acc* out = packed_weights[f].data() + tile * weight_rows[f] * tile_ch;
-            acc* dst = paired ? steps.data() : out;  // [step][i]
-            if (paired)
-              std::fill(steps.begin(), steps.end(), acc(0));  // a partial tile's channels, an odd step
-            for (int64_t i = 0; i < std::min<int64_t>(tile_ch, dst_ch - t * tile_ch); ++i)
-              for (int64_t c = 0; c < src_ch; ++c)
-                for (int64_t k = 0; k < n_taps; ++k)
-                  dst[(c * n_taps + k) * tile_ch + i] =
-                      static_cast<acc>(weight_at(g, t * tile_ch + i, c, taps[k].weight_tap));
-#if defined(C1D_AVX512_BF16)
-            if constexpr (paired) {
-              for (int64_t r = 0; r < weight_rows[f]; ++r)
-                for (int64_t i = 0; i < tile_ch; ++i)
-                  out[r * tile_ch + i] =
-                      pair_word(steps[2 * r * tile_ch + i], steps[(2 * r + 1) * tile_ch + i]);
-            }
-#endif
-          }
-        });
+    if (paired)
+      step_weights[f].assign(std::max<int64_t>(groups * ch_tiles * steps_padded[f] * tile_ch, 1), acc(0));
   }
+  // The weights in step layout [group][ch tile][step][tile_ch] (zero beyond dst_ch and on a paired odd
+  // step): the packed weights themselves, or (paired) the floats their bfloat16 pairs are made of.
+  // Filled in parallel over (group, block of kPackChannels source channels), every phase in one pass. In
+  // backward-input's layout a source channel's weights are one contiguous row, and a (phase, tile) of the
+  // packed weights holds a contiguous run of source channels: reading a few rows (L2) and writing runs
+  // of kPackChannels × taps × tile_ch values keeps both sides sequential. Walked phase by phase, tile by
+  // tile over all channels, the rows were re-read from L3 / DRAM once per phase and every store went to
+  // another page; for short problems with large weights (DAC's upsampler: 75 MiB packed) the packing
+  // took as long as the convolution.
+  constexpr int64_t kPackChannels = 8;
+  const int64_t channel_blocks = ceil_div(src_ch, kPackChannels);
+  at::parallel_for(0, groups * channel_blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t gb = begin; gb < end; ++gb) {
+      const int64_t g = gb / channel_blocks;
+      const int64_t c_begin = (gb % channel_blocks) * kPackChannels;
+      const int64_t c_end = std::min(src_ch, c_begin + kPackChannels);
+      for (int64_t f = 0; f < dst_phases; ++f) {
+        const auto& taps = plan.taps[f];
+        const int64_t n_taps = (int64_t)taps.size();
+        acc* values = paired ? step_weights[f].data() : packed_weights[f].data();
+        for (int64_t t = 0; t < ch_tiles; ++t) {
+          acc* tile_weights = values + (g * ch_tiles + t) * steps_padded[f] * tile_ch;
+          const int64_t valid = std::min<int64_t>(tile_ch, dst_ch - t * tile_ch);
+          for (int64_t c = c_begin; c < c_end; ++c)
+            for (int64_t k = 0; k < n_taps; ++k)
+              for (int64_t i = 0; i < valid; ++i)
+                tile_weights[(c * n_taps + k) * tile_ch + i] =
+                    weight_at(g, t * tile_ch + i, c, taps[k].weight_tap);
+        }
+      }
+    }
+  });
+#if defined(C1D_AVX512_BF16)
+  if constexpr (paired) {  // pairs of steps as bfloat16 words
+    for (int64_t f = 0; f < dst_phases; ++f)
+      at::parallel_for(0, groups * ch_tiles, 1, [&](int64_t begin, int64_t end) {
+        const acc* values = step_weights[f].data() + begin * steps_padded[f] * tile_ch;
+        acc* words = packed_weights[f].data() + begin * weight_rows[f] * tile_ch;
+        for (int64_t r = 0; r < (end - begin) * weight_rows[f]; ++r, values += 2 * tile_ch, words += tile_ch)
+          for (int64_t i = 0; i < tile_ch; ++i) words[i] = pair_word(values[i], values[tile_ch + i]);
+      });
+  }
+#endif
 
   const int64_t padded_ch = ch_tiles * tile_ch;
   // Reduction chunks of equal size, at most kReductionChunk steps (paired: an even number).
@@ -384,6 +582,10 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
     const int64_t reduction = std::max<int64_t>(steps_padded[f], 1);
     chunk_steps[f] = ceil_div(reduction, ceil_div(reduction, kReductionChunk));
     if (paired) chunk_steps[f] = round_up(chunk_steps[f], 2);
+  }
+  if (wide) {
+    run_tiled_wide<scalar_t>(plan, src, bias, dst, packed_weights, src_offsets, chunk_steps, row_len);
+    return;
   }
   const int64_t stage_len = block_len * dst_phases;
   const int64_t items = plan.batch * groups * n_blocks;
@@ -532,6 +734,146 @@ inline void pair_wgrad_microtile(const float* grad_out_t, const c10::BFloat16* s
 }
 #endif
 
+// ---- wide schedule of backward-weight (short reduction, large weight) ----
+//
+// wgrad_tiled parallelises the reduction (batch × out_len): slices of items, each its own weight-sized
+// partial. When batch × blocks of kWgradBlock positions cannot make kWgradMinItems items, it shortens the
+// blocks; for the transposed convolutions of vocoders (HiFi-GAN B4: 4 rows of 86 positions, weight
+// 512×256×16 = 8 MiB) that meant 24-position blocks: every 24 FMA steps of the micro-kernel were followed
+// by a read-modify-write of its 12 accumulators in an 8 MiB partial (L3), and 8 slices × 8 MiB to zero and
+// sum at the end (measured 0.23× F.conv_transpose1d's weight gradient). The wide schedule parallelises the
+// output instead: grad_output and the input of every batch are packed once, up front, and an item is
+// (group, panel group of out channels, range of column tiles); it walks the whole reduction (batch, then
+// blocks of kWgradBlock positions) into its own small tile (≤ kWgradWideTileBytes, in L2), so nothing is
+// split, zeroed or summed afterwards. Each element's reduction order (per (batch, block) the micro-kernel's
+// sum from zero over the positions, added in batch and block order) is fixed by the problem: the result is
+// bit-identical whatever the thread count.
+//
+// Rule: wide when the whole reduction has at most kWgradBlock × kWgradMinItems positions (batch ×
+// out_len), i.e. when the slices of wgrad_tiled would hold at most one 512-position block each: then its
+// partials cost as much as they save. The packed copies are about the size of grad_output and the input.
+constexpr int64_t kWgradWideTileBytes = 96 * 1024;
+
+inline bool use_wide_wgrad(const Conv1dParams& p) {
+  return p.batch * p.out_len <= kWgradBlock * kWgradMinItems;
+}
+
+template <typename scalar_t>
+void wgrad_wide(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
+                scalar_t* grad_weight) {
+  using acc = acc_t<scalar_t>;
+  constexpr int64_t W = AccVec<acc>::size();
+  constexpr int64_t kPanelCh = kWgradVecs * W;  // out channels per grad_output panel
+  const int64_t batch = p.batch, groups = p.groups, K = p.kernel_size, out_len = p.out_len;
+  const int64_t in_ch_per_group = p.in_per_group, out_ch_per_group = p.out_per_group;
+  const int64_t stride = p.stride, dilation = p.dilation;
+  const int64_t n_cols = in_ch_per_group * K;  // columns: (in channel, tap)
+  const int64_t n_cols_padded = round_up(n_cols, kWgradCols);
+  const int64_t out_ch_padded = round_up(out_ch_per_group, kPanelCh);
+  const int64_t n_panels = out_ch_padded / kPanelCh;
+  const int64_t max_shift = ((K - 1) * dilation) / stride;
+  const int64_t rows = in_ch_per_group * stride;
+  const int64_t row_len = padded_row_len<acc>(out_len + max_shift);
+  const int64_t source_size = (rows + 1) * row_len;  // + an all-zero row read by the padding columns
+  const int64_t grad_out_size = out_ch_padded * out_len;
+
+  // Every (batch, group): the input packed by stride phase from position 0, and grad_output as panels
+  // [panel][pos][channel in panel] (zero beyond out_ch_per_group), as wgrad_tiled packs one block.
+  std::vector<acc> packed_src(batch * groups * source_size);
+  std::vector<acc> packed_grad_out(batch * groups * grad_out_size);
+  at::parallel_for(0, batch * groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc> grad_out_row(out_len);
+    for (int64_t ng = begin; ng < end; ++ng) {
+      const int64_t n = ng / groups, g = ng % groups;
+      acc* src = packed_src.data() + ng * source_size;
+      const scalar_t* input_group = input + (n * p.in_channels + g * in_ch_per_group) * p.in_len;
+      for (int64_t c = 0; c < in_ch_per_group; ++c)
+        pack_source_phases(input_group + c * p.in_len, p.in_len, 0, stride, -p.pad_left, row_len,
+                           src + c * stride * row_len);
+      std::fill_n(src + rows * row_len, row_len, acc(0));
+      acc* grad_out_t = packed_grad_out.data() + ng * grad_out_size;
+      const scalar_t* grad_out_group = grad_output + (n * p.out_channels + g * out_ch_per_group) * out_len;
+      for (int64_t oc = 0; oc < out_ch_padded; ++oc) {
+        acc* panel = grad_out_t + (oc / kPanelCh) * out_len * kPanelCh + oc % kPanelCh;
+        if (oc < out_ch_per_group) {
+          convert_to_acc(grad_out_group + oc * out_len, grad_out_row.data(), out_len);
+          for (int64_t j = 0; j < out_len; ++j) panel[j * kPanelCh] = grad_out_row[j];
+        } else {
+          for (int64_t j = 0; j < out_len; ++j) panel[j * kPanelCh] = acc(0);
+        }
+      }
+    }
+  });
+
+  // Column k = (in channel c, tap t) reads packed row (c, phase (t*d) % s) at shift (t*d) / s.
+  std::vector<int64_t> src_offsets(n_cols_padded);
+  for (int64_t k = 0; k < n_cols_padded; ++k) {
+    if (k < n_cols) {
+      const int64_t c = k / K, reach = (k % K) * dilation;
+      src_offsets[k] = (c * stride + reach % stride) * row_len + reach / stride;
+    } else {
+      src_offsets[k] = rows * row_len;
+    }
+  }
+
+  // Item tile: a panel group whose block of grad_output fits kWgradPanelBytes (L2, reused by every column
+  // tile), and a column range so the tile fits kWgradWideTileBytes; more ranges when items are too few.
+  const int64_t block = std::min(out_len, kWgradBlock);
+  int64_t n_panel_groups = ceil_div(
+      n_panels,
+      std::clamp<int64_t>(kWgradPanelBytes / (block * kPanelCh * (int64_t)sizeof(acc)), 1, n_panels));
+  const int64_t group_panels = ceil_div(n_panels, n_panel_groups);
+  n_panel_groups = ceil_div(n_panels, group_panels);
+  const int64_t tile_stride = group_panels * kPanelCh;  // tile layout: [column][out channel]
+  const int64_t col_tiles = n_cols_padded / kWgradCols;
+  int64_t n_col_ranges = ceil_div(
+      col_tiles, std::clamp<int64_t>(kWgradWideTileBytes / (tile_stride * kWgradCols * (int64_t)sizeof(acc)),
+                                     1, col_tiles));
+  const int64_t want_items = 4 * (int64_t)at::get_num_threads();
+  if (groups * n_panel_groups * n_col_ranges < want_items)
+    n_col_ranges = std::min(col_tiles, ceil_div(want_items, groups * n_panel_groups));
+  const int64_t range_tiles = ceil_div(col_tiles, n_col_ranges);
+  n_col_ranges = ceil_div(col_tiles, range_tiles);
+  const int64_t range_cols = range_tiles * kWgradCols;
+
+  const int64_t items = groups * n_panel_groups * n_col_ranges;
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc> tile(range_cols * tile_stride);
+    std::vector<acc> row(range_cols);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t col_range = item % n_col_ranges;
+      const int64_t panel_group = (item / n_col_ranges) % n_panel_groups;
+      const int64_t g = item / (n_col_ranges * n_panel_groups);
+      const int64_t col_begin = col_range * range_cols,
+                    col_end = std::min(n_cols_padded, col_begin + range_cols);
+      const int64_t panel_begin = panel_group * group_panels;
+      const int64_t panel_end = std::min(n_panels, panel_begin + group_panels);
+      std::fill(tile.begin(), tile.end(), acc(0));
+      for (int64_t n = 0; n < batch; ++n) {
+        const acc* src = packed_src.data() + (n * groups + g) * source_size;
+        const acc* grad_out_t = packed_grad_out.data() + (n * groups + g) * grad_out_size;
+        for (int64_t pos0 = 0; pos0 < out_len; pos0 += block) {
+          const int64_t len = std::min(block, out_len - pos0);
+          for (int64_t col0 = col_begin; col0 < col_end; col0 += kWgradCols)
+            for (int64_t panel = panel_begin; panel < panel_end; ++panel)
+              wgrad_microtile(
+                  grad_out_t + (panel * out_len + pos0) * kPanelCh, kPanelCh, src + pos0,
+                  src_offsets.data() + col0, len,
+                  tile.data() + (col0 - col_begin) * tile_stride + (panel - panel_begin) * kPanelCh,
+                  tile_stride);
+        }
+      }
+      // Transposed back to (out channel, in channel, tap).
+      const int64_t cols = std::min(col_end, n_cols) - col_begin;
+      if (cols <= 0) continue;
+      for (int64_t oc = panel_begin * kPanelCh; oc < std::min(out_ch_per_group, panel_end * kPanelCh); ++oc) {
+        for (int64_t k = 0; k < cols; ++k) row[k] = tile[k * tile_stride + oc - panel_begin * kPanelCh];
+        convert_from_acc(row.data(), grad_weight + (g * out_ch_per_group + oc) * n_cols + col_begin, cols);
+      }
+    }
+  });
+}
+
 template <typename scalar_t>
 void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
                  scalar_t* grad_weight) {
@@ -552,6 +894,10 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
 
   if (p.batch == 0 || p.out_len == 0) {
     std::fill(grad_weight, grad_weight + p.out_channels * n_cols, scalar_t(0));
+    return;
+  }
+  if (!paired && use_wide_wgrad(p)) {  // float micro-kernel only
+    wgrad_wide(p, grad_output, input, grad_weight);
     return;
   }
 
