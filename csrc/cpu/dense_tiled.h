@@ -357,18 +357,18 @@ struct WideBlocks {
   int64_t segment, batches_per_block, n_blocks, block_len;
 };
 
-template <typename acc>
+template <typename scalar_t>
 inline WideBlocks wide_blocks(const TiledPlan& plan) {
   const int64_t count = plan.m_end - plan.m_begin;
   WideBlocks b;
   b.segment = count + plan.max_shift;
   // Batches end to end only when the gap (max_shift) wastes less than rounding each row up to whole tiles
   // (a stride-1 convolution with k128 has a 127-coordinate gap).
-  const bool end_to_end = b.segment < round_up(count, kTileWidth<acc>);
+  const bool end_to_end = b.segment < round_up(count, kRunTileWidth<scalar_t>);
   b.batches_per_block =
       end_to_end ? std::clamp<int64_t>(kWideBlockCoords / b.segment, 1, std::max<int64_t>(plan.batch, 1)) : 1;
   b.n_blocks = ceil_div(plan.batch, b.batches_per_block);
-  b.block_len = round_up((b.batches_per_block - 1) * b.segment + count, kTileWidth<acc>);
+  b.block_len = round_up((b.batches_per_block - 1) * b.segment + count, kRunTileWidth<scalar_t>);
   return b;
 }
 
@@ -378,24 +378,30 @@ template <typename scalar_t>
 void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias, scalar_t* dst,
                     const std::vector<std::vector<acc_t<scalar_t>>>& packed_weights,
                     const std::vector<std::vector<int64_t>>& src_offsets,
-                    const std::vector<int64_t>& chunk_steps, int64_t row_len) {
+                    const std::vector<int64_t>& chunk_steps, const std::vector<int64_t>& steps_padded,
+                    const std::vector<int64_t>& weight_rows, int64_t row_len) {
   using acc = acc_t<scalar_t>;
-  constexpr int64_t tile_width = kTileWidth<acc>;
-  const WideBlocks blocks = wide_blocks<acc>(plan);
+  constexpr bool paired = kPairedBf16<scalar_t>;  // as in run_tiled
+  using packed_t = std::conditional_t<paired, scalar_t, acc>;
+  constexpr int64_t tile_width = kRunTileWidth<scalar_t>;
+  constexpr int64_t tile_ch = kRunTileCh<scalar_t>;
+  const WideBlocks blocks = wide_blocks<scalar_t>(plan);
   const int64_t segment = blocks.segment, block_len = blocks.block_len;
   const int64_t count = plan.m_end - plan.m_begin;
   const int64_t groups = plan.groups, batch = plan.batch;
   const int64_t src_ch = plan.src_ch_per_group, dst_ch = plan.dst_ch_per_group;
   const int64_t src_phases = plan.src_phases, dst_phases = plan.dst_phases;
-  const int64_t ch_tiles = ceil_div(dst_ch, kTileCh);
-  const int64_t source_size = src_ch * src_phases * row_len;  // one packed (batch block, group)
+  const int64_t ch_tiles = ceil_div(dst_ch, tile_ch);
+  // + paired: the zero row an odd reduction's last step reads
+  const int64_t source_size =
+      (src_ch * src_phases + (paired ? 1 : 0)) * row_len;  // one packed (batch block, group)
 
   // Channel tiles per item: a reduction chunk's weights of the range within kWideChunkWeightBytes, the
   // item's stage within kWideStageBytes, and enough items.
   int64_t max_chunk = 1;
   for (int64_t f = 0; f < dst_phases; ++f) max_chunk = std::max(max_chunk, chunk_steps[f]);
-  const int64_t chunk_tile_bytes = max_chunk * kTileCh * (int64_t)sizeof(acc);
-  const int64_t stage_tile_bytes = kTileCh * block_len * dst_phases * (int64_t)sizeof(acc);
+  const int64_t chunk_tile_bytes = max_chunk * tile_ch * (int64_t)sizeof(acc);
+  const int64_t stage_tile_bytes = tile_ch * block_len * dst_phases * (int64_t)sizeof(acc);
   const int64_t max_range =
       std::min(kWideChunkWeightBytes / chunk_tile_bytes, kWideStageBytes / stage_tile_bytes);
   int64_t n_ranges = ceil_div(ch_tiles, std::clamp<int64_t>(max_range, 1, ch_tiles));
@@ -408,17 +414,17 @@ void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* 
     while ((outer * n_ranges) % threads != 0 && n_ranges < ch_tiles) ++n_ranges;
   const int64_t range_tiles = ceil_div(ch_tiles, n_ranges);
   n_ranges = ceil_div(ch_tiles, range_tiles);
-  const int64_t range_ch = range_tiles * kTileCh;
+  const int64_t range_ch = range_tiles * tile_ch;
 
   // Every (batch block, group) source, packed once: [block][group][source channel][phase][row_len], batch
   // n_local of the block at coordinates [n_local * segment, (n_local + 1) * segment), zero after the last.
-  std::vector<acc> packed(blocks.n_blocks * groups * source_size, acc(0));
+  std::vector<packed_t> packed(blocks.n_blocks * groups * source_size, packed_t(0));
   at::parallel_for(0, batch * groups * src_ch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc> phase_rows(src_phases * segment);
+    std::vector<packed_t> phase_rows(src_phases * segment);
     for (int64_t row = begin; row < end; ++row) {  // row = (batch * groups + group) * src_ch + channel
       const int64_t c = row % src_ch, g = (row / src_ch) % groups, n = row / (src_ch * groups);
       const int64_t block = n / blocks.batches_per_block, n_local = n % blocks.batches_per_block;
-      acc* rows =
+      packed_t* rows =
           packed.data() + (block * groups + g) * source_size + c * src_phases * row_len + n_local * segment;
       pack_source_phases(src + row * plan.src_len, plan.src_len, plan.m_begin, src_phases, plan.src_base,
                          segment, phase_rows.data());
@@ -443,24 +449,35 @@ void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* 
       const int64_t n_begin = block * blocks.batches_per_block;
       const int64_t n_count = std::min(blocks.batches_per_block, batch - n_begin);
       const int64_t coords = (n_count - 1) * segment + count;  // coordinates holding outputs (and gaps)
-      const acc* packed_src = packed.data() + (block * groups + g) * source_size;
+      const packed_t* packed_src = packed.data() + (block * groups + g) * source_size;
 
       for (int64_t f = 0; f < dst_phases; ++f) {
-        const int64_t reduction = src_ch * (int64_t)plan.taps[f].size();
-        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * reduction * kTileCh;
+        const int64_t reduction = steps_padded[f];
+        const acc* group_weights = packed_weights[f].data() + g * ch_tiles * weight_rows[f] * tile_ch;
         if (reduction == 0)  // no tap reaches this phase: its elements are zero
           std::fill(phase_stage.begin(), phase_stage.end(), acc(0));
         for (int64_t r0 = 0; r0 < reduction; r0 += chunk_steps[f]) {
           const int64_t steps = std::min(chunk_steps[f], reduction - r0);
           for (int64_t j0 = 0; j0 < coords; j0 += tile_width) {
-            gather_panel(packed_src, src_offsets[f].data() + r0, j0, steps, panel);
-            for (int64_t t = t_begin; t < t_end; ++t)
-              conv_microtile<acc>(panel, group_weights + (t * reduction + r0) * kTileCh, steps, r0 > 0,
-                                  phase_stage.data() + (t - t_begin) * kTileCh * block_len + j0, block_len);
+#if defined(C1D_AVX512_BF16)
+            if constexpr (paired) {
+              gather_pair_panel(packed_src, src_offsets[f].data() + r0, j0, steps, panel);
+              for (int64_t t = t_begin; t < t_end; ++t)
+                pair_microtile(panel, group_weights + (t * weight_rows[f] + r0 / 2) * tile_ch, steps / 2,
+                               r0 > 0, phase_stage.data() + (t - t_begin) * tile_ch * block_len + j0,
+                               block_len);
+            } else
+#endif
+            {
+              gather_panel(packed_src, src_offsets[f].data() + r0, j0, steps, panel);
+              for (int64_t t = t_begin; t < t_end; ++t)
+                conv_microtile<acc>(panel, group_weights + (t * reduction + r0) * tile_ch, steps, r0 > 0,
+                                    phase_stage.data() + (t - t_begin) * tile_ch * block_len + j0, block_len);
+            }
           }
         }
         if (dst_phases > 1) {
-          for (int64_t c = 0; c < (t_end - t_begin) * kTileCh; ++c)
+          for (int64_t c = 0; c < (t_end - t_begin) * tile_ch; ++c)
             for (int64_t j = 0; j < coords; ++j)
               stage[c * stage_len + j * dst_phases + f] = phase_stage[c * block_len + j];
         }
@@ -474,11 +491,11 @@ void run_tiled_wide(const TiledPlan& plan, const scalar_t* src, const scalar_t* 
       const int64_t dst_hi = std::min<int64_t>(dst_first + count * dst_phases, plan.dst_len);
       if (dst_hi <= dst_lo) continue;
       for (int64_t n_local = 0; n_local < n_count; ++n_local)
-        for (int64_t oc = t_begin * kTileCh; oc < std::min(dst_ch, t_end * kTileCh); ++oc) {
+        for (int64_t oc = t_begin * tile_ch; oc < std::min(dst_ch, t_end * tile_ch); ++oc) {
           const acc b = bias ? static_cast<acc>(bias[g * dst_ch + oc]) : acc(0);
           scalar_t* dst_row = dst + (((n_begin + n_local) * groups + g) * dst_ch + oc) * plan.dst_len;
           const acc* stage_row =
-              out_stage + (oc - t_begin * kTileCh) * stage_len + n_local * segment * dst_phases - dst_first;
+              out_stage + (oc - t_begin * tile_ch) * stage_len + n_local * segment * dst_phases - dst_first;
           convert_from_acc(stage_row + dst_lo, dst_row + dst_lo, dst_hi - dst_lo, b);
         }
     }
@@ -502,10 +519,10 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
   const int64_t dst_phases = plan.dst_phases;
   const int64_t rows = src_ch * plan.src_phases;
 
-  // The wide schedule (above) packs blocks of whole rows of several batches (float micro-kernel only).
-  const bool wide = !paired && use_wide_schedule<acc>(plan);
+  // The wide schedule (above) packs blocks of whole rows of several batches.
+  const bool wide = use_wide_schedule<acc>(plan);
   const int64_t block_len =
-      wide ? wide_blocks<acc>(plan).block_len
+      wide ? wide_blocks<scalar_t>(plan).block_len
            : choose_block_len<packed_t>(rows, plan.max_shift, count, plan.batch * groups, tile_width);
   const int64_t row_len = padded_row_len<acc>(block_len + plan.max_shift);
   const int64_t n_blocks = std::max<int64_t>(ceil_div(count, block_len), 1);
@@ -584,7 +601,8 @@ void run_tiled(const TiledPlan& plan, const scalar_t* src, const scalar_t* bias,
     if (paired) chunk_steps[f] = round_up(chunk_steps[f], 2);
   }
   if (wide) {
-    run_tiled_wide<scalar_t>(plan, src, bias, dst, packed_weights, src_offsets, chunk_steps, row_len);
+    run_tiled_wide<scalar_t>(plan, src, bias, dst, packed_weights, src_offsets, chunk_steps, steps_padded,
+                             weight_rows, row_len);
     return;
   }
   const int64_t stage_len = block_len * dst_phases;
