@@ -15,6 +15,7 @@ struct CpuKernels {
   decltype(&cpu::DEFAULT::conv1d_backward_input<scalar_t>) backward_input;
   decltype(&cpu::DEFAULT::conv1d_backward_weight<scalar_t>) backward_weight;
   decltype(&cpu::DEFAULT::conv1d_backward_bias<scalar_t>) backward_bias;
+  decltype(&cpu::DEFAULT::conv1d_backward<scalar_t>) backward;
   decltype(&cpu::DEFAULT::causal_conv1d_forward<scalar_t>) causal_forward;
   decltype(&cpu::DEFAULT::causal_conv1d_backward<scalar_t>) causal_backward;
   decltype(&cpu::DEFAULT::causal_conv1d_update<scalar_t>) causal_update;
@@ -25,6 +26,7 @@ struct CpuKernels {
   (::conv1d_ext::CpuKernels<T>{                                                                              \
       &::conv1d_ext::cpu::ISA::conv1d_forward<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_input<T>,         \
       &::conv1d_ext::cpu::ISA::conv1d_backward_weight<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_bias<T>,  \
+      &::conv1d_ext::cpu::ISA::conv1d_backward<T>,                                                           \
       &::conv1d_ext::cpu::ISA::causal_conv1d_forward<T>, &::conv1d_ext::cpu::ISA::causal_conv1d_backward<T>, \
       &::conv1d_ext::cpu::ISA::causal_conv1d_update<T>})
 
@@ -39,6 +41,7 @@ struct CpuBackend {
   static size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
   static size_t backward_weight_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
   static size_t backward_bias_workspace_bytes(int64_t, int64_t, int64_t, size_t) { return 0; }
+  static size_t backward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
 
   template <typename T>
   static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
@@ -59,6 +62,11 @@ struct CpuBackend {
   static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
                             void*) {
     Select::template kernels<T>().backward_bias(batch, channels, len, grad_output, grad_bias);
+  }
+  template <typename T>
+  static void backward(const Conv1dParams& p, const T* grad_output, const T* input, const T* weight,
+                       T* grad_input, T* grad_weight, T* grad_bias, void*) {
+    Select::template kernels<T>().backward(p, grad_output, input, weight, grad_input, grad_weight, grad_bias);
   }
   static size_t causal_backward_workspace_bytes(const CausalParams&, size_t) { return 0; }
   template <typename T>

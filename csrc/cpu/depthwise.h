@@ -348,6 +348,68 @@ void depthwise_backward_weight(const Conv1dParams& p, const scalar_t* grad_outpu
   });
 }
 
+// The fused backward (op conv1d_backward) of a plain depthwise problem: one output row per input row
+// (out_per_group == 1), stride 1. One work item per channel, reducing over the batch inside the item, like
+// depthwise_backward_weight: deterministic and independent of the thread count. For each (batch, channel)
+// row, grad_output and input are read from memory once, into the two padded float rows (a row of a few
+// KiB stays in L1/L2), and grad_input, the weight sums and the bias sum are all computed from them:
+// one pass over the big tensors (read grad_output + read input + write grad_input) where the separate ops
+// read grad_output three times. Each output is computed exactly as its separate op computes it (same row
+// kernels, same reduction order), so the results are bit-identical to conv1d_backward_input /
+// conv1d_backward_weight / conv1d_backward_bias. Null output pointers are not computed.
+// Expected effect, Mamba B8 C512 L4096 k4 p3 float32: 67 + 67 + 67 MB = 201 MB ~ 6.7 ms at a 30 GB/s copy
+// rate, against ~335 MB (~11 ms) for the three separate ops.
+inline bool depthwise_fused_backward_supports(const Conv1dParams& p) {
+  return p.is_depthwise() && p.out_per_group == 1 && p.stride == 1;
+}
+
+template <typename scalar_t>
+void depthwise_backward_fused(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
+                              const scalar_t* weight, scalar_t* grad_input, scalar_t* grad_weight,
+                              scalar_t* grad_bias) {
+  using acc = acc_t<scalar_t>;
+  const int64_t K = p.kernel_size, C = p.in_channels;
+  // grad_input as in depthwise_backward_input (stride 1): gi[i] = sum_k w[k] * gpad[pad_left + i + max_shift
+  // - k*dilation], gpad the grad_output row with max_shift zeros in front.
+  const int64_t max_shift = (K - 1) * p.dilation;
+  const int64_t gpad_len = p.in_len + p.pad_left + max_shift;
+  const PhaseLayout layout(p);  // stride 1: the zero-padded input row, tap k at offset k*dilation
+  const int64_t work = p.batch * 2 * K * p.out_len;
+  at::parallel_for(0, C, grain_for(work), [&](int64_t c_begin, int64_t c_end) {
+    std::vector<acc> gpad_scratch(grad_input ? gpad_len + kAliasSlack<acc> : 0);
+    std::vector<acc> xpad_scratch(grad_weight ? layout.size(p) + kAliasSlack<acc> : 0);
+    std::vector<acc> w(K), sums(K);
+    std::vector<int64_t> gi_offset(K);
+    for (int64_t k = 0; k < K; ++k) gi_offset[k] = max_shift - k * p.dilation;
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      for (int64_t k = 0; k < K; ++k) w[k] = static_cast<acc>(weight[c * K + k]);
+      std::fill(sums.begin(), sums.end(), acc(0));
+      acc bias_total = 0;
+      for (int64_t b = 0; b < p.batch; ++b) {
+        const int64_t row = b * C + c;
+        const scalar_t* go_row = grad_output + row * p.out_len;
+        if (grad_input) {
+          scalar_t* gi_row = grad_input + row * p.in_len;
+          acc* gpad = alias_safe_start(gpad_scratch.data(), gi_row, p.pad_left, go_row, max_shift);
+          pad_row(go_row, p.out_len, max_shift, gpad_len, gpad);
+          depthwise_row_any<scalar_t>(gpad + p.pad_left, w.data(), gi_offset.data(), K, acc(0), p.in_len,
+                                      gi_row);
+        }
+        if (grad_weight) {
+          const scalar_t* x_row = input + row * p.in_len;
+          acc* xpad = alias_safe_start(xpad_scratch.data(), nullptr, 0, x_row, p.pad_left);
+          pad_row(x_row, p.in_len, p.pad_left, layout.phase_len, xpad);
+          depthwise_weight_row(go_row, xpad, layout.offset.data(), K, p.out_len, sums.data());
+        }
+        if (grad_bias) bias_total += row_sum(go_row, p.out_len);
+      }
+      if (grad_weight)
+        for (int64_t k = 0; k < K; ++k) grad_weight[c * K + k] = static_cast<scalar_t>(sums[k]);
+      if (grad_bias) grad_bias[c] = static_cast<scalar_t>(bias_total);
+    }
+  });
+}
+
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace conv1d_ext

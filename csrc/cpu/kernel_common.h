@@ -185,6 +185,23 @@ inline T lane_sum(const at::vec::Vectorized<T>& v) {
   return s;
 }
 
+// Sum of one row of len elements in the accumulation type, in a fixed order (deterministic): the one
+// bias-gradient reduction, shared by backward_bias and the fused depthwise backward so both give the same bits.
+template <typename scalar_t>
+inline acc_t<scalar_t> row_sum(const scalar_t* row, int64_t len) {
+  using Vec = AccVec<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  Vec s0(0), s1(0);
+  int64_t i = 0;
+  for (; i + 2 * W <= len; i += 2 * W) {
+    s0 = s0 + load_acc(row + i);
+    s1 = s1 + load_acc(row + i + W);
+  }
+  acc_t<scalar_t> s = lane_sum(s0 + s1);
+  for (; i < len; ++i) s += static_cast<acc_t<scalar_t>>(row[i]);
+  return s;
+}
+
 // Grain for at::parallel_for over `items` items of `work_per_item` multiply-adds each: chunks of at
 // least ~32k multiply-adds so tiny problems run inline.
 inline int64_t grain_for(int64_t work_per_item) {
