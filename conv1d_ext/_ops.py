@@ -124,7 +124,8 @@ def _conv1d_backward_fake(grad_output, input, weight, stride, pad_left, pad_righ
                                                dilation, groups)
     _require(op, input.shape[1] == weight.shape[1] * groups, "the input's channels do not fit the weight")
     return tuple(t if wanted else grad_output.new_empty((0,)) for t, wanted in
-                 zip((grad_input, grad_weight, grad_output.new_empty((grad_output.shape[1],))), output_mask))
+                 zip((grad_input, grad_weight, grad_output.new_empty((grad_output.shape[1],))), output_mask,
+                     strict=True))
 
 
 @torch.library.register_fake(f"{_NS}::conv1d_backward_bias")
@@ -311,7 +312,7 @@ class _Conv1d(torch.autograd.Function):
         if _fused_backward_applies(needs[:3]):
             grads = _below_autograd(ops.conv1d_backward.default, grad_output, input, weight, *ctx.conv,
                                     list(needs[:3]))
-            return (*(g if need else None for g, need in zip(grads, needs[:3])), *_NONE[:5])
+            return (*(g if need else None for g, need in zip(grads, needs[:3], strict=True)), *_NONE[:5])
         return (_call(_BackwardInput, grad_output, weight, input.shape[2], *ctx.conv) if needs[0] else None,
                 _call(_BackwardWeight, grad_output, input, weight.shape[2], *ctx.conv) if needs[1] else None,
                 _call(_BackwardBias, grad_output) if needs[2] else None, *_NONE[:5])

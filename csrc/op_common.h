@@ -179,11 +179,13 @@ inline Conv1dParams check_backward_args(const at::Tensor& grad_output, const at:
                                         const at::Tensor& weight, int64_t stride, int64_t pad_left,
                                         int64_t pad_right, int64_t dilation, int64_t groups) {
   check_hyperparams(stride, pad_left, pad_right, dilation, groups);
-  TORCH_CHECK(weight.dim() == 3 && input.dim() == 3, "conv1d_ext: expected 3-D input and weight, but got sizes ",
-              input.sizes(), " and ", weight.sizes());
+  TORCH_CHECK(weight.dim() == 3 && input.dim() == 3,
+              "conv1d_ext: expected 3-D input and weight, but got sizes ", input.sizes(), " and ",
+              weight.sizes());
   const Conv1dParams p = check_backward_input_args(grad_output, weight, input.size(2), stride, pad_left,
                                                    pad_right, dilation, groups);
-  check_backward_weight_args(grad_output, input, weight.size(2), stride, pad_left, pad_right, dilation, groups);
+  check_backward_weight_args(grad_output, input, weight.size(2), stride, pad_left, pad_right, dilation,
+                             groups);
   TORCH_CHECK(input.size(1) == weight.size(1) * groups, "conv1d_ext: input has ", input.size(1),
               " channels but weight of size ", weight.sizes(), " with groups=", groups, " expects ",
               weight.size(1) * groups);

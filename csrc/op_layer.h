@@ -147,7 +147,8 @@ struct OpLayer {
   // An output not in output_mask is an empty tensor of size (0,).
   static std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_backward(
       const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, int64_t stride,
-      int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups, std::array<bool, 3> output_mask) {
+      int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups,
+      std::array<bool, 3> output_mask) {
     const Conv1dParams p =
         check_backward_args(grad_output, input, weight, stride, pad_left, pad_right, dilation, groups);
     [[maybe_unused]] const auto guard = Backend::guard(grad_output);

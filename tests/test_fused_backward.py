@@ -215,3 +215,32 @@ def test_the_op_itself_is_not_differentiable():
         torch.ops.conv1d_ext.conv1d_backward(gy.requires_grad_(), x, w, *case.conv_args, ALL)
     with torch.no_grad():  # nothing to differentiate: the kernel
         assert len(torch.ops.conv1d_ext.conv1d_backward(gy, x, w, *case.conv_args, ALL)) == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_streamed_outputs(dtype):
+    """Outputs of 16 MiB and more are written with streaming stores (cpu/kernel_common.h) by the depthwise
+    forward and the fused backward: against PyTorch, bit for bit against the separate ops (which stream
+    too), and the same bits on 1 and 2 threads. Odd output rows (4099 elements) start at every alignment."""
+    case = ConvCase(batch=2, groups=512 if dtype == torch.float32 else 256, in_per_group=1, out_per_group=1,
+                    kernel_size=4, in_len=4096, pad_left=3, pad_right=3)
+    x, w, b, gy = make_operands(case, dtype, "cpu")
+    assert x.numel() * x.element_size() >= 16 << 20
+    ops = torch.ops.conv1d_ext
+    saved = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append((ops.conv1d(x, w, b, *case.conv_args), *ops.conv1d_backward(gy, x, w, *case.conv_args, ALL)))
+    finally:
+        torch.set_num_threads(saved)
+    for a, c in zip(*results, strict=True):
+        assert torch.equal(a, c)
+    refs = reference(case, x, w, b, gy)
+    magnitudes = reference(case, x, w, b, gy, absolute=True)
+    for name, got, ref, mag, red in zip(OUTPUT_NAMES, results[0], refs, magnitudes, reduction_lengths(case),
+                                        strict=True):
+        assert_close_to_reference(name, got, ref, mag, red, dtype)
+    for name, got, expected in zip(OUTPUT_NAMES[1:], results[0][1:], separate(ops, case, x, w, gy), strict=True):
+        assert torch.equal(got, expected), name

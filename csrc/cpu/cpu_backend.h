@@ -22,13 +22,12 @@ struct CpuKernels {
 };
 
 // The entry points of instruction set ISA (cpu::DEFAULT or cpu::AVX2) for dtype T, as a CpuKernels<T>.
-#define C1D_CPU_KERNELS_OF(ISA, T)                                                                           \
-  (::conv1d_ext::CpuKernels<T>{                                                                              \
-      &::conv1d_ext::cpu::ISA::conv1d_forward<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_input<T>,         \
-      &::conv1d_ext::cpu::ISA::conv1d_backward_weight<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_bias<T>,  \
-      &::conv1d_ext::cpu::ISA::conv1d_backward<T>,                                                           \
-      &::conv1d_ext::cpu::ISA::causal_conv1d_forward<T>, &::conv1d_ext::cpu::ISA::causal_conv1d_backward<T>, \
-      &::conv1d_ext::cpu::ISA::causal_conv1d_update<T>})
+#define C1D_CPU_KERNELS_OF(ISA, T)                                                                          \
+  (::conv1d_ext::CpuKernels<T>{                                                                             \
+      &::conv1d_ext::cpu::ISA::conv1d_forward<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_input<T>,        \
+      &::conv1d_ext::cpu::ISA::conv1d_backward_weight<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_bias<T>, \
+      &::conv1d_ext::cpu::ISA::conv1d_backward<T>, &::conv1d_ext::cpu::ISA::causal_conv1d_forward<T>,       \
+      &::conv1d_ext::cpu::ISA::causal_conv1d_backward<T>, &::conv1d_ext::cpu::ISA::causal_conv1d_update<T>})
 
 // The CPU kernels as an op_layer.h backend: no device, no workspace (the kernels keep per-thread
 // scratch of their own). `Select::kernels<T>()` says which entry points run: the library's choice of

@@ -54,7 +54,7 @@
   template <typename scalar_t>                                                                           \
   void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,   \
                             scalar_t* grad_bias);                                                        \
-  /* the three gradients in one call; a null output is not computed */                                  \
+  /* the three gradients in one call; a null output is not computed */                                   \
   template <typename scalar_t>                                                                           \
   void conv1d_backward(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,        \
                        const scalar_t* weight, scalar_t* grad_input, scalar_t* grad_weight,              \

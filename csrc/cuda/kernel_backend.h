@@ -57,7 +57,8 @@ struct CudaKernelBackend : Env {
   // The fused backward (op conv1d_backward): the three separate kernels in turn, on one stream, sharing one
   // workspace (the largest of the three); a null output is not computed.
   static size_t backward_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
-    return std::max({backward_input_workspace_bytes(p, elem_size), backward_weight_workspace_bytes(p, elem_size),
+    return std::max({backward_input_workspace_bytes(p, elem_size),
+                     backward_weight_workspace_bytes(p, elem_size),
                      backward_bias_workspace_bytes(p.batch, p.out_channels, p.out_len, elem_size)});
   }
   template <typename T>
