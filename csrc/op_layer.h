@@ -163,9 +163,10 @@ struct OpLayer {
     const bool want_weight = output_mask[1] && grad_weight.numel() > 0;
     const bool want_bias = output_mask[2] && grad_bias.numel() > 0;
     if (!want_input && !want_weight && !want_bias) return {grad_input, grad_weight, grad_bias};
+    // input is read only for grad_weight, weight only for grad_input: the other is not copied
     const at::Tensor grad_output_c = grad_output.contiguous();
-    const at::Tensor input_c = input.contiguous();
-    const at::Tensor weight_c = weight.contiguous();
+    const at::Tensor input_c = want_weight ? input.contiguous() : input;
+    const at::Tensor weight_c = want_input ? weight.contiguous() : weight;
     const Workspace ws =
         Backend::workspace(Backend::backward_workspace_bytes(p, grad_output.element_size()), grad_output);
     dispatch_dtype(grad_output.scalar_type(), [&](auto tag) {

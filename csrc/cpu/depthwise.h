@@ -533,7 +533,8 @@ void depthwise_backward_fused(const Conv1dParams& p, const scalar_t* grad_output
     std::vector<int64_t> gi_offset(K);
     for (int64_t k = 0; k < K; ++k) gi_offset[k] = max_shift - k * p.dilation;
     for (int64_t c = c_begin; c < c_end; ++c) {
-      for (int64_t k = 0; k < K; ++k) w[k] = static_cast<acc>(weight[c * K + k]);
+      if (grad_input)  // weight is read only for grad_input (and may be absent otherwise)
+        for (int64_t k = 0; k < K; ++k) w[k] = static_cast<acc>(weight[c * K + k]);
       std::fill(sums.begin(), sums.end(), acc(0));
       acc bias_total = 0;
       for (int64_t b = 0; b < p.batch; ++b) {
