@@ -1,6 +1,6 @@
 """Python side of the conv1d_ext custom ops: what the dispatcher and PyTorch's transforms need from Python.
 
-Importing conv1d_ext._C loads the C++ library, which defines the four op schemas (csrc/op_schemas.h) and
+Importing conv1d_ext._C loads the C++ library, which defines the op schemas (csrc/op_schemas.h) and
 registers their CPU (and, when built, CUDA) kernels. This module adds, in this order:
 
 * a fake kernel per op, so torch.compile, torch.export, FakeTensor and meta tensors know output shapes
@@ -112,6 +112,20 @@ def _conv1d_backward_weight_fake(grad_output, input, kernel_size, stride, pad_le
     out_len = _check_out_len(op, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
     _require(op, grad_output.shape[2] == out_len, "grad_output's length does not fit the input")
     return grad_output.new_empty((grad_output.shape[1], input.shape[1] // groups, kernel_size))
+
+
+@torch.library.register_fake(f"{_NS}::conv1d_backward")
+def _conv1d_backward_fake(grad_output, input, weight, stride, pad_left, pad_right, dilation, groups, output_mask):
+    op = "conv1d_backward"
+    _check_dims(op, input=(input, 3), weight=(weight, 3))
+    grad_input = _conv1d_backward_input_fake(grad_output, weight, input.shape[2], stride, pad_left, pad_right,
+                                             dilation, groups)
+    grad_weight = _conv1d_backward_weight_fake(grad_output, input, weight.shape[2], stride, pad_left, pad_right,
+                                               dilation, groups)
+    _require(op, input.shape[1] == weight.shape[1] * groups, "the input's channels do not fit the weight")
+    return tuple(t if wanted else grad_output.new_empty((0,)) for t, wanted in
+                 zip((grad_input, grad_weight, grad_output.new_empty((grad_output.shape[1],))), output_mask,
+                     strict=True))
 
 
 @torch.library.register_fake(f"{_NS}::conv1d_backward_bias")
@@ -267,6 +281,15 @@ def _below_autograd(op, *args):
         return op(*args)
 
 
+def _fused_backward_applies(needs):
+    """Whether _Conv1d.backward may compute its gradients with the one op conv1d_backward (one pass over
+    grad_output on the CPU's depthwise kernels): at least two of them needed, and nothing will differentiate
+    the gradients (the op has no derivative of its own): grad mode off (backward without create_graph) and no
+    torch.func transform active. Otherwise the separate, differentiable ops."""
+    return (sum(needs) >= 2 and not torch.is_grad_enabled()
+            and torch._C._functorch.peek_interpreter_stack() is None)
+
+
 class _Conv1d(torch.autograd.Function):
     generate_vmap_rule = True
     op = ops.conv1d.default
@@ -286,6 +309,10 @@ class _Conv1d(torch.autograd.Function):
     def backward(ctx, grad_output):
         input, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
+        if _fused_backward_applies(needs[:3]):
+            grads = _below_autograd(ops.conv1d_backward.default, grad_output, input, weight, *ctx.conv,
+                                    list(needs[:3]))
+            return (*(g if need else None for g, need in zip(grads, needs[:3], strict=True)), *_NONE[:5])
         return (_call(_BackwardInput, grad_output, weight, input.shape[2], *ctx.conv) if needs[0] else None,
                 _call(_BackwardWeight, grad_output, input, weight.shape[2], *ctx.conv) if needs[1] else None,
                 _call(_BackwardBias, grad_output) if needs[2] else None, *_NONE[:5])
@@ -399,6 +426,18 @@ _lib = torch.library.Library(_NS, "IMPL")  # kept alive: the registrations below
 for _name, _function in [("conv1d", _Conv1d), ("conv1d_backward_input", _BackwardInput),
                          ("conv1d_backward_weight", _BackwardWeight), ("conv1d_backward_bias", _BackwardBias)]:
     _lib.impl(_name, _autograd_kernel(_name, _function), "Autograd")
+
+
+def _conv1d_backward_autograd(*args):
+    """conv1d_backward has no derivative of its own (_Conv1d.backward calls it only where nothing will
+    differentiate its results): a clear error instead of silently missing gradients."""
+    if torch.is_grad_enabled() and torch._C._any_requires_grad(*args[:3]):
+        raise RuntimeError("torch.ops.conv1d_ext.conv1d_backward is not differentiable; differentiate "
+                           "conv1d_backward_input / conv1d_backward_weight / conv1d_backward_bias instead")
+    return _below_autograd(ops.conv1d_backward.default, *args)
+
+
+_lib.impl("conv1d_backward", _conv1d_backward_autograd, "Autograd")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -173,6 +173,25 @@ inline Conv1dParams check_backward_weight_args(const at::Tensor& grad_output, co
                                 stride, pad_left, pad_right, dilation, groups, out_len);
 }
 
+// conv1d_backward: grad_output, the forward's input and weight. The separate ops' checks in turn (so each
+// error is one of theirs), then what ties them together: the input's channels are the weight's.
+inline Conv1dParams check_backward_args(const at::Tensor& grad_output, const at::Tensor& input,
+                                        const at::Tensor& weight, int64_t stride, int64_t pad_left,
+                                        int64_t pad_right, int64_t dilation, int64_t groups) {
+  check_hyperparams(stride, pad_left, pad_right, dilation, groups);
+  TORCH_CHECK(weight.dim() == 3 && input.dim() == 3,
+              "conv1d_ext: expected 3-D input and weight, but got sizes ", input.sizes(), " and ",
+              weight.sizes());
+  const Conv1dParams p = check_backward_input_args(grad_output, weight, input.size(2), stride, pad_left,
+                                                   pad_right, dilation, groups);
+  check_backward_weight_args(grad_output, input, weight.size(2), stride, pad_left, pad_right, dilation,
+                             groups);
+  TORCH_CHECK(input.size(1) == weight.size(1) * groups, "conv1d_ext: input has ", input.size(1),
+              " channels but weight of size ", weight.sizes(), " with groups=", groups, " expects ",
+              weight.size(1) * groups);
+  return p;
+}
+
 inline void check_backward_bias_args(const at::Tensor& grad_output) {
   TORCH_CHECK(grad_output.dim() == 3, "conv1d_ext: expected a 3-D grad_output, but got size ",
               grad_output.sizes());

@@ -18,6 +18,7 @@
 // output with no elements returns before any kernel runs.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <tuple>
@@ -141,6 +142,44 @@ struct OpLayer {
     return grad_bias;
   }
 
+  // The three gradients in one call: the backend's one dispatch point (CPU: a fused depthwise kernel, else
+  // the separate kernels). Same checks, so the same errors, as the separate ops (check_backward_args).
+  // An output not in output_mask is an empty tensor of size (0,).
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_backward(
+      const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, int64_t stride,
+      int64_t pad_left, int64_t pad_right, int64_t dilation, int64_t groups,
+      std::array<bool, 3> output_mask) {
+    const Conv1dParams p =
+        check_backward_args(grad_output, input, weight, stride, pad_left, pad_right, dilation, groups);
+    [[maybe_unused]] const auto guard = Backend::guard(grad_output);
+    const auto output_if = [&](bool wanted, at::IntArrayRef sizes) {
+      return wanted ? new_output(sizes, grad_output.options()) : at::empty({0}, grad_output.options());
+    };
+    at::Tensor grad_input = output_if(output_mask[0], {p.batch, p.in_channels, p.in_len});
+    at::Tensor grad_weight = output_if(output_mask[1], {p.out_channels, p.in_per_group, p.kernel_size});
+    at::Tensor grad_bias = output_if(output_mask[2], {p.out_channels});
+    // Like the separate ops: an output with no elements returns before any kernel runs.
+    const bool want_input = output_mask[0] && grad_input.numel() > 0;
+    const bool want_weight = output_mask[1] && grad_weight.numel() > 0;
+    const bool want_bias = output_mask[2] && grad_bias.numel() > 0;
+    if (!want_input && !want_weight && !want_bias) return {grad_input, grad_weight, grad_bias};
+    // input is read only for grad_weight, weight only for grad_input: the other is not copied
+    const at::Tensor grad_output_c = grad_output.contiguous();
+    const at::Tensor input_c = want_weight ? input.contiguous() : input;
+    const at::Tensor weight_c = want_input ? weight.contiguous() : weight;
+    const Workspace ws =
+        Backend::workspace(Backend::backward_workspace_bytes(p, grad_output.element_size()), grad_output);
+    dispatch_dtype(grad_output.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      Backend::template backward<T>(p, grad_output_c.const_data_ptr<T>(), input_c.const_data_ptr<T>(),
+                                    weight_c.const_data_ptr<T>(),
+                                    want_input ? grad_input.mutable_data_ptr<T>() : nullptr,
+                                    want_weight ? grad_weight.mutable_data_ptr<T>() : nullptr,
+                                    want_bias ? grad_bias.mutable_data_ptr<T>() : nullptr, ws.ptr);
+    });
+    return {grad_input, grad_weight, grad_bias};
+  }
+
   // The causal ops (causal_checks.h, causal_params.h). x, grad_output and the outputs dx / out are
   // passed with their strides (a channels-last x is read in place, and out / dx keep x's layout); the
   // small operands are made contiguous.
@@ -244,6 +283,7 @@ void register_kernels(torch::Library& lib) {
   lib.impl("conv1d_backward_input", &OpLayer<Backend>::conv1d_backward_input);
   lib.impl("conv1d_backward_weight", &OpLayer<Backend>::conv1d_backward_weight);
   lib.impl("conv1d_backward_bias", &OpLayer<Backend>::conv1d_backward_bias);
+  lib.impl("conv1d_backward", &OpLayer<Backend>::conv1d_backward);
 }
 
 // Registers Backend's kernels of the causal ops (a backend without causal kernels registers none, so

@@ -20,6 +20,11 @@ inline constexpr const char* kOpSchemas[] = {
     "int pad_left, int pad_right, int dilation, int groups) -> Tensor",
     // grad_bias (C_out) = grad_output summed over batch and length
     "conv1d_backward_bias(Tensor grad_output) -> Tensor",
+    // the three gradients of conv1d in one call, (grad_input, grad_weight, grad_bias), each computed only
+    // where output_mask says so and otherwise an empty tensor of size (0,); like aten::convolution_backward,
+    // but with the forward's input and weight, and the problem described by them
+    "conv1d_backward(Tensor grad_output, Tensor input, Tensor weight, int stride, int pad_left, "
+    "int pad_right, int dilation, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)",
     // Causal (depthwise, left-padded) convolution, conv1d_ext/causal.py: out (batch, dim, seqlen) in x's
     // layout (contiguous or channels-last) and final_states (batch, dim, (width - 1) * dilation) from
     // x (batch, dim, seqlen), weight (dim, width); seq_idx int32 (batch, seqlen); silu fused

@@ -31,14 +31,13 @@ class PlantedBug:
 
 
 PLANTED_BUGS = [
-    # A k > 8 tap-block edge in the depthwise backward-weight: its fast path for full 8-tap blocks
-    # addresses the taps without the block's first tap k0, so every full block after the first (k >= 16)
-    # sums the first block's taps again. k <= 15 (one full block, or a partial second one) is unaffected.
-    PlantedBug(name="depthwise_wgrad_full_tap_block_offset", dtypes=(torch.float32, torch.bfloat16), fault=Fault(
+    # A k > 8 tap-block edge in the depthwise backward-weight: its 8-tap blocks address their taps
+    # without the block's first tap k0, so every block after the first (k >= 9) sums the first block's
+    # taps again. k <= 8 (one block) is unaffected.
+    PlantedBug(name="depthwise_wgrad_tap_block_offset", dtypes=(torch.float32, torch.bfloat16), fault=Fault(
         path="csrc/cpu/depthwise.h",
-        old="for (int64_t k = 0; k < kTapBlock; ++k) a[k] = at::vec::fmadd(g, Vec::loadu(src[k] + o), a[k]);",
-        new="for (int64_t k = 0; k < kTapBlock; ++k) a[k] = "
-            "at::vec::fmadd(g, Vec::loadu(buf + offset[k] + o), a[k]);")),
+        old="for (int64_t k = 0; k < nk; ++k) src[k] = buf + offset[k0 + k];",
+        new="for (int64_t k = 0; k < nk; ++k) src[k] = buf + offset[k];")),
     # A wrong second channel-multiplier tile in the depthwise forward: the tile's filters are read
     # without the tile offset j0, so output channels 4.. of each input channel use the filters of 0..
     # (multipliers 5-8: those above 8 take the dense forward, those up to 4 fit one tile).

@@ -15,18 +15,19 @@ struct CpuKernels {
   decltype(&cpu::DEFAULT::conv1d_backward_input<scalar_t>) backward_input;
   decltype(&cpu::DEFAULT::conv1d_backward_weight<scalar_t>) backward_weight;
   decltype(&cpu::DEFAULT::conv1d_backward_bias<scalar_t>) backward_bias;
+  decltype(&cpu::DEFAULT::conv1d_backward<scalar_t>) backward;
   decltype(&cpu::DEFAULT::causal_conv1d_forward<scalar_t>) causal_forward;
   decltype(&cpu::DEFAULT::causal_conv1d_backward<scalar_t>) causal_backward;
   decltype(&cpu::DEFAULT::causal_conv1d_update<scalar_t>) causal_update;
 };
 
 // The entry points of instruction set ISA (cpu::DEFAULT or cpu::AVX2) for dtype T, as a CpuKernels<T>.
-#define C1D_CPU_KERNELS_OF(ISA, T)                                                                           \
-  (::conv1d_ext::CpuKernels<T>{                                                                              \
-      &::conv1d_ext::cpu::ISA::conv1d_forward<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_input<T>,         \
-      &::conv1d_ext::cpu::ISA::conv1d_backward_weight<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_bias<T>,  \
-      &::conv1d_ext::cpu::ISA::causal_conv1d_forward<T>, &::conv1d_ext::cpu::ISA::causal_conv1d_backward<T>, \
-      &::conv1d_ext::cpu::ISA::causal_conv1d_update<T>})
+#define C1D_CPU_KERNELS_OF(ISA, T)                                                                          \
+  (::conv1d_ext::CpuKernels<T>{                                                                             \
+      &::conv1d_ext::cpu::ISA::conv1d_forward<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_input<T>,        \
+      &::conv1d_ext::cpu::ISA::conv1d_backward_weight<T>, &::conv1d_ext::cpu::ISA::conv1d_backward_bias<T>, \
+      &::conv1d_ext::cpu::ISA::conv1d_backward<T>, &::conv1d_ext::cpu::ISA::causal_conv1d_forward<T>,       \
+      &::conv1d_ext::cpu::ISA::causal_conv1d_backward<T>, &::conv1d_ext::cpu::ISA::causal_conv1d_update<T>})
 
 // The CPU kernels as an op_layer.h backend: no device, no workspace (the kernels keep per-thread
 // scratch of their own). `Select::kernels<T>()` says which entry points run: the library's choice of
@@ -39,6 +40,7 @@ struct CpuBackend {
   static size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
   static size_t backward_weight_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
   static size_t backward_bias_workspace_bytes(int64_t, int64_t, int64_t, size_t) { return 0; }
+  static size_t backward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
 
   template <typename T>
   static void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
@@ -59,6 +61,11 @@ struct CpuBackend {
   static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
                             void*) {
     Select::template kernels<T>().backward_bias(batch, channels, len, grad_output, grad_bias);
+  }
+  template <typename T>
+  static void backward(const Conv1dParams& p, const T* grad_output, const T* input, const T* weight,
+                       T* grad_input, T* grad_weight, T* grad_bias, void*) {
+    Select::template kernels<T>().backward(p, grad_output, input, weight, grad_input, grad_weight, grad_bias);
   }
   static size_t causal_backward_workspace_bytes(const CausalParams&, size_t) { return 0; }
   template <typename T>

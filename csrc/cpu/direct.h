@@ -150,23 +150,10 @@ template <typename scalar_t>
 void backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,
                    scalar_t* grad_bias) {
   using acc = acc_t<scalar_t>;
-  using Vec = AccVec<scalar_t>;
-  constexpr int64_t W = Vec::size();
   at::parallel_for(0, channels, grain_for(batch * len), [&](int64_t c_begin, int64_t c_end) {
     for (int64_t c = c_begin; c < c_end; ++c) {
       acc total = 0;
-      for (int64_t b = 0; b < batch; ++b) {
-        const scalar_t* row = grad_output + (b * channels + c) * len;
-        Vec s0(0), s1(0);
-        int64_t i = 0;
-        for (; i + 2 * W <= len; i += 2 * W) {
-          s0 = s0 + load_acc(row + i);
-          s1 = s1 + load_acc(row + i + W);
-        }
-        acc s = lane_sum(s0 + s1);
-        for (; i < len; ++i) s += static_cast<acc>(row[i]);
-        total += s;
-      }
+      for (int64_t b = 0; b < batch; ++b) total += row_sum(grad_output + (b * channels + c) * len, len);
       grad_bias[c] = static_cast<scalar_t>(total);
     }
   });

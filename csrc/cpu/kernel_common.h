@@ -101,6 +101,63 @@ inline void convert_from_acc(const acc_t<scalar_t>* src, scalar_t* dst, int64_t 
   }
 }
 
+// Non-temporal (streaming) stores: a store of an output that is not read again soon. A plain store first
+// reads the line it writes into the cache (read-for-ownership), so writing an output costs two passes over
+// it; a streaming store writes the line without reading it. Only the AVX2 build streams, only float and
+// double (16-bit types are stored through a conversion), and only to 32-byte aligned addresses; callers
+// peel the unaligned head of a row. kStreamMinBytes: outputs from this size on are streamed, half a typical
+// L3 (the output then leaves the cache anyway before the next op could read it); smaller ones stay cached.
+// After streaming, stream_fence() before the results are handed on (each parallel_for body ends with it).
+constexpr int64_t kStreamMinBytes = int64_t{16} << 20;
+
+template <typename out_t>
+constexpr bool can_stream() {
+#if defined(CPU_CAPABILITY_AVX2)
+  return std::is_same_v<out_t, float> || std::is_same_v<out_t, double>;
+#else
+  return false;
+#endif
+}
+
+// Whether an op writing `bytes` of out_t streams them.
+template <typename out_t>
+inline bool stream_output(int64_t bytes) {
+  return can_stream<out_t>() && bytes >= kStreamMinBytes;
+}
+
+// How many of a row's n elements a streaming loop handles one by one before its first 32-byte aligned
+// vector store (all n if out cannot be aligned, which PyTorch's element-aligned tensors never are).
+template <typename out_t>
+inline int64_t stream_peel(const out_t* out, int64_t n) {
+  const auto misaligned = reinterpret_cast<std::uintptr_t>(out) % 32;
+  if (misaligned == 0) return 0;
+  if (misaligned % sizeof(out_t) != 0) return n;
+  return std::min<int64_t>(n, static_cast<int64_t>((32 - misaligned) / sizeof(out_t)));
+}
+
+template <typename out_t>
+inline void store_stream(out_t* p, const at::vec::Vectorized<out_t>& v) {
+#if defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<out_t, float>) {
+    _mm256_stream_ps(p, v);
+  } else if constexpr (std::is_same_v<out_t, double>) {
+    _mm256_stream_pd(p, v);
+  } else {
+    static_assert(!can_stream<out_t>(), "store_stream: float or double");
+  }
+#else
+  static_assert(!can_stream<out_t>(), "store_stream: the AVX2 build only");
+  (void)p;
+  (void)v;
+#endif
+}
+
+inline void stream_fence() {
+#if defined(CPU_CAPABILITY_AVX2)
+  _mm_sfence();
+#endif
+}
+
 // Output positions [begin, end) whose tap `tap` reads a real input element (not padding):
 // 0 <= out_pos * stride + tap * dilation - pad_left < in_len.
 struct OutRange {
@@ -182,6 +239,24 @@ inline T lane_sum(const at::vec::Vectorized<T>& v) {
   v.store(lanes);
   T s = 0;
   for (int64_t i = 0; i < at::vec::Vectorized<T>::size(); ++i) s += lanes[i];
+  return s;
+}
+
+// Sum of one row of len elements in the accumulation type, in a fixed order (deterministic): the one
+// bias-gradient reduction, shared by backward_bias and the fused depthwise backward so both give the same
+// bits.
+template <typename scalar_t>
+inline acc_t<scalar_t> row_sum(const scalar_t* row, int64_t len) {
+  using Vec = AccVec<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  Vec s0(0), s1(0);
+  int64_t i = 0;
+  for (; i + 2 * W <= len; i += 2 * W) {
+    s0 = s0 + load_acc(row + i);
+    s1 = s1 + load_acc(row + i + W);
+  }
+  acc_t<scalar_t> s = lane_sum(s0 + s1);
+  for (; i < len; ++i) s += static_cast<acc_t<scalar_t>>(row[i]);
   return s;
 }
 

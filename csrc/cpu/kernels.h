@@ -62,6 +62,11 @@
   template <typename scalar_t>                                                                           \
   void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,   \
                             scalar_t* grad_bias);                                                        \
+  /* the three gradients in one call; a null output is not computed */                                   \
+  template <typename scalar_t>                                                                           \
+  void conv1d_backward(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,        \
+                       const scalar_t* weight, scalar_t* grad_input, scalar_t* grad_weight,              \
+                       scalar_t* grad_bias);                                                             \
   /* causal ops (causal_params.h); seq_idx, init, bias, grad_final may be null */                        \
   template <typename scalar_t>                                                                           \
   void causal_conv1d_forward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,           \

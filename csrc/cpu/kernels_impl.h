@@ -73,6 +73,23 @@ void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const sc
   backward_bias(batch, channels, len, grad_output, grad_bias);
 }
 
+// The backward of conv1d in one call (op conv1d_backward); a null output is not computed. Plain depthwise
+// problems at stride 1 get the fused kernel (one pass over grad_output and input) when it saves a pass
+// (two or more outputs); every other problem runs the separate ops' dispatch points above.
+template <typename scalar_t>
+void conv1d_backward(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,
+                     const scalar_t* weight, scalar_t* grad_input, scalar_t* grad_weight,
+                     scalar_t* grad_bias) {
+  const int outputs = (grad_input != nullptr) + (grad_weight != nullptr) + (grad_bias != nullptr);
+  if (outputs >= 2 && !force_direct_kernels() && geometry_is_compact(p) &&
+      depthwise_fused_backward_supports(p)) {
+    return depthwise_backward_fused(p, grad_output, input, weight, grad_input, grad_weight, grad_bias);
+  }
+  if (grad_input) conv1d_backward_input(p, grad_output, weight, grad_input);
+  if (grad_weight) conv1d_backward_weight(p, grad_output, input, grad_weight);
+  if (grad_bias) conv1d_backward_bias(p.batch, p.out_channels, p.out_len, grad_output, grad_bias);
+}
+
 // Causal ops: one family (causal.h) for every problem.
 template <typename scalar_t>
 void causal_conv1d_forward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,
@@ -109,6 +126,9 @@ void causal_conv1d_update(const CausalUpdateParams& p, const scalar_t* x, scalar
       const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, scalar_t*);                         \
   template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward_bias<scalar_t>(int64_t, int64_t, int64_t,   \
                                                                                 const scalar_t*, scalar_t*); \
+  template void conv1d_ext::cpu::CPU_CAPABILITY::conv1d_backward<scalar_t>(                                  \
+      const conv1d_ext::Conv1dParams&, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*,         \
+      scalar_t*, scalar_t*);                                                                                 \
   template void conv1d_ext::cpu::CPU_CAPABILITY::causal_conv1d_forward<scalar_t>(                            \
       const conv1d_ext::CausalParams&, const scalar_t*, const scalar_t*, const scalar_t*, const int32_t*,    \
       const scalar_t*, scalar_t*, scalar_t*);                                                                \

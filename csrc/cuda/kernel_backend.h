@@ -4,6 +4,8 @@
 //               static Workspace workspace(size_t bytes, const at::Tensor& like).
 #pragma once
 
+#include <algorithm>
+
 #include <ATen/Context.h>
 
 #include "cuda/conv1d_kernels.h"
@@ -50,6 +52,21 @@ struct CudaKernelBackend : Env {
   static void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
                             void* workspace) {
     C1D_KERNEL_NS::backward_bias<T>(batch, channels, len, grad_output, grad_bias, workspace, Env::stream());
+  }
+
+  // The fused backward (op conv1d_backward): the three separate kernels in turn, on one stream, sharing one
+  // workspace (the largest of the three); a null output is not computed.
+  static size_t backward_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
+    return std::max({backward_input_workspace_bytes(p, elem_size),
+                     backward_weight_workspace_bytes(p, elem_size),
+                     backward_bias_workspace_bytes(p.batch, p.out_channels, p.out_len, elem_size)});
+  }
+  template <typename T>
+  static void backward(const Conv1dParams& p, const T* grad_output, const T* input, const T* weight,
+                       T* grad_input, T* grad_weight, T* grad_bias, void* workspace) {
+    if (grad_input) backward_input<T>(p, grad_output, weight, grad_input, workspace);
+    if (grad_weight) backward_weight<T>(p, grad_output, input, grad_weight, workspace);
+    if (grad_bias) backward_bias<T>(p.batch, p.out_channels, p.out_len, grad_output, grad_bias, workspace);
   }
 
   // The causal ops (causal.cu).
