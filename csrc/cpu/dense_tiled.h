@@ -914,7 +914,8 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
     std::fill(grad_weight, grad_weight + p.out_channels * n_cols, scalar_t(0));
     return;
   }
-  if (!paired && use_wide_wgrad(p)) {  // float micro-kernel only
+  // bfloat16 included: on the float micro-kernel (converted once when packed), not the paired one
+  if (use_wide_wgrad(p)) {
     wgrad_wide(p, grad_output, input, grad_weight);
     return;
   }
