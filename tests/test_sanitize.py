@@ -51,7 +51,10 @@ y = getattr(torch.ops, ns).conv1d(x, w, None, 1, 1, 1, 1, groups)
 torch.testing.assert_close(y, F.conv1d(x, w, padding=1, groups=groups))
 print("clean run")
 """
-DEPTHWISE = (2, 2, 2)  # channels, out_channels, groups: the CPU dispatch takes its depthwise family
+# channels, out_channels, groups: the CPU dispatch takes its depthwise family; a channel multiplier of 2, as
+# float/double with one output channel per input channel at stride 1 read the input row directly (no
+# staged row for the planted length to overrun)
+DEPTHWISE = (2, 4, 2)
 DENSE = (2, 3, 1)  # the CUDA dispatch takes the implicit-GEMM forward
 
 
