@@ -752,6 +752,21 @@ inline void pair_wgrad_microtile(const float* grad_out_t, const c10::BFloat16* s
 }
 #endif
 
+// Backward-weight's source offsets: column k = (in channel c, tap t) reads packed row (c, phase (t*d) % s)
+// at shift (t*d) / s of a block packed by stride phase with rows of row_len; padding columns (k beyond
+// in_per_group * K) read the all-zero row after the block's in_per_group * stride rows.
+inline std::vector<int64_t> wgrad_column_offsets(const Conv1dParams& p, int64_t n_cols_padded,
+                                                 int64_t row_len) {
+  const int64_t K = p.kernel_size, n_cols = p.in_per_group * K, zero_row = p.in_per_group * p.stride;
+  std::vector<int64_t> offsets(n_cols_padded);
+  for (int64_t k = 0; k < n_cols_padded; ++k) {
+    const int64_t c = k / K, reach = (k % K) * p.dilation;
+    offsets[k] =
+        k < n_cols ? (c * p.stride + reach % p.stride) * row_len + reach / p.stride : zero_row * row_len;
+  }
+  return offsets;
+}
+
 // ---- wide schedule of backward-weight (short reduction, large weight) ----
 //
 // wgrad_tiled parallelises the reduction (batch × out_len): slices of items, each its own weight-sized
@@ -823,16 +838,7 @@ void wgrad_wide(const Conv1dParams& p, const scalar_t* grad_output, const scalar
     }
   });
 
-  // Column k = (in channel c, tap t) reads packed row (c, phase (t*d) % s) at shift (t*d) / s.
-  std::vector<int64_t> src_offsets(n_cols_padded);
-  for (int64_t k = 0; k < n_cols_padded; ++k) {
-    if (k < n_cols) {
-      const int64_t c = k / K, reach = (k % K) * dilation;
-      src_offsets[k] = (c * stride + reach % stride) * row_len + reach / stride;
-    } else {
-      src_offsets[k] = rows * row_len;
-    }
-  }
+  const std::vector<int64_t> src_offsets = wgrad_column_offsets(p, n_cols_padded, row_len);
 
   // Item tile: a panel group whose block of grad_output fits kWgradPanelBytes (L2, reused by every column
   // tile), and a column range so the tile fits kWgradWideTileBytes; more ranges when items are too few.
@@ -933,17 +939,7 @@ void wgrad_tiled(const Conv1dParams& p, const scalar_t* grad_output, const scala
       std::max<int64_t>(1, kWgradPanelBytes / (block_len * kPanelCh * (int64_t)sizeof(acc))) * kPanelCh;
   const int64_t items = p.batch * n_blocks;
 
-  // Column k = (in channel c, tap t) reads packed row (c, phase (t*d) % s) at shift (t*d) / s; padding
-  // columns read the all-zero row after the block.
-  std::vector<int64_t> src_offsets(n_cols_padded);
-  for (int64_t k = 0; k < n_cols_padded; ++k) {
-    if (k < n_cols) {
-      const int64_t c = k / K, reach = (k % K) * dilation;
-      src_offsets[k] = (c * stride + reach % stride) * row_len + reach / stride;
-    } else {
-      src_offsets[k] = rows * row_len;
-    }
-  }
+  const std::vector<int64_t> src_offsets = wgrad_column_offsets(p, n_cols_padded, row_len);
 
   const int64_t slice_bytes = slice_size * (int64_t)sizeof(acc);
   const int64_t n_slices = std::clamp<int64_t>(
