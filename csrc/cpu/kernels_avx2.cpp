@@ -10,20 +10,7 @@
 // without AVX and warns about; those thunks live in at::vec::AVX2 and are never called.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-// GCC's target pragma changes code generation but not the feature macros; at::vec's AVX2 code
-// includes sleef.h, which declares its AVX2 functions only under them.
-#ifndef __AVX__
-#define __AVX__ 1
-#endif
-#ifndef __AVX2__
-#define __AVX2__ 1
-#endif
-#ifndef __FMA__
-#define __FMA__ 1
-#endif
-#ifndef __F16C__
-#define __F16C__ 1
-#endif
+#include "cpu/avx2_feature_macros.h"
 
 #define CPU_CAPABILITY AVX2
 #define CPU_CAPABILITY_AVX2

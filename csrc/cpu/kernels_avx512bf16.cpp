@@ -13,18 +13,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 // GCC 12 reports its own avx512fintrin.h (_mm512_cvtepu16_epi32 starts from _mm512_undefined_epi32()).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#ifndef __AVX__
-#define __AVX__ 1
-#endif
-#ifndef __AVX2__
-#define __AVX2__ 1
-#endif
-#ifndef __FMA__
-#define __FMA__ 1
-#endif
-#ifndef __F16C__
-#define __F16C__ 1
-#endif
+#include "cpu/avx2_feature_macros.h"
 
 #define CPU_CAPABILITY AVX512BF16
 #define CPU_CAPABILITY_AVX2
