@@ -18,7 +18,7 @@ READ_REQUIREMENTS := import tomllib; p = tomllib.load(open("pyproject.toml", "rb
 	print(" ".join(r for r in reqs if not r.startswith("torch")))
 
 .PHONY: setup build test test-cpu test-emulated test-slow test-edge-torch test-sanitize test-sanitize-cpu \
-	test-sanitize-emulated lint format bench clean
+	test-sanitize-emulated lint lint-ruff lint-cxx format bench clean
 
 $(PYTHON):
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ test-emulated: setup
 test-slow: setup
 	$(PYTHON) -m pytest -q tests -m slow $(ARGS)
 
-# The quick tier against the other edge of the supported torch range (README: 2.11 to 2.15): torch 2.11.0,
+# The quick tier against the other edge of the supported torch range (docs/compatibility.md: 2.11 to 2.15): torch 2.11.0,
 # the GPU machines' torch, in its own environment and a copy of the tree (so the main build is untouched).
 # The CUDA sources are built too wherever the main build builds them (CONV1D_EXT_CUDA, default auto), so
 # the GPU machines' build is checked here; the tests are the CPU ones.
@@ -67,7 +67,7 @@ test-edge-torch:
 	cd $(EDGE_TREE) && $(EDGE_VENV)/bin/python -m pytest -q tests \
 		-m "not emulated and not compile and not subprocess and not faults" $(ARGS)
 
-# The sanitizer tier (README, Build): the extension (CPU sources) and the emulated CUDA library built with
+# The sanitizer tier (docs/testing.md, Sanitizers): the extension (CPU sources) and the emulated CUDA library built with
 # ASan + UBSan in a copy of the tree (objects kept between runs; the main build is untouched), then the
 # quick tier under them in two parallel streams, the CPU kernels and the emulated CUDA kernels.
 SANITIZE ?= address,undefined
@@ -103,15 +103,28 @@ test-sanitize-cpu:
 test-sanitize-emulated:
 	$(SAN_ENV) $(SAN_PYTEST) -m emulated tests/test_sanitize.py $(SAN_CAUSAL) $(ARGS)
 
-CXX_SOURCES = $(shell git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cuda_emu/*' 'tests/cpu_faults/*')
+# The house style: ruff (pyproject.toml) and clang-format (.clang-format), the versions pyproject.toml pins.
+# .pre-commit-config.yaml runs the same two checks on the files being committed (lint-ruff / lint-cxx with
+# FILES=...) and .ci/commit_msg.py on the commit message (docs/testing.md, Contributing).
+CXX_SOURCES = $(filter-out %.md,$(shell git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' \
+	'tests/cuda_emu/*' 'tests/cpu_faults/*'))
+RUFF = $(PYTHON) -m ruff
+CLANG_FORMAT = $(VENV)/bin/clang-format
+FILES ?=
 
 lint: $(DEPS_STAMP)
-	$(PYTHON) -m ruff check .
-	$(VENV)/bin/clang-format --dry-run --Werror $(filter-out %.md,$(CXX_SOURCES))
+	$(RUFF) check .
+	$(CLANG_FORMAT) --dry-run --Werror $(CXX_SOURCES)
+
+lint-ruff:
+	$(RUFF) check $(or $(FILES),.)
+
+lint-cxx:
+	$(CLANG_FORMAT) --dry-run --Werror $(or $(FILES),$(CXX_SOURCES))
 
 format: $(DEPS_STAMP)
-	$(PYTHON) -m ruff check --fix .
-	$(VENV)/bin/clang-format -i $(filter-out %.md,$(CXX_SOURCES))
+	$(RUFF) check --fix .
+	$(CLANG_FORMAT) -i $(CXX_SOURCES)
 
 bench: setup
 	$(PYTHON) benchmarks/bench.py $(ARGS)
