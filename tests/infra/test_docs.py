@@ -37,9 +37,9 @@ def repository_files():
             return [f for f in files if (ROOT / f).is_file()]
     except (OSError, subprocess.CalledProcessError):
         pass
-    skip = {".git", "build", ".venv", ".venv-edge", "__pycache__", ".hypothesis", ".pytest_cache"}
-    return [p.relative_to(ROOT) for p in ROOT.rglob("*")
-            if p.is_file() and not skip.intersection(p.relative_to(ROOT).parts)]
+    skip = {".git", "build", ".venv", ".venv-edge", ".emu_build", "__pycache__", ".hypothesis", ".pytest_cache"}
+    files = (p.relative_to(ROOT) for p in ROOT.rglob("*") if p.is_file())
+    return [f for f in files if not skip.intersection(f.parts) and not f.as_posix().startswith("benchmarks/out/")]
 
 
 def source_files():
