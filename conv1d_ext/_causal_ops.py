@@ -32,7 +32,7 @@ def _check_causal(op, x, weight, bias, seq_idx, initial_states, dilation):
     require(op, x.dtype in FLOATING, "x must be float32, float64, float16 or bfloat16")
     others = [t for t in (weight, bias, initial_states) if t is not None]
     require(op, all(t.dtype == x.dtype and t.device == x.device for t in others),
-             "weight, bias and initial_states must have x's dtype and device")
+            "weight, bias and initial_states must have x's dtype and device")
     batch, dim, seqlen = x.shape
     width = weight.shape[1]
     require(op, weight.shape[0] == dim and width >= 1, "weight must be (dim, width)")
@@ -40,12 +40,12 @@ def _check_causal(op, x, weight, bias, seq_idx, initial_states, dilation):
     if seq_idx is not None:
         require(op, seq_idx.dtype == torch.int32 and seq_idx.device == x.device, "seq_idx must be int32")
         require(op, seq_idx.dim() == 2 and seq_idx.shape[0] == batch and seq_idx.shape[1] == seqlen,
-                 "seq_idx must be (batch, seqlen)")
+                "seq_idx must be (batch, seqlen)")
     state_len = (width - 1) * dilation
     if initial_states is not None:
         require(op, initial_states.dim() == 3 and initial_states.shape[0] == batch
-                 and initial_states.shape[1] == dim and initial_states.shape[2] == state_len,
-                 "initial_states must be (batch, dim, (width - 1) * dilation)")
+                and initial_states.shape[1] == dim and initial_states.shape[2] == state_len,
+                "initial_states must be (batch, dim, (width - 1) * dilation)")
     return batch, dim, width, state_len
 
 
@@ -63,7 +63,7 @@ def _causal_bwd_fake(x, weight, bias, seq_idx, initial_states, grad_out, grad_fi
     require(op, grad_out.shape == x.shape and grad_out.dtype == x.dtype, "grad_out must be like x")
     if grad_final_states is not None:
         require(op, grad_final_states.shape == (batch, dim, state_len), "grad_final_states must be like "
-                 "final_states")
+                "final_states")
     return (_new_like_x(x), x.new_empty((dim, width)), x.new_empty((dim,)),
             x.new_empty((batch, dim, state_len)))
 
@@ -72,20 +72,20 @@ def _causal_bwd_fake(x, weight, bias, seq_idx, initial_states, grad_out, grad_fi
 def _causal_update_fake(x, conv_state, weight, bias, cache_seqlens, conv_state_indices, silu):
     op = "causal_conv1d_update"
     require(op, x.dim() == 3 and weight.dim() == 2 and conv_state.dim() == 3,
-             "x must be (batch, dim, seqlen), weight (dim, width), conv_state (batch, dim, state_len)")
+            "x must be (batch, dim, seqlen), weight (dim, width), conv_state (batch, dim, state_len)")
     require(op, x.dtype in FLOATING, "x must be float32, float64, float16 or bfloat16")
     others = [t for t in (conv_state, weight, bias) if t is not None]
     require(op, all(t.dtype == x.dtype and t.device == x.device for t in others),
-             "conv_state, weight and bias must have x's dtype and device")
+            "conv_state, weight and bias must have x's dtype and device")
     batch, dim, seqlen = x.shape
     require(op, weight.shape[0] == dim and weight.shape[1] >= 1, "weight must be (dim, width)")
     require(op, conv_state.shape[1] == dim and conv_state.shape[2] >= weight.shape[1] - 1,
-             "conv_state must be (batch, dim, state_len >= width - 1)")
+            "conv_state must be (batch, dim, state_len >= width - 1)")
     require(op, bias is None or (bias.dim() == 1 and bias.shape[0] == dim), "bias must be (dim,)")
     for name, t in (("cache_seqlens", cache_seqlens), ("conv_state_indices", conv_state_indices)):
         if t is not None:
             require(op, t.dtype == torch.int32 and t.dim() == 1 and t.shape[0] == batch,
-                     f"{name} must be int32 (batch,)")
+                    f"{name} must be int32 (batch,)")
     if conv_state_indices is None:
         require(op, conv_state.shape[0] == batch, "conv_state must have x's batch")
     return x.new_empty((batch, dim, seqlen))

@@ -32,7 +32,7 @@ _NS = NAMESPACE
 
 def _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups):
     require(op, stride > 0 and dilation > 0 and groups > 0 and pad_left >= 0 and pad_right >= 0,
-             "stride, dilation and groups must be positive, padding non-negative")
+            "stride, dilation and groups must be positive, padding non-negative")
 
 
 def _check_dims(op, **tensors):
@@ -42,7 +42,7 @@ def _check_dims(op, **tensors):
 
 def _check_dtypes(op, first, *others):
     require(op, all(t.dtype == first.dtype and t.device == first.device for t in others),
-             "tensors must have the same dtype and device")
+            "tensors must have the same dtype and device")
     # NotImplementedError, like the kernels' refusal of a dtype they have no kernels for
     torch._check_not_implemented(first.dtype in FLOATING,
                                  lambda: f"conv1d_ext::{op}: tensors must be float32, float64, float16 or bfloat16")
@@ -50,13 +50,26 @@ def _check_dtypes(op, first, *others):
 
 def _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation):
     require(op, in_len + pad_left + pad_right >= dilation * (kernel_size - 1) + 1,
-             "the padded input is shorter than the kernel's span")
+            "the padded input is shorter than the kernel's span")
     return conv_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation)
 
 
 def _check_groups(op, in_channels, out_channels, groups):
     require(op, in_channels % groups == 0 and out_channels % groups == 0 and out_channels >= groups,
-             "channels must be divisible by groups")
+            "channels must be divisible by groups")
+
+
+def _check_backward_prologue(op, conv, **tensors):
+    """What both backward ops check first: the int arguments, then two 3-D tensors of one dtype and device."""
+    _check_hyperparams(op, *conv)
+    _check_dims(op, **{name: (t, 3) for name, t in tensors.items()})
+    _check_dtypes(op, *tensors.values())
+
+
+def _check_grad_output_len(op, grad_output, in_len, kernel_size, stride, pad_left, pad_right, dilation, what):
+    """grad_output's length must be the forward's output length for an input of in_len."""
+    out_len = _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation)
+    require(op, grad_output.shape[2] == out_len, f"grad_output's length does not fit {what}")
 
 
 @torch.library.register_fake(f"{_NS}::conv1d")
@@ -68,7 +81,7 @@ def _conv1d_fake(input, weight, bias, stride, pad_left, pad_right, dilation, gro
     out_channels, in_per_group, kernel_size = weight.shape
     _check_groups(op, in_per_group * groups, out_channels, groups)
     require(op, input.shape[1] == in_per_group * groups and kernel_size > 0,
-             "weight does not fit the input's channels")
+            "weight does not fit the input's channels")
     require(op, bias is None or bias.shape[0] == out_channels, "bias size must be out_channels")
     out_len = _check_out_len(op, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
     return input.new_empty((input.shape[0], out_channels, out_len))
@@ -78,15 +91,14 @@ def _conv1d_fake(input, weight, bias, stride, pad_left, pad_right, dilation, gro
 def _conv1d_backward_input_fake(grad_output, weight, input_len, stride, pad_left, pad_right, dilation,
                                 groups):
     op = "conv1d_backward_input"
-    _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups)
-    _check_dims(op, grad_output=(grad_output, 3), weight=(weight, 3))
-    _check_dtypes(op, grad_output, weight)
+    _check_backward_prologue(op, (stride, pad_left, pad_right, dilation, groups), grad_output=grad_output,
+                             weight=weight)
     out_channels, in_per_group, kernel_size = weight.shape
     _check_groups(op, in_per_group * groups, out_channels, groups)
     require(op, grad_output.shape[1] == out_channels and kernel_size > 0 and input_len >= 0,
-             "grad_output, weight and input_len do not fit")
-    out_len = _check_out_len(op, input_len, kernel_size, stride, pad_left, pad_right, dilation)
-    require(op, grad_output.shape[2] == out_len, "grad_output's length does not fit input_len")
+            "grad_output, weight and input_len do not fit")
+    _check_grad_output_len(op, grad_output, input_len, kernel_size, stride, pad_left, pad_right, dilation,
+                           "input_len")
     return grad_output.new_empty((grad_output.shape[0], in_per_group * groups, input_len))
 
 
@@ -94,14 +106,13 @@ def _conv1d_backward_input_fake(grad_output, weight, input_len, stride, pad_left
 def _conv1d_backward_weight_fake(grad_output, input, kernel_size, stride, pad_left, pad_right, dilation,
                                  groups):
     op = "conv1d_backward_weight"
-    _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups)
-    _check_dims(op, grad_output=(grad_output, 3), input=(input, 3))
-    _check_dtypes(op, grad_output, input)
+    _check_backward_prologue(op, (stride, pad_left, pad_right, dilation, groups), grad_output=grad_output,
+                             input=input)
     _check_groups(op, input.shape[1], grad_output.shape[1], groups)
     require(op, grad_output.shape[0] == input.shape[0] and kernel_size > 0,
-             "grad_output and input do not fit")
-    out_len = _check_out_len(op, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
-    require(op, grad_output.shape[2] == out_len, "grad_output's length does not fit the input")
+            "grad_output and input do not fit")
+    _check_grad_output_len(op, grad_output, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation,
+                           "the input")
     return grad_output.new_empty((grad_output.shape[1], input.shape[1] // groups, kernel_size))
 
 
