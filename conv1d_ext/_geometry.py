@@ -9,8 +9,9 @@ The checks are the ones that must run in Python, with PyTorch's exception types 
 * conv1d_ext.conv1d / conv_transpose1d (RuntimeError / TypeError, as F.conv1d / F.conv_transpose1d):
   the op never sees what they check (unbatched inputs, string padding, stride tuples, output_padding: the
   Python side resolves them into the op's int arguments), or PyTorch checks it before that resolution,
-  so the check must come first to report PyTorch's message for a call with several problems. Everything
-  the op itself can check is left to it: its messages live once, in the C++ checks (csrc/op_common.h).
+  so the check must come first to report PyTorch's message for a call with several problems. The rest is
+  left to the op, whose messages live once, in the C++ checks (csrc/op_common.h); check_conv1d says which
+  of its checks the op makes again, for its direct callers.
 * conv1d_ext.arithmetic (ValueError / TypeError, as nn.Conv1d's and nn.ConvTranspose1d's constructors
   and F.pad raise them): explain() describes a convolution without running one.
 """
@@ -18,6 +19,8 @@ The checks are the ones that must run in Python, with PyTorch's exception types 
 import operator
 
 import torch
+
+from ._library import FLOATING
 
 __all__ = ["conv_out_len", "same_padding", "span", "transposed_geometry", "transposed_out_len"]
 
@@ -85,7 +88,6 @@ CONV1D_SIGNATURE = ("conv1d(input: Tensor, weight: Tensor, bias: Tensor | None =
 CONV_TRANSPOSE1D_SIGNATURE = ("conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, "
                               "stride: int | tuple = 1, padding: int | tuple = 0, output_padding: int | tuple = 0, "
                               "groups: int = 1, dilation: int | tuple = 1)")
-FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _INT64_MAX = 2**63 - 1
 
 

@@ -10,8 +10,6 @@ from .window import ceil_div
 
 __all__ = ["plot_explanation", "plot_receptive_field"]
 
-# ---- pictures (matplotlib, imported only here) ---------------------------------------------------------------------
-
 _TAP_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 
 

@@ -5,7 +5,7 @@ from .window import flag_runs, padded_output_flags, read_input_flags
 
 __all__ = ["explanation_lines", "receptive_field_lines"]
 
-# ---- the text -------------------------------------------------------------------------------------------------
+# ---- explain(): the text ------------------------------------------------------------------------------------------
 
 _LABEL_WIDTH = 16
 

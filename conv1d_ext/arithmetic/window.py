@@ -1,5 +1,6 @@
-"""Sliding windows: which input positions each output of one layer reads (SlidingWindow), and the window
-of a whole stack of layers (Window, composed with Window.then).
+"""Sliding windows: which input positions each output of one layer reads (SlidingWindow), the window of a
+whole stack of layers (Window, composed with Window.then), and per-position flags of one layer (which
+outputs read padding, which inputs are read) as byte arrays.
 
 Positions are indices along the time axis. A layer's *virtual* input positions extend past both ends of its
 input: negative positions and positions >= the input length are padding cells (zeros for a zero-padded conv).
