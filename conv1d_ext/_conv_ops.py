@@ -378,9 +378,9 @@ def _backward_weight_gradients(grad_output, input, grad, conv, needs):
 
 
 _BackwardInput = _backward_op_function("_BackwardInput", ops.conv1d_backward_input.default,
-                                           _backward_input_gradients)
+                                       _backward_input_gradients)
 _BackwardWeight = _backward_op_function("_BackwardWeight", ops.conv1d_backward_weight.default,
-                                            _backward_weight_gradients)
+                                        _backward_weight_gradients)
 
 
 class _BackwardBias(torch.autograd.Function):
