@@ -149,6 +149,12 @@ class ReceptiveFieldWarning(UserWarning):
     """receptive_field() met a layer it cannot describe, or assumed one keeps positions."""
 
 
+def _window_part(window, part):
+    """A read-only property: ``part`` (size, hop, offset, lookahead) of the Window in attribute ``window``, or
+    None while that is None (unknown)."""
+    return property(lambda self: None if getattr(self, window) is None else getattr(getattr(self, window), part))
+
+
 @dataclass(frozen=True)
 class LayerReceptiveField:
     """One layer call in forward order: what it does to positions, alone (``size``, ``hop``, ``offset``,
@@ -167,17 +173,9 @@ class LayerReceptiveField:
     note: str = ""
     fed_by_previous: bool = True  # False: its input is not the previous layer's output but computed in forward()
 
-    @property
-    def size(self):
-        return None if self.window is None else self.window.size
-
-    @property
-    def hop(self):
-        return None if self.window is None else self.window.hop
-
-    @property
-    def offset(self):
-        return None if self.window is None else self.window.offset
+    size = _window_part("window", "size")
+    hop = _window_part("window", "hop")
+    offset = _window_part("window", "offset")
 
 
 @dataclass(frozen=True)
@@ -208,21 +206,10 @@ class ReceptiveField:
             return None
         return self.layers[-1].cumulative if self.layers else IDENTITY
 
-    @property
-    def size(self):
-        return None if self.cumulative is None else self.cumulative.size
-
-    @property
-    def hop(self):
-        return None if self.cumulative is None else self.cumulative.hop
-
-    @property
-    def offset(self):
-        return None if self.cumulative is None else self.cumulative.offset
-
-    @property
-    def lookahead(self):
-        return None if self.cumulative is None else self.cumulative.lookahead
+    size = _window_part("cumulative", "size")
+    hop = _window_part("cumulative", "hop")
+    offset = _window_part("cumulative", "offset")
+    lookahead = _window_part("cumulative", "lookahead")
 
     @property
     def unknown_layers(self):
