@@ -15,21 +15,25 @@
 * ``onnx.export(model, args)`` / ``onnx_translation_table()``: ONNX export (dynamo exporter), the op as a
   standard ONNX ``Conv``.
 
+* ``explain(conv, length)`` / ``receptive_field(model)``: the arithmetic of one conv / of a stack
+  (``conv1d_ext.arithmetic``; command line ``python -m conv1d_ext.arithmetic``).
+
 The ops live in ``torch.ops.conv1d_ext`` (conv1d, conv1d_backward_input, conv1d_backward_weight,
-conv1d_backward_bias); they have fake kernels, autograd (double backward and forward mode), vmap batching
-rules and autocast, so they work under torch.compile and torch.export. torch.func's autograd transforms
-need conv1d_ext.conv1d / Conv1dExt. The causal ops (causal_conv1d_fwd, causal_conv1d_bwd,
-causal_conv1d_update; fake kernels and autograd in ``causal.py``) have CPU and CUDA kernels.
+conv1d_backward_bias, conv1d_backward; fake kernels, autograd with double backward and forward mode, vmap
+batching rules and autocast in ``_conv_ops.py``), so they work under torch.compile and torch.export.
+torch.func's autograd transforms need conv1d_ext.conv1d / Conv1dExt. The causal ops (causal_conv1d_fwd,
+causal_conv1d_bwd, causal_conv1d_update; fake kernels and autograd in ``_causal_ops.py``) have CPU and CUDA
+kernels. ``_library.py`` loads the library; ``_geometry.py`` holds the shapes and the argument checks made
+in Python.
 """
 
-from . import _ops, onnx  # _ops loads the kernels, registers fake kernels, autograd, vmap and autocast
+from . import _conv_ops, onnx  # noqa: F401  (_conv_ops registers the conv ops' fake kernels, autograd, vmap, autocast)
+from ._library import ops
 from .arithmetic import explain, receptive_field
 from .causal import causal_conv1d_fn, causal_conv1d_update
 from .functional import conv1d, conv_transpose1d
 from .module import Conv1dExt, ConvTranspose1dExt, convert_conv1d, convert_convs
 from .streaming import StreamingConv1d, StreamingConvTranspose1d
-
-ops = _ops.ops
 
 
 def cpu_isa():

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from ._geometry import check_transposed_padding_mode
 from .functional import conv1d, conv_transpose1d
 
 __all__ = ["Conv1dExt", "ConvTranspose1dExt", "convert_conv1d", "convert_convs"]
@@ -61,8 +62,7 @@ class ConvTranspose1dExt(nn.ConvTranspose1d):
     """
 
     def forward(self, input, output_size=None):
-        if self.padding_mode != "zeros":
-            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose1d")
+        check_transposed_padding_mode(self.padding_mode)
         output_padding = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size,
                                               1, self.dilation)
         return conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, output_padding,

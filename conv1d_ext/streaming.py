@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._geometry import check_transposed_padding_mode, span
 from .functional import conv1d, conv_transpose1d
 
 __all__ = ["StreamingConv1d", "StreamingConvTranspose1d"]
@@ -48,12 +49,11 @@ class StreamingConvTranspose1d:
     def __init__(self, module):
         if not isinstance(module, nn.ConvTranspose1d):
             raise TypeError(f"StreamingConvTranspose1d expects an nn.ConvTranspose1d, got {type(module).__name__}")
-        if module.padding_mode != "zeros":
-            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose1d")
+        check_transposed_padding_mode(module.padding_mode)
         self.module = module
         (self.stride,), (self.padding,) = module.stride, module.padding
         (self.output_padding,), (self.dilation,) = module.output_padding, module.dilation
-        self.span = self.dilation * (module.kernel_size[0] - 1) + 1
+        self.span = span(module.kernel_size[0], self.dilation)
         self.overlap = self.span - self.stride  # outputs carried to the next step, when positive
         self.reset()
 
@@ -148,7 +148,7 @@ class StreamingConv1d:
                              f"(the stream supplies the causal left padding), got padding={module.padding!r}")
         self.module = module
         (self.stride,), (self.dilation,) = module.stride, module.dilation
-        self.span = self.dilation * (module.kernel_size[0] - 1) + 1
+        self.span = span(module.kernel_size[0], self.dilation)
         self.state_len = max(0, self.span - self.stride)
         self.reset()
 

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conv1d_ext._ops import conv1d  # conv1d_ext.conv1d on checked arguments, with asymmetric padding
+from conv1d_ext._conv_ops import conv1d  # conv1d_ext.conv1d on checked arguments, with asymmetric padding
 
 ALL = [True, True, True]
 MASKS = [[gi, gw, gb] for gi in (False, True) for gw in (False, True) for gb in (False, True)]

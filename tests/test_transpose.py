@@ -261,11 +261,12 @@ def test_stride_given_as_integer_tensor_and_numpy(device):
 def transposed_on_ops(ops, case, x, w, b, gy):
     """Output and grad_input, grad_weight, grad_bias of the transposed conv computed with the op set `ops`:
     the forward by conv1d_ext's own code path, the gradients by the ops its registered autograd calls."""
-    from conv1d_ext.functional import _conv_transpose1d_3d, _transposed_geometry
+    from conv1d_ext._geometry import transposed_geometry
+    from conv1d_ext.functional import _conv_transpose1d_3d
 
     s, p, op, d, g = case.stride, case.padding, case.output_padding, case.dilation, case.groups
     y = _conv_transpose1d_3d(ops, x, w, b, s, p, op, g, d)
-    _, input_len, pad_right, _ = _transposed_geometry(case.in_len, case.kernel_size, s, p, op, d)
+    _, input_len, pad_right, _ = transposed_geometry(case.in_len, case.kernel_size, s, p, op, d)
     gy_op = gy[:, :, :input_len]  # the appended zeros depend on nothing
     conv = (s, p, pad_right, d, g)
     return (y, ops.conv1d(gy_op, w, None, *conv), ops.conv1d_backward_weight(x, gy_op, case.kernel_size, *conv),

@@ -1,17 +1,16 @@
 """The arithmetic of one 1D convolution from the command line (see conv1d_ext.explain):
 
-    python -m conv1d_ext.explain --kernel 3 --dilation 4 --padding same --length 100
-    python -m conv1d_ext.explain --kernel 3 --stride 2 --padding 1 --length 100 --plot conv.png
-    python -m conv1d_ext.explain --kernel 4 --stride 2 --padding 1 --transposed --length 16
+    python -m conv1d_ext.arithmetic --kernel 3 --dilation 4 --padding same --length 100
+    python -m conv1d_ext.arithmetic --kernel 3 --stride 2 --padding 1 --length 100 --plot conv.png
+    python -m conv1d_ext.arithmetic --kernel 4 --stride 2 --padding 1 --transposed --length 16
 
 Bad numbers are reported as PyTorch reports them (exit status 2).
 """
 
 import argparse
 import sys
-import types
 
-from .arithmetic import explain
+from .explanation import explain
 
 
 def _padding(text):
@@ -28,7 +27,7 @@ def _padding(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m conv1d_ext.explain",
+    parser = argparse.ArgumentParser(prog="python -m conv1d_ext.arithmetic",
                                      description="Explain the arithmetic of one 1D convolution: output length, "
                                                  "padding, the inputs each output reads, multiply-adds, bytes.")
     parser.add_argument("--kernel", "--kernel-size", dest="kernel_size", type=int, required=True)
@@ -68,15 +67,5 @@ def main(argv=None):
     return 0
 
 
-class _CallableModule(types.ModuleType):
-    """Importing this module (``import conv1d_ext.explain``) makes the package attribute ``conv1d_ext.explain``
-    this module instead of the function of the same name; calling it still calls the function."""
-
-    def __call__(self, *args, **kwargs):
-        return explain(*args, **kwargs)
-
-
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    sys.modules[__name__].__class__ = _CallableModule

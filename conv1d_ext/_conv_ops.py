@@ -1,28 +1,25 @@
-"""Python side of the conv1d_ext custom ops: what the dispatcher and PyTorch's transforms need from Python.
+"""Python side of the conv ops (conv1d, conv1d_backward_input, conv1d_backward_weight,
+conv1d_backward_bias, conv1d_backward): what the dispatcher and PyTorch's transforms need from Python.
 
-Importing conv1d_ext._C loads the C++ library, which defines the op schemas (csrc/op_schemas.h) and
-registers their CPU (and, when built, CUDA) kernels. This module adds, in this order:
+The C++ library (loaded by _library) defines the schemas and the CPU / CUDA kernels. This module adds, in
+this order:
 
 * a fake kernel per op, so torch.compile, torch.export, FakeTensor and meta tensors know output shapes
   without running a kernel (shapes may be symbolic: the formulas use only +, -, *, // on SymInts);
 * a vmap batching rule per op (torch.vmap, and torch.func's transforms built on it);
 * autograd for every op (backward and forward mode), written with the same four ops, so every order of
   derivative and every torch.func transform works;
-* an autocast kernel for conv1d (PyTorch's convolution policy: the autocast context's dtype).
+* an autocast kernel for conv1d (PyTorch's convolution policy: the autocast context's dtype);
+* conv1d / conv1d_backward_input, what conv1d_ext.conv1d and conv_transpose1d call on checked arguments.
 """
 
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from . import _C  # noqa: F401  (loads the op library)
+from ._geometry import conv_out_len
+from ._library import FLOATING, NAMESPACE, ops, require
 
-_NS = "conv1d_ext"
-ops = torch.ops.conv1d_ext
-
-
-def conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation):
-    """Output length of a 1D convolution (PyTorch's formula); works on ints and SymInts."""
-    return (in_len + pad_left + pad_right - dilation * (kernel_size - 1) - 1) // stride + 1
+_NS = NAMESPACE
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -32,40 +29,47 @@ def conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation):
 # tracing; the detailed messages (PyTorch's wording) live once, in the C++ checks (csrc/op_common.h).
 # ---------------------------------------------------------------------------------------------------
 
-_FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-
-
-def _require(op, condition, what):
-    torch._check(condition, lambda: f"conv1d_ext::{op}: {what}")
-
 
 def _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups):
-    _require(op, stride > 0 and dilation > 0 and groups > 0 and pad_left >= 0 and pad_right >= 0,
-             "stride, dilation and groups must be positive, padding non-negative")
+    require(op, stride > 0 and dilation > 0 and groups > 0 and pad_left >= 0 and pad_right >= 0,
+            "stride, dilation and groups must be positive, padding non-negative")
 
 
 def _check_dims(op, **tensors):
     for name, (t, dim) in tensors.items():
-        _require(op, t.dim() == dim, f"{name} must be {dim}-D")
+        require(op, t.dim() == dim, f"{name} must be {dim}-D")
 
 
 def _check_dtypes(op, first, *others):
-    _require(op, all(t.dtype == first.dtype and t.device == first.device for t in others),
-             "tensors must have the same dtype and device")
+    require(op, all(t.dtype == first.dtype and t.device == first.device for t in others),
+            "tensors must have the same dtype and device")
     # NotImplementedError, like the kernels' refusal of a dtype they have no kernels for
-    torch._check_not_implemented(first.dtype in _FLOATING,
+    torch._check_not_implemented(first.dtype in FLOATING,
                                  lambda: f"conv1d_ext::{op}: tensors must be float32, float64, float16 or bfloat16")
 
 
 def _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation):
-    _require(op, in_len + pad_left + pad_right >= dilation * (kernel_size - 1) + 1,
-             "the padded input is shorter than the kernel's span")
-    return conv1d_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation)
+    require(op, in_len + pad_left + pad_right >= dilation * (kernel_size - 1) + 1,
+            "the padded input is shorter than the kernel's span")
+    return conv_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation)
 
 
 def _check_groups(op, in_channels, out_channels, groups):
-    _require(op, in_channels % groups == 0 and out_channels % groups == 0 and out_channels >= groups,
-             "channels must be divisible by groups")
+    require(op, in_channels % groups == 0 and out_channels % groups == 0 and out_channels >= groups,
+            "channels must be divisible by groups")
+
+
+def _check_backward_prologue(op, conv, **tensors):
+    """What both backward ops check first: the int arguments, then two 3-D tensors of one dtype and device."""
+    _check_hyperparams(op, *conv)
+    _check_dims(op, **{name: (t, 3) for name, t in tensors.items()})
+    _check_dtypes(op, *tensors.values())
+
+
+def _check_grad_output_len(op, grad_output, in_len, kernel_size, stride, pad_left, pad_right, dilation, what):
+    """grad_output's length must be the forward's output length for an input of in_len."""
+    out_len = _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation)
+    require(op, grad_output.shape[2] == out_len, f"grad_output's length does not fit {what}")
 
 
 @torch.library.register_fake(f"{_NS}::conv1d")
@@ -76,9 +80,9 @@ def _conv1d_fake(input, weight, bias, stride, pad_left, pad_right, dilation, gro
     _check_dtypes(op, input, weight, *([bias] if bias is not None else []))
     out_channels, in_per_group, kernel_size = weight.shape
     _check_groups(op, in_per_group * groups, out_channels, groups)
-    _require(op, input.shape[1] == in_per_group * groups and kernel_size > 0,
-             "weight does not fit the input's channels")
-    _require(op, bias is None or bias.shape[0] == out_channels, "bias size must be out_channels")
+    require(op, input.shape[1] == in_per_group * groups and kernel_size > 0,
+            "weight does not fit the input's channels")
+    require(op, bias is None or bias.shape[0] == out_channels, "bias size must be out_channels")
     out_len = _check_out_len(op, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
     return input.new_empty((input.shape[0], out_channels, out_len))
 
@@ -87,15 +91,14 @@ def _conv1d_fake(input, weight, bias, stride, pad_left, pad_right, dilation, gro
 def _conv1d_backward_input_fake(grad_output, weight, input_len, stride, pad_left, pad_right, dilation,
                                 groups):
     op = "conv1d_backward_input"
-    _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups)
-    _check_dims(op, grad_output=(grad_output, 3), weight=(weight, 3))
-    _check_dtypes(op, grad_output, weight)
+    _check_backward_prologue(op, (stride, pad_left, pad_right, dilation, groups), grad_output=grad_output,
+                             weight=weight)
     out_channels, in_per_group, kernel_size = weight.shape
     _check_groups(op, in_per_group * groups, out_channels, groups)
-    _require(op, grad_output.shape[1] == out_channels and kernel_size > 0 and input_len >= 0,
-             "grad_output, weight and input_len do not fit")
-    out_len = _check_out_len(op, input_len, kernel_size, stride, pad_left, pad_right, dilation)
-    _require(op, grad_output.shape[2] == out_len, "grad_output's length does not fit input_len")
+    require(op, grad_output.shape[1] == out_channels and kernel_size > 0 and input_len >= 0,
+            "grad_output, weight and input_len do not fit")
+    _check_grad_output_len(op, grad_output, input_len, kernel_size, stride, pad_left, pad_right, dilation,
+                           "input_len")
     return grad_output.new_empty((grad_output.shape[0], in_per_group * groups, input_len))
 
 
@@ -103,14 +106,13 @@ def _conv1d_backward_input_fake(grad_output, weight, input_len, stride, pad_left
 def _conv1d_backward_weight_fake(grad_output, input, kernel_size, stride, pad_left, pad_right, dilation,
                                  groups):
     op = "conv1d_backward_weight"
-    _check_hyperparams(op, stride, pad_left, pad_right, dilation, groups)
-    _check_dims(op, grad_output=(grad_output, 3), input=(input, 3))
-    _check_dtypes(op, grad_output, input)
+    _check_backward_prologue(op, (stride, pad_left, pad_right, dilation, groups), grad_output=grad_output,
+                             input=input)
     _check_groups(op, input.shape[1], grad_output.shape[1], groups)
-    _require(op, grad_output.shape[0] == input.shape[0] and kernel_size > 0,
-             "grad_output and input do not fit")
-    out_len = _check_out_len(op, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation)
-    _require(op, grad_output.shape[2] == out_len, "grad_output's length does not fit the input")
+    require(op, grad_output.shape[0] == input.shape[0] and kernel_size > 0,
+            "grad_output and input do not fit")
+    _check_grad_output_len(op, grad_output, input.shape[2], kernel_size, stride, pad_left, pad_right, dilation,
+                           "the input")
     return grad_output.new_empty((grad_output.shape[1], input.shape[1] // groups, kernel_size))
 
 
@@ -122,7 +124,7 @@ def _conv1d_backward_fake(grad_output, input, weight, stride, pad_left, pad_righ
                                              dilation, groups)
     grad_weight = _conv1d_backward_weight_fake(grad_output, input, weight.shape[2], stride, pad_left, pad_right,
                                                dilation, groups)
-    _require(op, input.shape[1] == weight.shape[1] * groups, "the input's channels do not fit the weight")
+    require(op, input.shape[1] == weight.shape[1] * groups, "the input's channels do not fit the weight")
     return tuple(t if wanted else grad_output.new_empty((0,)) for t, wanted in
                  zip((grad_input, grad_weight, grad_output.new_empty((grad_output.shape[1],))), output_mask,
                      strict=True))
@@ -269,7 +271,7 @@ def _broadcast_bias(bias, shape):
 def _call(function, *args):
     """What the formulas use: under a torch.func transform the Function itself (torch.func must see it),
     else its op, whose autograd kernel applies the Function only when there is something to differentiate
-    (a Function's apply costs ~20 us of Python, as much as a small convolution)."""
+    (a Function's apply is Python work comparable to a small convolution's)."""
     if torch._C._functorch.peek_interpreter_stack() is not None:
         return function.apply(*args)
     return function.op(*args)
@@ -325,66 +327,60 @@ class _Conv1d(torch.autograd.Function):
                      None if d_bias is None else _broadcast_bias(d_bias, ctx.output_shape)])
 
 
-class _BackwardInput(torch.autograd.Function):
-    generate_vmap_rule = True
-    op = ops.conv1d_backward_input.default
+def _backward_op_function(name, op, gradients):
+    """The autograd.Function of a backward op ``op(grad_output, other, size, *conv)`` (backward_input:
+    other = weight, size = input_len; backward_weight: other = input, size = kernel_size). The op is linear
+    in grad_output and in other, so its jvp is the op applied to each tangent in turn; ``gradients(
+    grad_output, other, grad, conv, needs)`` gives the gradients of (grad_output, other), each computed only
+    when ``needs`` asks for it."""
 
-    @staticmethod
-    def forward(grad_output, weight, input_len, *conv):
-        return _below_autograd(_BackwardInput.op, grad_output, weight, input_len, *conv)
+    class Function(torch.autograd.Function):
+        generate_vmap_rule = True
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_output, weight, ctx.input_len, *conv = inputs
-        ctx.conv = tuple(conv)
-        ctx.save_for_backward(grad_output, weight)
-        ctx.save_for_forward(grad_output, weight)
+        @staticmethod
+        def forward(grad_output, other, size, *conv):
+            return _below_autograd(op, grad_output, other, size, *conv)
 
-    @staticmethod
-    def backward(ctx, grad_grad_input):
-        grad_output, weight = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        return (_call(_Conv1d, grad_grad_input, weight, None, *ctx.conv) if needs[0] else None,
-                _call(_BackwardWeight, grad_output, grad_grad_input, weight.shape[2], *ctx.conv) if needs[1]
-                else None, *_NONE)
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            grad_output, other, ctx.size, *conv = inputs
+            ctx.conv = tuple(conv)
+            ctx.save_for_backward(grad_output, other)
+            ctx.save_for_forward(grad_output, other)
 
-    @staticmethod
-    def jvp(ctx, d_grad_output, d_weight, *_):
-        grad_output, weight = ctx.saved_tensors
-        conv = (ctx.input_len, *ctx.conv)
-        return _sum([None if d_grad_output is None else _call(_BackwardInput, d_grad_output, weight, *conv),
-                     None if d_weight is None else _call(_BackwardInput, grad_output, d_weight, *conv)])
+        @staticmethod
+        def backward(ctx, grad):
+            grad_output, other = ctx.saved_tensors
+            return (*gradients(grad_output, other, grad, ctx.conv, ctx.needs_input_grad[:2]), *_NONE)
+
+        @staticmethod
+        def jvp(ctx, d_grad_output, d_other, *_):
+            grad_output, other = ctx.saved_tensors
+            args = (ctx.size, *ctx.conv)
+            return _sum([None if d_grad_output is None else _call(Function, d_grad_output, other, *args),
+                         None if d_other is None else _call(Function, grad_output, d_other, *args)])
+
+    Function.op = op
+    Function.__name__ = Function.__qualname__ = name
+    return Function
 
 
-class _BackwardWeight(torch.autograd.Function):
-    generate_vmap_rule = True
-    op = ops.conv1d_backward_weight.default
+def _backward_input_gradients(grad_output, weight, grad, conv, needs):
+    """backward_input(gy, w): dgy = conv1d(G, w), dw = backward_weight(gy, G)."""
+    return (_call(_Conv1d, grad, weight, None, *conv) if needs[0] else None,
+            _call(_BackwardWeight, grad_output, grad, weight.shape[2], *conv) if needs[1] else None)
 
-    @staticmethod
-    def forward(grad_output, input, kernel_size, *conv):
-        return _below_autograd(_BackwardWeight.op, grad_output, input, kernel_size, *conv)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_output, input, ctx.kernel_size, *conv = inputs
-        ctx.conv = tuple(conv)
-        ctx.save_for_backward(grad_output, input)
-        ctx.save_for_forward(grad_output, input)
+def _backward_weight_gradients(grad_output, input, grad, conv, needs):
+    """backward_weight(gy, x): dgy = conv1d(x, H), dx = backward_input(gy, H)."""
+    return (_call(_Conv1d, input, grad, None, *conv) if needs[0] else None,
+            _call(_BackwardInput, grad_output, grad, input.shape[2], *conv) if needs[1] else None)
 
-    @staticmethod
-    def backward(ctx, grad_grad_weight):
-        grad_output, input = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        return (_call(_Conv1d, input, grad_grad_weight, None, *ctx.conv) if needs[0] else None,
-                _call(_BackwardInput, grad_output, grad_grad_weight, input.shape[2], *ctx.conv) if needs[1]
-                else None, *_NONE)
 
-    @staticmethod
-    def jvp(ctx, d_grad_output, d_input, *_):
-        grad_output, input = ctx.saved_tensors
-        conv = (ctx.kernel_size, *ctx.conv)
-        return _sum([None if d_grad_output is None else _call(_BackwardWeight, d_grad_output, input, *conv),
-                     None if d_input is None else _call(_BackwardWeight, grad_output, d_input, *conv)])
+_BackwardInput = _backward_op_function("_BackwardInput", ops.conv1d_backward_input.default,
+                                       _backward_input_gradients)
+_BackwardWeight = _backward_op_function("_BackwardWeight", ops.conv1d_backward_weight.default,
+                                        _backward_weight_gradients)
 
 
 class _BackwardBias(torch.autograd.Function):
