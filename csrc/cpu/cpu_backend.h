@@ -4,7 +4,7 @@
 #pragma once
 
 #include "cpu/kernels.h"
-#include "op_layer.h"
+#include "core/op_layer.h"
 
 namespace conv1d_ext {
 

@@ -49,6 +49,6 @@
 #include <c10/util/quint8.h>
 #include <c10/util/SmallVector.h>
 
-#include "causal_params.h"
-#include "conv1d_params.h"
+#include "core/causal_params.h"
+#include "core/conv1d_params.h"
 #include "cpu/kernels.h"

@@ -36,8 +36,8 @@
 // All pointers are to contiguous tensors laid out as described in conv1d_params.h.
 #pragma once
 
-#include "causal_params.h"
-#include "conv1d_params.h"
+#include "core/causal_params.h"
+#include "core/conv1d_params.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define C1D_HAVE_AVX2_KERNELS 1

@@ -20,8 +20,8 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
-#include "causal_params.h"
-#include "conv1d_params.h"
+#include "core/causal_params.h"
+#include "core/conv1d_params.h"
 
 #if defined(CONV1D_EXT_EMULATE)
 #define C1D_KERNEL_NS emulated

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "conv1d_params.h"
+#include "core/conv1d_params.h"
 #include "conv1d_kernels.h"
 
 namespace conv1d_ext {

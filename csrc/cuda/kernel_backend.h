@@ -9,7 +9,7 @@
 #include <ATen/Context.h>
 
 #include "cuda/conv1d_kernels.h"
-#include "op_layer.h"
+#include "core/op_layer.h"
 
 namespace conv1d_ext {
 

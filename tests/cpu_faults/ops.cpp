@@ -10,7 +10,7 @@
 #include <torch/library.h>
 
 #include "cpu/cpu_backend.h"
-#include "op_schemas.h"
+#include "core/op_schemas.h"
 
 #ifndef C1D_FAULT_ISA
 #error "compile with -DC1D_FAULT_ISA=DEFAULT or -DC1D_FAULT_ISA=AVX2 (see tests/cpu_faults.py)"

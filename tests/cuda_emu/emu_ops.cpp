@@ -16,7 +16,7 @@
 
 #include "cuda_emu.h"  // __host__ __device__ for conv1d_params.h, as nvcc would predefine them
 #include "cuda/kernel_backend.h"
-#include "op_schemas.h"
+#include "core/op_schemas.h"
 
 namespace conv1d_ext {
 namespace emulated {

@@ -30,8 +30,8 @@
 #include <c10/util/Half.h>
 #include <torch/library.h>
 
-#include "causal_checks.h"
-#include "op_common.h"
+#include "core/causal_checks.h"
+#include "core/op_common.h"
 
 namespace conv1d_ext {
 

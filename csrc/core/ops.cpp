@@ -4,7 +4,7 @@
 #include <Python.h>
 #include <torch/library.h>
 
-#include "op_schemas.h"
+#include "core/op_schemas.h"
 
 TORCH_LIBRARY(conv1d_ext, m) { conv1d_ext::define_ops(m); }
 
