@@ -87,7 +87,7 @@ def _rel(paths):
     return sorted(os.path.relpath(p, ROOT) for p in paths)
 
 
-cpu_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")) +
+cpu_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "core", "*.cpp")) +
                    glob.glob(os.path.join(ROOT, "csrc", "cpu", "*.cpp")))
 cuda_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")) +
                     glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cpp")))

@@ -1,7 +1,8 @@
-// The CPU kernels of the conv1d_ext ops, registered through the shared op layer (op_layer.h: checks,
-// outputs, the one dtype dispatch), and the choice of instruction set (kernels.h; made once per process,
-// when the library loads). The choice of kernel family happens once per op call inside the per-ISA entry
-// points (kernels_impl.h).
+// The CPU kernels of the conv1d_ext ops, registered through the shared op layer (core/op_layer.h: checks,
+// outputs, the one dtype dispatch; core/registration.h), and the choice of instruction set among the
+// builds of kernels.h (DEFAULT, AVX2, and AVX512BF16 for bfloat16; made once per process, when the library
+// loads). The choice of kernel family happens once per op call inside the per-ISA entry points
+// (kernels_impl.h).
 #include <cctype>
 #include <cstdlib>
 #include <string>
@@ -10,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
+#include "core/registration.h"
 #include "cpu/cpu_backend.h"
 
 namespace conv1d_ext {
@@ -110,12 +112,12 @@ struct ChosenAtLoad {
   static CpuKernels<T> kernels() {
 #ifdef C1D_HAVE_AVX512BF16_KERNELS
     if constexpr (std::is_same_v<T, c10::BFloat16>)
-      if (use_avx512bf16_kernels()) return C1D_CPU_KERNELS_OF(AVX512BF16, T);
+      if (use_avx512bf16_kernels()) return CpuKernels<T>::template of<cpu::AVX512BF16::OpKernels>();
 #endif
 #ifdef C1D_HAVE_AVX2_KERNELS
-    if (use_avx2_kernels()) return C1D_CPU_KERNELS_OF(AVX2, T);
+    if (use_avx2_kernels()) return CpuKernels<T>::template of<cpu::AVX2::OpKernels>();
 #endif
-    return C1D_CPU_KERNELS_OF(DEFAULT, T);
+    return CpuKernels<T>::template of<cpu::DEFAULT::OpKernels>();
   }
 };
 

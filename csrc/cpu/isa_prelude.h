@@ -1,6 +1,7 @@
-// Every header the per-ISA kernel files need that is NOT kernel code: included first by
-// kernels_default.cpp and kernels_avx2.cpp, before CPU_CAPABILITY and the AVX2 code-generation pragma,
-// so these inline functions are compiled for the baseline ISA only (see kernels.h).
+// Every header the per-ISA kernel files need that is NOT kernel code: included first by each of
+// kernels_default.cpp, kernels_avx2.cpp and kernels_avx512bf16.cpp, before CPU_CAPABILITY and the
+// code-generation pragma of the AVX builds, so these inline functions are compiled for the baseline ISA
+// only (see kernels.h).
 #pragma once
 
 #ifdef CPU_CAPABILITY
@@ -49,6 +50,8 @@
 #include <c10/util/quint8.h>
 #include <c10/util/SmallVector.h>
 
-#include "causal_params.h"
-#include "conv1d_params.h"
+#include "core/causal_params.h"
+#include "core/conv1d_params.h"
+#include "core/op_args.h"
+#include "core/op_list.h"
 #include "cpu/kernels.h"

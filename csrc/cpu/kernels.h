@@ -1,43 +1,45 @@
 // CPU kernel entry points, compiled once per instruction set and chosen at run time.
 //
 // THE PER-ISA MECHANISM (every header included by the kernel translation units must follow it):
-//   * Kernel code lives in headers, inside `namespace conv1d_ext::cpu::CPU_CAPABILITY { ... }`
-//     (a plain namespace named by the macro, like at::vec's inline-namespace trick), and is templated
-//     on scalar_t. Headers that hold kernels must not define anything outside that namespace.
-//   * kernels_default.cpp and kernels_avx2.cpp each include isa_prelude.h FIRST (every non-kernel
-//     header: ATen, c10, std, conv1d_params.h), then define CPU_CAPABILITY (DEFAULT / AVX2; the AVX2
-//     file also CPU_CAPABILITY_AVX2 so at::vec picks its AVX2 Vectorized<>), then include
-//     kernels_impl.h (which includes <ATen/cpu/vec/vec.h>, direct.h, depthwise.h, dense_*.h).
-//   * kernels_avx2.cpp switches code generation to AVX2+FMA+F16C for everything after the prelude
-//     with `#pragma GCC target("avx2,fma,f16c")`. Because the prelude's headers are already included
-//     (include guards), no inline function outside the AVX2 namespaces gets AVX2 code, so the linker can
-//     never pick an AVX2 copy of a shared inline function for the baseline path (no SIGILL on old CPUs).
-//     GCC's pragma does not define __AVX2__ & co., which sleef.h (included by at::vec's AVX2 code) needs
-//     for its declarations, so that file defines them itself after the pragma.
-//     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h and other kernel headers,
-//     but any OTHER ATen/c10/std (or project) header it needs must be added to isa_prelude.h.
-//     Enforced where the preprocessor can: isa_prelude.h defines C1D_ISA_PRELUDE_INCLUDED and
-//     #errors if CPU_CAPABILITY is already defined; every kernel header #errors unless both the marker
-//     and CPU_CAPABILITY are defined.
-//   * Only GCC on x86-64 builds the AVX2 set (C1D_HAVE_AVX2_KERNELS); elsewhere only DEFAULT exists.
-//   * kernels_avx512bf16.cpp is a third build, for bfloat16 only: the AVX2 build (same at::vec AVX2
-//     Vectorized<>, same code) plus AVX-512F/BW/VL/BF16 code generation and C1D_AVX512_BF16, under which
-//     the dense kernels multiply bfloat16 pairs with vdpbf16ps (dense_tiled.h). Chosen for bfloat16
-//     when the CPU reports avx512bf16 (and avx512f/bw/vl); float, double and half keep the AVX2 build.
-//   * conv1d_cpu.cpp dispatches the dtype (one place), then calls DEFAULT:: or AVX2:: entry points below.
-//     Which set runs is chosen once, when the library loads (cpu_isa(): __builtin_cpu_supports
-//     avx2+fma+f16c; CONV1D_EXT_CPU_ISA=default, read then, forces the baseline).
-//   * Each entry point below is the ONE dispatch point of its op (kernels_impl.h): depthwise kernels
-//     (forward: only for the channel multipliers the shared policy in conv1d_params.h keeps there),
-//     dense_tiled_* when dense_tiled_supports(p), else the generic direct kernels.
-//     CONV1D_EXT_CPU_KERNELS=direct (also read once, when the library loads) sends every problem to the
-//     generic direct kernels (so tests can compare that fallback with PyTorch too; otherwise it only
-//     runs for in_channels == 0).
-// All pointers are to contiguous tensors laid out as described in conv1d_params.h.
+//   * Three builds of the same kernel headers, one translation unit each:
+//       kernels_default.cpp     DEFAULT      the portable baseline, every dtype;
+//       kernels_avx2.cpp        AVX2         AVX2 + FMA + F16C code generation, every dtype;
+//       kernels_avx512bf16.cpp  AVX512BF16   bfloat16 only: the AVX2 build's code (same at::vec AVX2
+//                                            Vectorized<>) with AVX-512 F/BW/VL/DQ/BF16 code generation
+//                                            and C1D_AVX512_BF16, under which the dense kernels multiply
+//                                            bfloat16 pairs with vdpbf16ps (dense_tiled.h).
+//     Only GCC on x86-64 builds AVX2 (C1D_HAVE_AVX2_KERNELS), and GCC 10 or later AVX512BF16
+//     (C1D_HAVE_AVX512BF16_KERNELS); elsewhere only DEFAULT exists.
+//   * Kernel code lives in headers, inside `namespace conv1d_ext::cpu::CPU_CAPABILITY { ... }` (a plain
+//     namespace named by the macro, like at::vec's inline-namespace trick), and is templated on the
+//     element type. Headers that hold kernels must not define anything outside that namespace.
+//   * Each per-ISA file includes isa_prelude.h FIRST (every non-kernel header: ATen, c10, std, the core
+//     params and argument structs), then switches code generation with `#pragma GCC target(...)` (not the
+//     baseline), defines CPU_CAPABILITY (and CPU_CAPABILITY_AVX2 for at::vec's AVX2 Vectorized<> in both
+//     AVX builds), then includes kernels_impl.h (which includes <ATen/cpu/vec/vec.h> and the family
+//     headers). Because the prelude's headers are already included (include guards), no inline function
+//     outside the ISA namespaces gets AVX code, so the linker can never pick an AVX copy of a shared
+//     inline function for the baseline path (no SIGILL on old CPUs). GCC's pragma does not define
+//     __AVX2__ & co., which sleef.h (included by at::vec's AVX2 code) needs for its declarations:
+//     avx2_feature_macros.h defines them after the pragma.
+//     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h and other kernel headers, but
+//     any OTHER ATen/c10/std (or project) header it needs must be added to isa_prelude.h. Enforced where
+//     the preprocessor can: isa_prelude.h defines C1D_ISA_PRELUDE_INCLUDED and #errors if CPU_CAPABILITY
+//     is already defined; every kernel header #errors unless both the marker and CPU_CAPABILITY are
+//     defined.
+//   * Which build runs is chosen once, when the library loads (conv1d_cpu.cpp: __builtin_cpu_supports;
+//     CONV1D_EXT_CPU_ISA=default|avx2|avx512bf16, read then, forces one). The op layer dispatches the
+//     dtype (one place, core/op_layer.h), then CpuBackend (cpu_backend.h) calls the chosen build's entry
+//     point through a table of them (CpuKernels).
+//   * The entry points: cpu::ISA::OpKernels<T>::NAME(const Args<T>&), one per op of core/op_list.h, named
+//     like the op and taking its argument struct (core/op_args.h). Each is the ONE dispatch point of its
+//     op (kernels_impl.h), which picks the kernel family and unpacks the struct for it.
+//     CONV1D_EXT_CPU_KERNELS=direct (also read once, when the library loads) sends every conv1d problem to
+//     the generic direct kernels (so tests can compare that fallback with PyTorch too).
 #pragma once
 
-#include "causal_params.h"
-#include "conv1d_params.h"
+#include "core/op_args.h"
+#include "core/op_list.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define C1D_HAVE_AVX2_KERNELS 1
@@ -47,40 +49,16 @@
 #endif
 #endif
 
-#define C1D_DECLARE_CPU_KERNELS(ISA)                                                                     \
-  namespace ISA {                                                                                        \
-  template <typename scalar_t>                                                                           \
-  void conv1d_forward(const Conv1dParams& p, const scalar_t* input, const scalar_t* weight,              \
-                      const scalar_t* bias, scalar_t* output);                                           \
-  template <typename scalar_t>                                                                           \
-  void conv1d_backward_input(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* weight, \
-                             scalar_t* grad_input);                                                      \
-  template <typename scalar_t>                                                                           \
-  void conv1d_backward_weight(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input, \
-                              scalar_t* grad_weight);                                                    \
-  /* grad_bias[c] = sum over batch and positions of grad_output (batch, channels, len) */                \
-  template <typename scalar_t>                                                                           \
-  void conv1d_backward_bias(int64_t batch, int64_t channels, int64_t len, const scalar_t* grad_output,   \
-                            scalar_t* grad_bias);                                                        \
-  /* the three gradients in one call; a null output is not computed */                                   \
-  template <typename scalar_t>                                                                           \
-  void conv1d_backward(const Conv1dParams& p, const scalar_t* grad_output, const scalar_t* input,        \
-                       const scalar_t* weight, scalar_t* grad_input, scalar_t* grad_weight,              \
-                       scalar_t* grad_bias);                                                             \
-  /* causal ops (causal_params.h); seq_idx, init, bias, grad_final may be null */                        \
-  template <typename scalar_t>                                                                           \
-  void causal_conv1d_forward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,           \
-                             const scalar_t* bias, const int32_t* seq_idx, const scalar_t* init,         \
-                             scalar_t* out, scalar_t* final_states);                                     \
-  template <typename scalar_t>                                                                           \
-  void causal_conv1d_backward(const CausalParams& p, const scalar_t* x, const scalar_t* weight,          \
-                              const scalar_t* bias, const int32_t* seq_idx, const scalar_t* init,        \
-                              const scalar_t* grad_out, const scalar_t* grad_final, scalar_t* dx,        \
-                              scalar_t* dweight, scalar_t* dbias, scalar_t* dinit);                      \
-  template <typename scalar_t>                                                                           \
-  void causal_conv1d_update(const CausalUpdateParams& p, const scalar_t* x, scalar_t* state,             \
-                            const scalar_t* weight, const scalar_t* bias, const int32_t* cache_seqlens,  \
-                            const int32_t* state_indices, scalar_t* out);                                \
+#define C1D_DECLARE_CPU_KERNEL(name, Args, signature) static void name(const Args<T>& args);
+
+// The entry points of instruction set ISA: OpKernels<T>, defined in kernels_impl.h and instantiated by
+// the ISA's kernels_*.cpp.
+#define C1D_DECLARE_CPU_KERNELS(ISA)        \
+  namespace ISA {                           \
+  template <typename T>                     \
+  struct OpKernels {                        \
+    C1D_FOR_EACH_OP(C1D_DECLARE_CPU_KERNEL) \
+  };                                        \
   }
 
 namespace conv1d_ext {

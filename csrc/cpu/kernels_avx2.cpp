@@ -1,4 +1,4 @@
-// The AVX2 + FMA + F16C build of the CPU kernels (see kernels.h for the per-ISA mechanism).
+// The AVX2 + FMA + F16C build of the CPU kernels, every dtype (see kernels.h for the per-ISA mechanism).
 // Only called when the CPU reports those features (conv1d_cpu.cpp).
 #include "cpu/isa_prelude.h"
 

@@ -17,7 +17,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "causal_params.h"
+#include "core/causal_params.h"
 #include "families.h"
 #include "kernel_utils.cuh"
 

@@ -1,4 +1,5 @@
-// The CUDA kernels of the conv1d_ext ops, registered through the shared op layer (op_layer.h). What is
+// The CUDA kernels of the conv1d_ext ops, registered through the shared op layer (core/op_layer.h,
+// core/registration.h). What is
 // specific to a real GPU is only this: a device guard, the current stream, and workspaces from PyTorch's
 // caching allocator. Nothing synchronises with the host, so the ops are safe under CUDA graph capture;
 // the kernels use no atomics, so results are bit-identical run to run.
@@ -8,6 +9,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "core/registration.h"
 #include "cuda/kernel_backend.h"
 
 namespace conv1d_ext {

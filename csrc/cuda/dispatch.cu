@@ -1,9 +1,12 @@
-// The one dispatch point per op: picks the kernel family for the problem's shape, and the explicit
-// instantiations of the host entry points (conv1d_kernels.h) for float, double, c10::Half, c10::BFloat16.
+// The one dispatch point per op, OpKernels<T>::NAME (conv1d_kernels.h): picks the kernel family for the
+// problem's shape and unpacks the op's argument struct (core/op_args.h) into the family's launcher
+// (families.h); with each, the workspace it needs (NAME_workspace_bytes). Instantiated here for float,
+// double, c10::Half, c10::BFloat16.
 //
 // Families (each in its own file): depthwise.cu (in_per_group == 1, small channel multiplier),
 // dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu (implicit GEMM, any groups),
-// backward_bias.cu, direct.cu (one thread per output, any shape: never chosen automatically -- a
+// backward_bias.cu, causal.cu (the causal ops, every problem),
+// direct.cu (one thread per output, any shape: never chosen automatically -- a
 // reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct); on tensor cores (sm_80+,
 // checked per call on the current device): tensor_core_forward.cu, and the backward GEMMs of
 // dense_backward_input.cu / dense_backward_weight.cu run on tc_implicit_gemm_kernel (implicit_gemm.cuh).
@@ -31,10 +34,11 @@
 // Not used: atomics, cub, cooperative groups, __ldg, textures, streams beyond the one passed in,
 // host-device synchronisation.
 //
-// Debug override (tests): CONV1D_EXT_CUDA_FAMILY=direct|dense|tensor_core forces that family for every
-// op it can run (depthwise kernels only run depthwise problems; "depthwise" forces them wherever
-// applicable; "tensor_core" the GEMM ops of float16/bfloat16, and of float32 while TF32 is allowed, any
-// groups -- float64 and strict float32 then run "dense").
+// Debug override (tests): CONV1D_EXT_CUDA_FAMILY=direct|dense|depthwise|tensor_core forces that family
+// for every conv1d op it can run, read on every call: "depthwise" wherever its kernels can stage the
+// problem (depthwise problems only); "tensor_core" the GEMM ops of float16/bfloat16, and of float32 while
+// TF32 is allowed, any groups -- float64 and strict float32 then run "dense".
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -83,10 +87,6 @@ Family choose_family(const Conv1dParams& p, Op op, size_t elem_size, bool allow_
   return tensor_core_fits ? Family::kTensorCore : Family::kDense;
 }
 
-}  // namespace
-
-size_t forward_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
-
 size_t backward_input_workspace_bytes(const Conv1dParams&, size_t) { return 0; }
 
 size_t backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
@@ -118,65 +118,142 @@ void tensor_core_forward_of(const Conv1dParams& p, const T* input, const T* weig
   }
 }
 
+}  // namespace
+
+// --- conv1d ops
+
 template <typename T>
-void forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
-             void* /*workspace*/, void* stream, bool allow_tf32) {
-  const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kForward, sizeof(T), allow_tf32)) {
+size_t OpKernels<T>::conv1d_workspace_bytes(const Conv1dForwardArgs<T>&) {
+  return 0;
+}
+
+template <typename T>
+void OpKernels<T>::conv1d(const Conv1dForwardArgs<T>& a, const CudaLaunch& launch) {
+  const Conv1dParams& p = a.params;
+  const Stream s = static_cast<Stream>(launch.stream);
+  switch (choose_family(p, Op::kForward, sizeof(T), launch.allow_tf32())) {
     case Family::kTensorCore:
-      return tensor_core_forward_of(p, input, weight, bias, output, s);
+      return tensor_core_forward_of(p, a.input, a.weight, a.bias, a.output, s);
     case Family::kDepthwise:
-      return depthwise_forward(p, input, weight, bias, output, s);
+      return depthwise_forward(p, a.input, a.weight, a.bias, a.output, s);
     case Family::kDense:
-      return dense_forward(p, input, weight, bias, output, s);
+      return dense_forward(p, a.input, a.weight, a.bias, a.output, s);
     case Family::kDirect:
-      return direct_forward(p, input, weight, bias, output, s);
+      return direct_forward(p, a.input, a.weight, a.bias, a.output, s);
   }
 }
 
 template <typename T>
-void backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                    void* /*workspace*/, void* stream, bool allow_tf32) {
-  const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kBackwardInput, sizeof(T), allow_tf32)) {
+size_t OpKernels<T>::conv1d_backward_input_workspace_bytes(const Conv1dBackwardInputArgs<T>& a) {
+  return backward_input_workspace_bytes(a.params, sizeof(T));
+}
+
+template <typename T>
+void OpKernels<T>::conv1d_backward_input(const Conv1dBackwardInputArgs<T>& a, const CudaLaunch& launch) {
+  const Conv1dParams& p = a.params;
+  const Stream s = static_cast<Stream>(launch.stream);
+  switch (choose_family(p, Op::kBackwardInput, sizeof(T), launch.allow_tf32())) {
     case Family::kDepthwise:
-      return depthwise_backward_input(p, grad_output, weight, grad_input, s);
+      return depthwise_backward_input(p, a.grad_output, a.weight, a.grad_input, s);
     case Family::kDense:
-      return dense_backward_input(p, grad_output, weight, grad_input, s);
+      return dense_backward_input(p, a.grad_output, a.weight, a.grad_input, s);
     case Family::kDirect:
-      return direct_backward_input(p, grad_output, weight, grad_input, s);
+      return direct_backward_input(p, a.grad_output, a.weight, a.grad_input, s);
     case Family::kTensorCore:
-      return dense_backward_input(p, grad_output, weight, grad_input, s, /*tensor_cores=*/true);
+      return dense_backward_input(p, a.grad_output, a.weight, a.grad_input, s, /*tensor_cores=*/true);
   }
 }
 
 template <typename T>
-void backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                     void* workspace, void* stream, bool allow_tf32) {
-  const Stream s = static_cast<Stream>(stream);
-  switch (choose_family(p, Op::kBackwardWeight, sizeof(T), allow_tf32)) {
+size_t OpKernels<T>::conv1d_backward_weight_workspace_bytes(const Conv1dBackwardWeightArgs<T>& a) {
+  return backward_weight_workspace_bytes(a.params, sizeof(T));
+}
+
+template <typename T>
+void OpKernels<T>::conv1d_backward_weight(const Conv1dBackwardWeightArgs<T>& a, const CudaLaunch& launch) {
+  const Conv1dParams& p = a.params;
+  const Stream s = static_cast<Stream>(launch.stream);
+  switch (choose_family(p, Op::kBackwardWeight, sizeof(T), launch.allow_tf32())) {
     case Family::kDepthwise:
-      return depthwise_backward_weight(p, grad_output, input, grad_weight, workspace, s);
+      return depthwise_backward_weight(p, a.grad_output, a.input, a.grad_weight, a.workspace, s);
     case Family::kDense:
-      return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s);
+      return dense_backward_weight(p, a.grad_output, a.input, a.grad_weight, a.workspace, s);
     case Family::kDirect:
-      return direct_backward_weight(p, grad_output, input, grad_weight, s);
+      return direct_backward_weight(p, a.grad_output, a.input, a.grad_weight, s);
     case Family::kTensorCore:
-      return dense_backward_weight(p, grad_output, input, grad_weight, workspace, s, /*tensor_cores=*/true);
+      return dense_backward_weight(p, a.grad_output, a.input, a.grad_weight, a.workspace, s,
+                                   /*tensor_cores=*/true);
   }
 }
 
 template <typename T>
-void backward_bias(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
-                   void* workspace, void* stream) {
-  bias_reduce(batch, channels, len, grad_output, grad_bias, workspace, static_cast<Stream>(stream));
+size_t OpKernels<T>::conv1d_backward_bias_workspace_bytes(const Conv1dBackwardBiasArgs<T>& a) {
+  return backward_bias_workspace_bytes(a.batch, a.channels, a.len, sizeof(T));
 }
 
-#define C1D_INSTANTIATE(T)                                                                             \
-  template void forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, void*, void*, bool); \
-  template void backward_input<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*, bool);    \
-  template void backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, void*, bool);   \
-  template void backward_bias<T>(int64_t, int64_t, int64_t, const T*, T*, void*, void*);
+template <typename T>
+void OpKernels<T>::conv1d_backward_bias(const Conv1dBackwardBiasArgs<T>& a, const CudaLaunch& launch) {
+  bias_reduce(a.batch, a.channels, a.len, a.grad_output, a.grad_bias, a.workspace,
+              static_cast<Stream>(launch.stream));
+}
+
+// The fused backward: the three separate ops in turn, on one stream, sharing one workspace (the largest of
+// the three); a null output is not computed.
+template <typename T>
+size_t OpKernels<T>::conv1d_backward_workspace_bytes(const Conv1dBackwardArgs<T>& a) {
+  const Conv1dParams& p = a.params;
+  return std::max({backward_input_workspace_bytes(p, sizeof(T)),
+                   backward_weight_workspace_bytes(p, sizeof(T)),
+                   backward_bias_workspace_bytes(p.batch, p.out_channels, p.out_len, sizeof(T))});
+}
+
+template <typename T>
+void OpKernels<T>::conv1d_backward(const Conv1dBackwardArgs<T>& a, const CudaLaunch& launch) {
+  const Conv1dParams& p = a.params;
+  if (a.grad_input) conv1d_backward_input({p, a.grad_output, a.weight, a.grad_input, a.workspace}, launch);
+  if (a.grad_weight) conv1d_backward_weight({p, a.grad_output, a.input, a.grad_weight, a.workspace}, launch);
+  if (a.grad_bias) {
+    conv1d_backward_bias({p.batch, p.out_channels, p.out_len, a.grad_output, a.grad_bias, a.workspace},
+                         launch);
+  }
+}
+
+// --- causal ops: one family (causal.cu) for every problem
+
+template <typename T>
+size_t OpKernels<T>::causal_conv1d_fwd_workspace_bytes(const CausalForwardArgs<T>&) {
+  return 0;
+}
+
+template <typename T>
+void OpKernels<T>::causal_conv1d_fwd(const CausalForwardArgs<T>& a, const CudaLaunch& launch) {
+  causal_forward(a.params, a.x, a.weight, a.bias, a.seq_idx, a.init, a.out, a.final_states, launch.stream);
+}
+
+template <typename T>
+size_t OpKernels<T>::causal_conv1d_bwd_workspace_bytes(const CausalBackwardArgs<T>& a) {
+  return causal_backward_workspace_bytes(a.params, sizeof(T));
+}
+
+template <typename T>
+void OpKernels<T>::causal_conv1d_bwd(const CausalBackwardArgs<T>& a, const CudaLaunch& launch) {
+  causal_backward(a.params, a.x, a.weight, a.bias, a.seq_idx, a.init, a.grad_out, a.grad_final, a.dx,
+                  a.dweight, a.dbias, a.dinit, a.workspace, launch.stream);
+}
+
+template <typename T>
+size_t OpKernels<T>::causal_conv1d_update_workspace_bytes(const CausalUpdateArgs<T>&) {
+  return 0;
+}
+
+template <typename T>
+void OpKernels<T>::causal_conv1d_update(const CausalUpdateArgs<T>& a, const CudaLaunch& launch) {
+  causal_update(a.params, a.x, a.state, a.weight, a.bias, a.cache_seqlens, a.state_indices, a.out,
+                launch.stream);
+}
+
+// Every entry point, for every dtype (explicit instantiation of the class instantiates them all).
+#define C1D_INSTANTIATE(T) template struct OpKernels<T>;
 C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 

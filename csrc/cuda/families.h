@@ -1,6 +1,8 @@
 // Launchers of the CUDA kernel families, called only from the per-op dispatch in dispatch.cu.
 // Each family lives in its own .cu file and instantiates its launchers for the four dtypes there.
-// All pointers are to contiguous tensors in the layouts of conv1d_params.h.
+// Pointers of the conv1d families are to contiguous tensors in the layouts of core/conv1d_params.h; the
+// causal family reads and writes x, out / dx, grad_out and the update's state through the strides of
+// core/causal_params.h.
 #pragma once
 
 // First: under emulation it defines __host__/__device__, which conv1d_params.h uses.
@@ -9,8 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "conv1d_params.h"
 #include "conv1d_kernels.h"
+#include "core/causal_params.h"
+#include "core/conv1d_params.h"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
@@ -71,6 +74,20 @@ size_t bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t
 template <typename T>
 void bias_reduce(int64_t batch, int64_t channels, int64_t len, const T* grad_output, T* grad_bias,
                  void* workspace, Stream stream);
+
+// --- causal.cu: the causal ops (causal_params.h; `stream` a cudaStream_t); bias, seq_idx, init, grad_final,
+// cache_seqlens and state_indices may be null. dweight, dbias deterministic (no float atomics).
+size_t causal_backward_workspace_bytes(const CausalParams& p, size_t elem_size);
+template <typename T>
+void causal_forward(const CausalParams& p, const T* x, const T* weight, const T* bias, const int32_t* seq_idx,
+                    const T* init, T* out, T* final_states, void* stream);
+template <typename T>
+void causal_backward(const CausalParams& p, const T* x, const T* weight, const T* bias,
+                     const int32_t* seq_idx, const T* init, const T* grad_out, const T* grad_final, T* dx,
+                     T* dweight, T* dbias, T* dinit, void* workspace, void* stream);
+template <typename T>
+void causal_update(const CausalUpdateParams& p, const T* x, T* state, const T* weight, const T* bias,
+                   const int32_t* cache_seqlens, const int32_t* state_indices, T* out, void* stream);
 
 }  // namespace C1D_KERNEL_NS
 }  // namespace conv1d_ext

@@ -16,7 +16,7 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
-#include "conv1d_params.h"
+#include "core/conv1d_params.h"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {

@@ -1,16 +1,12 @@
 // The CPU kernels of a copy of csrc/cpu/ (in the fault-injection test, with one planted bug), built for
 // one instruction set and registered as CPU ops under a test-only namespace (namespace.cpp). The schemas
-// (op_schemas.h) and the tensor-level steps of every op (op_layer.h) are the real library's; only the
-// choice of kernels differs from csrc/cpu/conv1d_cpu.cpp: one ISA, fixed when this file is compiled
-// (C1D_FAULT_ISA = DEFAULT or AVX2), and always the specialised families (the direct fallback is what
-// CONV1D_EXT_CPU_KERNELS=direct would force; it is not read here). Built by tests/cpu_faults.py.
-#include <optional>
-
-#include <ATen/core/Tensor.h>
-#include <torch/library.h>
-
+// and the tensor-level steps of every conv1d op (core/registration.h, core/op_layer.h) are the real
+// library's; only the choice of kernels differs from csrc/cpu/conv1d_cpu.cpp: one ISA, fixed when this
+// file is compiled (C1D_FAULT_ISA = DEFAULT or AVX2), and always the specialised families (the direct
+// fallback is what CONV1D_EXT_CPU_KERNELS=direct would force; it is not read here). The causal ops are
+// defined but have no kernels here. Built by tests/cpu_faults.py.
+#include "core/registration.h"
 #include "cpu/cpu_backend.h"
-#include "op_schemas.h"
 
 #ifndef C1D_FAULT_ISA
 #error "compile with -DC1D_FAULT_ISA=DEFAULT or -DC1D_FAULT_ISA=AVX2 (see tests/cpu_faults.py)"
@@ -30,19 +26,13 @@ namespace {
 struct FixedIsa {
   template <typename T>
   static CpuKernels<T> kernels() {
-    return C1D_CPU_KERNELS_OF(C1D_FAULT_ISA, T);
+    return CpuKernels<T>::template of<cpu::C1D_FAULT_ISA::OpKernels>();
   }
 };
 
-// TORCH_LIBRARY / TORCH_LIBRARY_IMPL spelled out, so the namespace can come from another translation unit
-// (as in tests/cuda_emu/emu_ops.cpp): the fault builds of one ISA share this object.
-struct Registration {
-  torch::Library defs;
-  torch::Library impls;
-  Registration()
-      : defs(torch::Library::DEF, kOpsNamespace, std::nullopt, __FILE__, __LINE__),
-        impls(torch::Library::IMPL, kOpsNamespace, c10::DispatchKey::CPU, __FILE__, __LINE__) {
-    define_ops(defs);
+// The fault builds of one ISA share this object; only namespace.cpp differs.
+struct Registration : TestOpLibrary {
+  Registration() : TestOpLibrary(kOpsNamespace, __FILE__, __LINE__) {
     register_kernels<CpuBackend<FixedIsa>>(impls);
   }
 };

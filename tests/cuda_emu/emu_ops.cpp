@@ -1,22 +1,24 @@
 // The CUDA kernels of csrc/cuda/, compiled by g++ under CONV1D_EXT_EMULATE and run on the CPU by the
 // emulator, registered as CPU ops under a test-only namespace (conv1d_ext_emu by default; see
-// emu_namespace.cpp). The schemas (op_schemas.h) and the host steps of every op (op_layer.h, with the
-// CUDA backend of cuda/kernel_backend.h) are the very ones a GPU build runs; only the environment differs:
-// no device guard, no stream, and workspaces that look like a caching allocator's uninitialised memory.
+// emu_namespace.cpp). The schemas (core/registration.h) and the host steps of every op (core/op_layer.h,
+// with the CUDA backend of cuda/kernel_backend.h) are the very ones a GPU build runs; only the environment
+// differs: no device guard, no stream, and workspaces that look like a caching allocator's uninitialised
+// memory.
 #if !defined(CONV1D_EXT_EMULATE)
 #error "emu_ops.cpp is compiled with CONV1D_EXT_EMULATE (see tests/emulated.py)"
 #endif
 
 #include <cstring>
-#include <optional>
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "cuda_emu.h"  // __host__ __device__ for conv1d_params.h, as nvcc would predefine them
+// First: __host__ __device__ for core/conv1d_params.h, as nvcc would predefine them.
+#include "cuda_emu.h"
+
+#include "core/registration.h"
 #include "cuda/kernel_backend.h"
-#include "op_schemas.h"
 
 namespace conv1d_ext {
 namespace emulated {
@@ -52,17 +54,11 @@ at::Tensor launch_counts(bool reset) {
   return out;
 }
 
-// TORCH_LIBRARY / TORCH_LIBRARY_IMPL spelled out, so the namespace can come from another translation
-// unit: fault-injection builds then reuse this object and differ only in emu_namespace.cpp.
-struct Registration {
-  torch::Library defs;
-  torch::Library impls;
-  Registration()
-      : defs(torch::Library::DEF, kOpsNamespace, std::nullopt, __FILE__, __LINE__),
-        impls(torch::Library::IMPL, kOpsNamespace, c10::DispatchKey::CPU, __FILE__, __LINE__) {
-    define_ops(defs);
+// The fault-injection builds reuse this object and differ only in emu_namespace.cpp.
+struct Registration : TestOpLibrary {
+  Registration() : TestOpLibrary(kOpsNamespace, __FILE__, __LINE__) {
     // Test-only: which kernels ran (see tests/emulated.py, kernel_launches), and whether this library
-    // NaN-poisons its outputs (CONV1D_EXT_POISON_OUTPUTS, read once: op_common.h).
+    // NaN-poisons its outputs (CONV1D_EXT_POISON_OUTPUTS, read once: core/op_common.h).
     defs.def("_launch_counts(bool reset) -> Tensor", &launch_counts);
     defs.def("_poison_outputs() -> bool", &poison_outputs);
     register_kernels<CudaKernelBackend<EmulatorEnv>>(impls);

@@ -1,18 +1,17 @@
 // The tensor-level op layer: the one implementation of every op's host steps, shared by all backends
 // (CPU, CUDA, and the emulated CUDA of the tests):
 //
-//   argument checks -> Conv1dParams (op_common.h) -> device guard -> new output (poisonable) ->
-//   contiguous operands -> workspace -> dtype dispatch -> the backend's kernel entry point, which is the
-//   op's one dispatch point choosing a kernel family (cpu/kernels_impl.h, cuda/dispatch.cu).
+//   argument checks -> params (op_common.h, causal_checks.h) -> device guard -> new output (poisonable) ->
+//   contiguous operands -> dtype dispatch -> the op's argument struct (op_args.h), filled once ->
+//   workspace -> the backend's kernel entry point, which is the op's one dispatch point choosing a kernel
+//   family (cpu/kernels_impl.h, cuda/dispatch.cu).
 //
 // A Backend is a struct of static members; the backends differ only in these:
-//   Backend::guard(tensor)                 an object held for the call (CUDA: the device guard)
-//   Backend::workspace(bytes, like)        >= bytes of scratch memory, 256-byte aligned (Workspace)
-//   Backend::*_workspace_bytes(...)        how much scratch each op's kernels want (may be 0)
-//   Backend::forward<T>(p, ..., ws) etc.   the op's kernel entry point for element type T
-// Register a backend's kernels with register_kernels<Backend>(library). The causal ops (causal_checks.h,
-// causal_params.h) need Backend::causal_forward / causal_backward / causal_update and are registered
-// separately, by register_causal_kernels<Backend>(library) (CPU, CUDA and the emulated CUDA).
+//   Backend::guard(tensor)                an object held for the call (CUDA: the device guard)
+//   Backend::workspace(bytes, like)       >= bytes of scratch memory, 256-byte aligned (Workspace)
+//   Backend::workspace_bytes(args)        how much scratch the op's kernels want for these args (may be 0)
+//   Backend::run(args)                    the op's kernel entry point, overloaded on the Args of each op
+// Each op of op_list.h has its function here, named like the op; registration.h registers them.
 //
 // The caller's tensors are never written (operands of any strides are copied by .contiguous()); an
 // output with no elements returns before any kernel runs.
@@ -30,8 +29,9 @@
 #include <c10/util/Half.h>
 #include <torch/library.h>
 
-#include "causal_checks.h"
-#include "op_common.h"
+#include "core/causal_checks.h"
+#include "core/op_args.h"
+#include "core/op_common.h"
 
 namespace conv1d_ext {
 
@@ -60,8 +60,23 @@ void dispatch_dtype(at::ScalarType dtype, Fn&& fn) {
   }
 }
 
+// An optional operand's data, or null.
+template <typename T>
+const T* data_or_null(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
 template <class Backend>
 struct OpLayer {
+  // The workspace the kernels want for `args`, then the kernels. The workspace lives until they are
+  // queued (a caching allocator tracks the stream they run on).
+  template <class Args>
+  static void run(Args args, const at::Tensor& like) {
+    const Workspace ws = Backend::workspace(Backend::workspace_bytes(args), like);
+    args.workspace = ws.ptr;
+    Backend::run(args);
+  }
+
   static at::Tensor conv1d(const at::Tensor& input, const at::Tensor& weight,
                            const std::optional<at::Tensor>& bias, int64_t stride, int64_t pad_left,
                            int64_t pad_right, int64_t dilation, int64_t groups) {
@@ -73,12 +88,14 @@ struct OpLayer {
     const at::Tensor input_c = input.contiguous();
     const at::Tensor weight_c = weight.contiguous();
     const at::Tensor bias_c = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
-    const Workspace ws = Backend::workspace(Backend::forward_workspace_bytes(p, input.element_size()), input);
     dispatch_dtype(input.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template forward<T>(p, input_c.const_data_ptr<T>(), weight_c.const_data_ptr<T>(),
-                                   bias_c.defined() ? bias_c.const_data_ptr<T>() : nullptr,
-                                   output.mutable_data_ptr<T>(), ws.ptr);
+      run(Conv1dForwardArgs<T>{.params = p,
+                               .input = input_c.const_data_ptr<T>(),
+                               .weight = weight_c.const_data_ptr<T>(),
+                               .bias = data_or_null<T>(bias_c),
+                               .output = output.mutable_data_ptr<T>()},
+          input);
     });
     return output;
   }
@@ -93,12 +110,13 @@ struct OpLayer {
     if (grad_input.numel() == 0) return grad_input;
     const at::Tensor grad_output_c = grad_output.contiguous();
     const at::Tensor weight_c = weight.contiguous();
-    const Workspace ws = Backend::workspace(
-        Backend::backward_input_workspace_bytes(p, grad_output.element_size()), grad_output);
     dispatch_dtype(grad_output.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template backward_input<T>(p, grad_output_c.const_data_ptr<T>(), weight_c.const_data_ptr<T>(),
-                                          grad_input.mutable_data_ptr<T>(), ws.ptr);
+      run(Conv1dBackwardInputArgs<T>{.params = p,
+                                     .grad_output = grad_output_c.const_data_ptr<T>(),
+                                     .weight = weight_c.const_data_ptr<T>(),
+                                     .grad_input = grad_input.mutable_data_ptr<T>()},
+          grad_output);
     });
     return grad_input;
   }
@@ -114,12 +132,13 @@ struct OpLayer {
     if (grad_weight.numel() == 0) return grad_weight;
     const at::Tensor grad_output_c = grad_output.contiguous();
     const at::Tensor input_c = input.contiguous();
-    const Workspace ws = Backend::workspace(
-        Backend::backward_weight_workspace_bytes(p, grad_output.element_size()), grad_output);
     dispatch_dtype(grad_output.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template backward_weight<T>(p, grad_output_c.const_data_ptr<T>(), input_c.const_data_ptr<T>(),
-                                           grad_weight.mutable_data_ptr<T>(), ws.ptr);
+      run(Conv1dBackwardWeightArgs<T>{.params = p,
+                                      .grad_output = grad_output_c.const_data_ptr<T>(),
+                                      .input = input_c.const_data_ptr<T>(),
+                                      .grad_weight = grad_weight.mutable_data_ptr<T>()},
+          grad_output);
     });
     return grad_weight;
   }
@@ -131,13 +150,14 @@ struct OpLayer {
     at::Tensor grad_bias = new_output({channels}, grad_output.options());
     if (grad_bias.numel() == 0) return grad_bias;
     const at::Tensor grad_output_c = grad_output.contiguous();
-    const Workspace ws = Backend::workspace(
-        Backend::backward_bias_workspace_bytes(batch, channels, len, grad_output.element_size()),
-        grad_output);
     dispatch_dtype(grad_output.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template backward_bias<T>(batch, channels, len, grad_output_c.const_data_ptr<T>(),
-                                         grad_bias.mutable_data_ptr<T>(), ws.ptr);
+      run(Conv1dBackwardBiasArgs<T>{.batch = batch,
+                                    .channels = channels,
+                                    .len = len,
+                                    .grad_output = grad_output_c.const_data_ptr<T>(),
+                                    .grad_bias = grad_bias.mutable_data_ptr<T>()},
+          grad_output);
     });
     return grad_bias;
   }
@@ -167,15 +187,16 @@ struct OpLayer {
     const at::Tensor grad_output_c = grad_output.contiguous();
     const at::Tensor input_c = want_weight ? input.contiguous() : input;
     const at::Tensor weight_c = want_input ? weight.contiguous() : weight;
-    const Workspace ws =
-        Backend::workspace(Backend::backward_workspace_bytes(p, grad_output.element_size()), grad_output);
     dispatch_dtype(grad_output.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template backward<T>(p, grad_output_c.const_data_ptr<T>(), input_c.const_data_ptr<T>(),
-                                    weight_c.const_data_ptr<T>(),
-                                    want_input ? grad_input.mutable_data_ptr<T>() : nullptr,
-                                    want_weight ? grad_weight.mutable_data_ptr<T>() : nullptr,
-                                    want_bias ? grad_bias.mutable_data_ptr<T>() : nullptr, ws.ptr);
+      run(Conv1dBackwardArgs<T>{.params = p,
+                                .grad_output = grad_output_c.const_data_ptr<T>(),
+                                .input = input_c.const_data_ptr<T>(),
+                                .weight = weight_c.const_data_ptr<T>(),
+                                .grad_input = want_input ? grad_input.mutable_data_ptr<T>() : nullptr,
+                                .grad_weight = want_weight ? grad_weight.mutable_data_ptr<T>() : nullptr,
+                                .grad_bias = want_bias ? grad_bias.mutable_data_ptr<T>() : nullptr},
+          grad_output);
     });
     return {grad_input, grad_weight, grad_bias};
   }
@@ -200,11 +221,15 @@ struct OpLayer {
     const at::Tensor init_c = causal_defined(initial_states) ? initial_states->contiguous() : at::Tensor();
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template causal_forward<T>(p, x.const_data_ptr<T>(), weight_c.const_data_ptr<T>(),
-                                          bias_c.defined() ? bias_c.const_data_ptr<T>() : nullptr,
-                                          seq_c.defined() ? seq_c.const_data_ptr<int32_t>() : nullptr,
-                                          init_c.defined() ? init_c.const_data_ptr<T>() : nullptr,
-                                          out.mutable_data_ptr<T>(), final_states.mutable_data_ptr<T>());
+      run(CausalForwardArgs<T>{.params = p,
+                               .x = x.const_data_ptr<T>(),
+                               .weight = weight_c.const_data_ptr<T>(),
+                               .bias = data_or_null<T>(bias_c),
+                               .seq_idx = data_or_null<int32_t>(seq_c),
+                               .init = data_or_null<T>(init_c),
+                               .out = out.mutable_data_ptr<T>(),
+                               .final_states = final_states.mutable_data_ptr<T>()},
+          x);
     });
     return {out, final_states};
   }
@@ -232,18 +257,23 @@ struct OpLayer {
     const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
     const at::Tensor seq_c = causal_defined(seq_idx) ? seq_idx->contiguous() : at::Tensor();
     const at::Tensor init_c = causal_defined(initial_states) ? initial_states->contiguous() : at::Tensor();
-    const Workspace ws = Backend::workspace(Backend::causal_backward_workspace_bytes(p, x.element_size()), x);
     const at::Tensor gfinal_c =
         causal_defined(grad_final_states) ? grad_final_states->contiguous() : at::Tensor();
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template causal_backward<T>(
-          p, x.const_data_ptr<T>(), weight_c.const_data_ptr<T>(),
-          bias_c.defined() ? bias_c.const_data_ptr<T>() : nullptr,
-          seq_c.defined() ? seq_c.const_data_ptr<int32_t>() : nullptr,
-          init_c.defined() ? init_c.const_data_ptr<T>() : nullptr, grad_out.const_data_ptr<T>(),
-          gfinal_c.defined() ? gfinal_c.const_data_ptr<T>() : nullptr, dx.mutable_data_ptr<T>(),
-          dweight.mutable_data_ptr<T>(), dbias.mutable_data_ptr<T>(), dinit.mutable_data_ptr<T>(), ws.ptr);
+      run(CausalBackwardArgs<T>{.params = p,
+                                .x = x.const_data_ptr<T>(),
+                                .weight = weight_c.const_data_ptr<T>(),
+                                .bias = data_or_null<T>(bias_c),
+                                .seq_idx = data_or_null<int32_t>(seq_c),
+                                .init = data_or_null<T>(init_c),
+                                .grad_out = grad_out.const_data_ptr<T>(),
+                                .grad_final = data_or_null<T>(gfinal_c),
+                                .dx = dx.mutable_data_ptr<T>(),
+                                .dweight = dweight.mutable_data_ptr<T>(),
+                                .dbias = dbias.mutable_data_ptr<T>(),
+                                .dinit = dinit.mutable_data_ptr<T>()},
+          x);
     });
     return {dx, dweight, dbias, dinit};
   }
@@ -265,35 +295,19 @@ struct OpLayer {
         causal_defined(conv_state_indices) ? conv_state_indices->contiguous() : at::Tensor();
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
-      Backend::template causal_update<T>(
-          p, x.const_data_ptr<T>(), conv_state.mutable_data_ptr<T>(), weight_c.const_data_ptr<T>(),
-          bias_c.defined() ? bias_c.const_data_ptr<T>() : nullptr,
-          seqlens_c.defined() ? seqlens_c.const_data_ptr<int32_t>() : nullptr,
-          indices_c.defined() ? indices_c.const_data_ptr<int32_t>() : nullptr, out.mutable_data_ptr<T>());
+      run(CausalUpdateArgs<T>{.params = p,
+                              .x = x.const_data_ptr<T>(),
+                              .state = conv_state.mutable_data_ptr<T>(),
+                              .weight = weight_c.const_data_ptr<T>(),
+                              .bias = data_or_null<T>(bias_c),
+                              .cache_seqlens = data_or_null<int32_t>(seqlens_c),
+                              .state_indices = data_or_null<int32_t>(indices_c),
+                              .out = out.mutable_data_ptr<T>()},
+          x);
     });
     return out;
   }
 };
-
-// Registers Backend's kernels for every op of op_schemas.h in `lib` (a TORCH_LIBRARY_IMPL block or an
-// equivalent torch::Library of kind IMPL).
-template <class Backend>
-void register_kernels(torch::Library& lib) {
-  lib.impl("conv1d", &OpLayer<Backend>::conv1d);
-  lib.impl("conv1d_backward_input", &OpLayer<Backend>::conv1d_backward_input);
-  lib.impl("conv1d_backward_weight", &OpLayer<Backend>::conv1d_backward_weight);
-  lib.impl("conv1d_backward_bias", &OpLayer<Backend>::conv1d_backward_bias);
-  lib.impl("conv1d_backward", &OpLayer<Backend>::conv1d_backward);
-}
-
-// Registers Backend's kernels of the causal ops (a backend without causal kernels registers none, so
-// calling them there is the dispatcher's clear "no kernel for this backend" error).
-template <class Backend>
-void register_causal_kernels(torch::Library& lib) {
-  lib.impl("causal_conv1d_fwd", &OpLayer<Backend>::causal_conv1d_fwd);
-  lib.impl("causal_conv1d_bwd", &OpLayer<Backend>::causal_conv1d_bwd);
-  lib.impl("causal_conv1d_update", &OpLayer<Backend>::causal_conv1d_update);
-}
 
 // No device to guard (CPU, emulated CUDA).
 struct NoGuard {};

@@ -13,7 +13,7 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Optional.h>
 
-#include "conv1d_params.h"
+#include "core/conv1d_params.h"
 
 namespace conv1d_ext {
 

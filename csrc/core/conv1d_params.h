@@ -47,11 +47,10 @@ struct Conv1dParams {
 // cuda/dispatch.cu) use to pick between the depthwise kernels and the dense ones for a depthwise
 // problem whose channel multiplier is out_per_group. The depthwise kernels compute each output channel
 // from its own input row (a few channels at a time at most); the dense kernels reuse each packed input
-// tile across a whole tile of output channels, which wins once the multiplier is large. Measured on the
-// CPU (float32, 2-core Zen 3) for the C1->64 k80 s4 waveform front end (multiplier 64): forward
-// 12.8 ms on the dense kernels against 13.2 ms depthwise. The threshold 8 itself is a choice (small
-// multipliers stay depthwise), not a measured crossover. A dispatch that departs from the rule for
-// some op says why there.
+// tile across a whole tile of output channels, which wins once the multiplier is large (the CPU forward
+// of the C1->64 k80 s4 waveform front end, multiplier 64, is faster dense: docs/cpu-kernels.md). The
+// threshold 8 itself is a choice (small multipliers stay depthwise), not a measured crossover. A dispatch
+// that departs from the rule for some op says why there.
 constexpr int64_t kMaxDepthwiseMultiplier = 8;
 
 C1D_HOST_DEVICE inline bool depthwise_kernels_preferred(const Conv1dParams& p) {

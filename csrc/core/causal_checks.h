@@ -9,8 +9,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
-#include "causal_params.h"
-#include "op_common.h"
+#include "core/causal_params.h"
+#include "core/op_common.h"
 
 namespace conv1d_ext {
 

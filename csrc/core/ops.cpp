@@ -1,10 +1,11 @@
-// The conv1d_ext op library and the Python module that loads it. Schemas: op_schemas.h; kernels are
-// registered per backend by op_layer.h's register_kernels (cpu/conv1d_cpu.cpp, cuda/conv1d_cuda.cpp);
-// fake kernels and autograd in Python (conv1d_ext/_ops.py).
+// The conv1d_ext op library and the Python module that loads it. Schemas: op_list.h (defined by
+// registration.h's define_ops); kernels are registered per backend by register_kernels and
+// register_causal_kernels (cpu/conv1d_cpu.cpp, cuda/conv1d_cuda.cpp); fake kernels and autograd in Python
+// (conv1d_ext/).
 #include <Python.h>
 #include <torch/library.h>
 
-#include "op_schemas.h"
+#include "core/registration.h"
 
 TORCH_LIBRARY(conv1d_ext, m) { conv1d_ext::define_ops(m); }
 
