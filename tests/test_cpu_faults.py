@@ -52,6 +52,25 @@ PLANTED_BUGS = [
         path="csrc/cpu/kernel_common.h",
         old="_mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16)",
         new="_mm256_srli_epi32(bits, 16)")),
+    # The dense forward / backward-input engine's reduction chunks overwrite instead of accumulating: the
+    # shared chunk step of both schedules (convolve_chunk) starts every chunk from zero, so reductions
+    # longer than one chunk (in_per_group * kernel_size > 192: the 33-channel k=9 case) keep only the last.
+    PlantedBug(name="dense_chunk_overwrites", dtypes=(torch.float32, torch.bfloat16), fault=Fault(
+        path="csrc/cpu/dense/conv_engine.h",
+        old="steps, r0 > 0,",
+        new="steps, false,")),
+    # The dense stage copy-out (store_stage_rows, both schedules) adds the group's first bias to every
+    # output channel.
+    PlantedBug(name="dense_bias_first_channel", dtypes=(torch.float32,), fault=Fault(
+        path="csrc/cpu/dense/conv_engine.h",
+        old="const acc b = bias ? static_cast<acc>(bias[c]) : acc(0);",
+        new="const acc b = bias ? static_cast<acc>(bias[0]) : acc(0);")),
+    # The dense backward-weight block loop (wgrad_block, both schedules) adds every grad_output panel of
+    # out channels into the first panel's place: groups of more than one panel (17 out channels) go wrong.
+    PlantedBug(name="dense_wgrad_panels_overlap", dtypes=(torch.float32, torch.bfloat16), fault=Fault(
+        path="csrc/cpu/dense/wgrad.h",
+        old="acc* tile = out + (col0 - col_begin) * out_stride + (oc0 - oc_begin);",
+        new="acc* tile = out + (col0 - col_begin) * out_stride;")),
 ]
 
 

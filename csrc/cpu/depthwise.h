@@ -126,16 +126,9 @@ inline void depthwise_row_any(const acc_t<scalar_t>* buf, const acc_t<scalar_t>*
                               int64_t taps, acc_t<scalar_t> bias, int64_t n, out_t* out) {
   static_assert(!kAccumulate || std::is_same_v<out_t, acc_t<scalar_t>>, "accumulate into float rows");
   constexpr bool S = kStream && can_stream<out_t>();
-  switch (taps) {
-    case 2:
-      return depthwise_row<2, kAccumulate, S, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 3:
-      return depthwise_row<3, kAccumulate, S, scalar_t>(buf, w, offset, taps, bias, n, out);
-    case 4:
-      return depthwise_row<4, kAccumulate, S, scalar_t>(buf, w, offset, taps, bias, n, out);
-    default:
-      return depthwise_row<0, kAccumulate, S, scalar_t>(buf, w, offset, taps, bias, n, out);
-  }
+  with_fixed_count<2, 3, 4>(taps, [&](auto kTaps) {
+    depthwise_row<decltype(kTaps)::value, kAccumulate, S, scalar_t>(buf, w, offset, taps, bias, n, out);
+  });
 }
 
 // depthwise_row_any with or without streaming stores, chosen at run time.
@@ -204,9 +197,9 @@ inline void depthwise_rows(const acc_t<scalar_t>* buf, const acc_t<scalar_t>* w,
 // straight from the input row: no padded copy. Output positions whose taps all fall inside the row,
 // [o_lo, o_hi), are the row kernel on the input itself (tap k at offset k*dilation from o - pad_left);
 // the few positions whose taps reach into the padding (at most pad_left + pad_right) are summed one by
-// one. Large outputs are streamed (kernel_common.h). Mamba B8 C512 L4096 k4 p3 float32 then moves
-// 67 MB read + 67 MB written = 134 MB: ~4.5 ms at a 30 GB/s copy rate (with plain stores the written
-// lines are also read first: 201 MB).
+// one. Large outputs are streamed (kernel_common.h): the op then moves its input and output once each
+// (with plain stores the written lines are also read first); the expected and measured effect:
+// docs/cpu-kernels.md.
 inline bool depthwise_forward_reads_input_directly(const Conv1dParams& p) {
   return p.out_per_group == 1 && p.stride == 1;
 }
@@ -290,21 +283,17 @@ void depthwise_forward(const Conv1dParams& p, const scalar_t* input, const scala
         tile_bias[j] = bias ? static_cast<acc>(bias[oc]) : acc(0);
         tile_out[j] = output + (b * p.out_channels + oc) * p.out_len;
       }
-      switch (rows) {
-        case 1:
+      // rows is 1..kMultTile: one row takes the single-row kernel, more the kRows-row tile.
+      with_fixed_count<1, 2, 3, 4>(rows, [&](auto kRows) {
+        constexpr int R = decltype(kRows)::value;
+        static_assert(R <= kMultTile);
+        if constexpr (R == 1) {
           depthwise_row_any<scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias[0], p.out_len,
                                       tile_out[0]);
-          break;
-        case 2:
-          depthwise_rows<2, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len, tile_out);
-          break;
-        case 3:
-          depthwise_rows<3, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len, tile_out);
-          break;
-        default:
-          depthwise_rows<4, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len, tile_out);
-          break;
-      }
+        } else if constexpr (R > 1) {
+          depthwise_rows<R, scalar_t>(buf, w.data(), layout.offset.data(), K, tile_bias, p.out_len, tile_out);
+        }
+      });
     }
   });
 }
@@ -428,32 +417,12 @@ inline void depthwise_weight_row(const go_t* go, const acc_t<scalar_t>* buf, con
     Vec a[kTapBlock];
     const acc* src[kTapBlock];
     for (int64_t k = 0; k < nk; ++k) src[k] = buf + offset[k0 + k];
-    switch (nk) {
-      case 1:
-        weight_taps<1, scalar_t>(go, src, vec_end, a);
-        break;
-      case 2:
-        weight_taps<2, scalar_t>(go, src, vec_end, a);
-        break;
-      case 3:
-        weight_taps<3, scalar_t>(go, src, vec_end, a);
-        break;
-      case 4:
-        weight_taps<4, scalar_t>(go, src, vec_end, a);
-        break;
-      case 5:
-        weight_taps<5, scalar_t>(go, src, vec_end, a);
-        break;
-      case 6:
-        weight_taps<6, scalar_t>(go, src, vec_end, a);
-        break;
-      case 7:
-        weight_taps<7, scalar_t>(go, src, vec_end, a);
-        break;
-      default:
-        weight_taps<8, scalar_t>(go, src, vec_end, a);
-        break;
-    }
+    // nk is 1..kTapBlock, each a compile-time count.
+    with_fixed_count<1, 2, 3, 4, 5, 6, 7, 8>(nk, [&](auto kTaps) {
+      constexpr int kNk = decltype(kTaps)::value;
+      static_assert(kNk <= kTapBlock);
+      if constexpr (kNk > 0) weight_taps<kNk, scalar_t>(go, src, vec_end, a);
+    });
     for (int64_t k = 0; k < nk; ++k) {
       acc total = lane_sum(a[k]);
       for (int64_t o = vec_end; o < n; ++o) total += static_cast<acc>(go[o]) * src[k][o];
@@ -503,9 +472,8 @@ void depthwise_backward_weight(const Conv1dParams& p, const scalar_t* grad_outpu
 // one pass over the big tensors (read grad_output + read input + write grad_input) where the separate ops
 // read grad_output three times. Each output is computed exactly as its separate op computes it (same row
 // kernels, same reduction order), so the results are bit-identical to conv1d_backward_input /
-// conv1d_backward_weight / conv1d_backward_bias. Null output pointers are not computed.
-// Expected effect, Mamba B8 C512 L4096 k4 p3 float32: 67 + 67 + 67 MB = 201 MB ~ 6.7 ms at a 30 GB/s copy
-// rate, against ~335 MB (~11 ms) for the three separate ops.
+// conv1d_backward_weight / conv1d_backward_bias. Null output pointers are not computed. The expected and
+// measured effect: docs/cpu-kernels.md.
 inline bool depthwise_fused_backward_supports(const Conv1dParams& p) {
   return p.is_depthwise() && p.out_per_group == 1 && p.stride == 1;
 }

@@ -1,5 +1,7 @@
 // Generic direct convolution kernels: correct for every stride, dilation, groups, kernel size and padding.
-// The fallback when no specialised family (depthwise.h, dense_tiled.h) applies.
+// The fallback when no specialised family (depthwise.h, dense_tiled.h) applies, for geometries whose
+// padding reaches far beyond the tensors, and for every problem under CONV1D_EXT_CPU_KERNELS=direct
+// (kernels_impl.h).
 // Loop order: for each output row, taps outermost and positions innermost, so the inner loop is a
 // contiguous (stride 1) or fixed-stride walk; padding is handled by clipping each tap's position range
 // once (tap_out_range), never by per-element tests.

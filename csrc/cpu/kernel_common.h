@@ -1,7 +1,8 @@
-// The one helper layer of the CPU kernel families (direct.h, depthwise.h, dense_tiled.h): the
-// accumulation type, ceil_div / round_up, the conversions between storage and accumulation type
-// (store_acc is the one vectorised float -> 16-bit rounding; single values use c10's static_cast, which
-// rounds the same way), tap bounds, per-thread scratch.
+// The one helper layer of the CPU kernel families (direct.h, depthwise.h, dense_tiled.h and dense/,
+// causal.h and causal/): the accumulation type, ceil_div / round_up, the conversions between storage and
+// accumulation type (store_acc is the one vectorised float -> 16-bit rounding; single values use c10's
+// static_cast, which rounds the same way), streaming stores, tap bounds, per-thread scratch, the
+// deterministic lane and row sums, the fixed-count dispatcher, the parallel grain.
 // Kernel code: lives in conv1d_ext::cpu::CPU_CAPABILITY (see kernels.h).
 #pragma once
 
@@ -43,8 +44,10 @@ inline AccVec<scalar_t> load_acc(const scalar_t* p) {
 }
 
 // Stores one vector of the accumulation type as scalar_t (16-bit types: round to nearest even, NaN as
-// 0x7fc0 for bfloat16, as c10's scalar conversions do, so both ISA builds give identical bits).
-// at::vec's own AVX2 float -> bfloat16 conversion writes NaN as 0xffff, hence this instead.
+// 0x7fc0 for bfloat16, as c10's scalar conversions do, so every ISA build gives identical bits).
+// at::vec's own AVX2 float -> bfloat16 conversion (at::vec::convert too) writes NaN as 0xffff, hence
+// this instead: every family's vectorised 16-bit store goes through here or convert_from_acc
+// (tests/test_store_bits.py checks the bits).
 template <typename scalar_t>
 inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
   if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
@@ -103,8 +106,9 @@ inline void convert_from_acc(const acc_t<scalar_t>* src, scalar_t* dst, int64_t 
 
 // Non-temporal (streaming) stores: a store of an output that is not read again soon. A plain store first
 // reads the line it writes into the cache (read-for-ownership), so writing an output costs two passes over
-// it; a streaming store writes the line without reading it. Only the AVX2 build streams, only float and
-// double (16-bit types are stored through a conversion), and only to 32-byte aligned addresses; callers
+// it; a streaming store writes the line without reading it. Only builds on at::vec's AVX2 code stream
+// (CPU_CAPABILITY_AVX2: the AVX2 build, and the AVX512-BF16 one, which holds bfloat16 only), only float
+// and double (16-bit types are stored through a conversion), and only to 32-byte aligned addresses; callers
 // peel the unaligned head of a row. kStreamMinBytes: outputs from this size on are streamed, half a typical
 // L3 (the output then leaves the cache anyway before the next op could read it); smaller ones stay cached.
 // After streaming, stream_fence() before the results are handed on (each parallel_for body ends with it).
@@ -209,8 +213,9 @@ inline void pad_row_phases(const scalar_t* row, int64_t in_len, int64_t pad_left
 
 // Scratch rows and 4 KiB aliasing: a load whose address matches a recent, still-pending store in the low
 // 12 bits waits as if it depended on it. A fill loop (read src[i], store scratch[fill_index + i]) followed
-// by a compute loop (read scratch[read_index + o + small], store out[o]) over 4096-long float rows ran 4x
-// slower when the rows happened to sit at the same offset mod 4 KiB. kAliasSlack extra elements let
+// by a compute loop (read scratch[read_index + o + small], store out[o]) over 4096-long float rows ran
+// several times slower when the rows happened to sit at the same offset mod 4 KiB (docs/cpu-kernels.md).
+// kAliasSlack extra elements let
 // alias_safe_start() place the scratch row so that both loops read 1-3 KiB (mod 4 KiB) away from what
 // they store. out may be null (the compute loop stores nothing).
 template <typename T>
@@ -258,6 +263,20 @@ inline acc_t<scalar_t> row_sum(const scalar_t* row, int64_t len) {
   acc_t<scalar_t> s = lane_sum(s0 + s1);
   for (; i < len; ++i) s += static_cast<acc_t<scalar_t>>(row[i]);
   return s;
+}
+
+// The one fixed-count dispatcher: with_fixed_count<2, 3, 4>(n, f) returns f(std::integral_constant<int, n>{})
+// when n is one of the listed counts, else f(std::integral_constant<int, 0>{}). Kernels templated on a
+// count (taps, width, rows of a tile) keep the per-count loops of the common counts unrolled, with their
+// weights and pointers in registers; their count-0 instance is the runtime loop.
+template <int kFirst, int... kRest, typename F>
+inline decltype(auto) with_fixed_count(int64_t n, F&& f) {
+  if (n == kFirst) return f(std::integral_constant<int, kFirst>{});
+  if constexpr (sizeof...(kRest) > 0) {
+    return with_fixed_count<kRest...>(n, std::forward<F>(f));
+  } else {
+    return f(std::integral_constant<int, 0>{});
+  }
 }
 
 // Grain for at::parallel_for over `items` items of `work_per_item` multiply-adds each: chunks of at
