@@ -4,8 +4,8 @@
 // Families (each in its own file, launchers in families.h): depthwise.cu (in_per_group == 1, small
 // channel multiplier), dense.cu (implicit GEMM on FMA units, any groups), tensor_core.cu (the same three
 // GEMM ops on tensor cores, sm_80+, checked per call on the current device), backward_bias.cu, direct.cu
-// (one thread per output, any shape: chosen only for padding far beyond the tensors -- otherwise a
-// reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct).
+// (one thread per output, any shape: chosen only for padding, stride or dilation far beyond the tensors
+// -- otherwise a reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct).
 //
 // Numerics policy (PyTorch's for convolutions), the same for the three GEMM ops: bfloat16/float16 always on
 // tensor cores (float32 accumulation, like the FMA kernels); float32 on TF32 tensor cores while

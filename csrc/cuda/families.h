@@ -18,7 +18,7 @@ namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
 
 // --- direct.cu: one thread per output element; any shape, no shared memory. Chosen by dispatch.cu only
-// for padding far beyond the tensors (geometry_is_compact); otherwise a simple reference the tests force.
+// for geometry far beyond the tensors (geometry_is_compact); otherwise a simple reference the tests force.
 template <typename T>
 void direct_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                     Stream stream);
