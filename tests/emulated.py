@@ -46,6 +46,8 @@ OBJ = BUILD / "obj"
 LIB = BUILD / "lib"
 
 DEFAULT_NS = "conv1d_ext_emu"
+# The emulator's runtime; cuda_emu.cpp first: it begins the static shared memory section.
+EMU_RUNTIME = ("cuda_emu.cpp", "cuda_emu_fibers.cpp", "cuda_emu_warp.cpp")
 _loaded: dict[str, object] = {}  # library path -> ops namespace, per process
 
 
@@ -133,7 +135,7 @@ def _link_flags() -> list[str]:
 def _units(tree: Path, ns: str) -> list[tuple[str, list[str]]]:
     """(source relative to tree, extra flags) of the emulated conv1d_ext build."""
     kernels = sorted(p.relative_to(tree).as_posix() for p in (tree / "csrc" / "cuda").glob("*.cu"))
-    units = [(f"{EMU}/cuda_emu.cpp", ["-O2"])]  # first: begins the static shared memory section
+    units = [(f"{EMU}/{src}", ["-O2"]) for src in EMU_RUNTIME]
     # nvcc includes cuda_runtime.h before every .cu file; the emulator's header takes its place.
     units += [(k, ["-x", "c++", "-include", "cuda_emu.h"]) for k in kernels]
     units += [(f"{EMU}/emu_ops.cpp", []),
@@ -248,8 +250,8 @@ def emulated_ops():
 
 def selftest_ops():
     """torch.ops.cuda_emu_selftest: the emulator's own test kernels (tests/cuda_emu/selftest_kernels.cu)."""
-    units = [(f"{EMU}/cuda_emu.cpp", ["-O2"]),
-             (f"{EMU}/selftest_kernels.cu", ["-x", "c++", "-include", "cuda_emu.h"]),
+    units = [(f"{EMU}/{src}", ["-O2"]) for src in EMU_RUNTIME]
+    units += [(f"{EMU}/selftest_kernels.cu", ["-x", "c++", "-include", "cuda_emu.h"]),
              (f"{EMU}/cuda_emu_end.cpp", [])]
     return _load(_build(ROOT, units, "cuda_emu_selftest"), "cuda_emu_selftest")
 

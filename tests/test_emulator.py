@@ -279,30 +279,31 @@ def test_results_do_not_depend_on_the_schedule(ops, dtype, monkeypatch):
 # (name, file, text, replacement): each is a bug a kernel author could plausibly write.
 FAULTS = [
     # An off-by-one in a bound: the position one past the input row is read instead of zero padding.
-    ("bound_off_by_one", "csrc/cuda/dense_forward.cu",
+    ("bound_off_by_one", "csrc/cuda/gemm_problems.cuh",
      "(pos >= 0 && pos < p.in_len) ? to_acc(input[", "(pos >= 0 && pos <= p.in_len) ? to_acc(input["),
     # The one barrier per K step of the pipelined GEMM: the next tiles are stored into the other buffer
     # and must be complete before anyone reads them (RAW), and read by all before being overwritten (WAR).
     ("gemm_missing_syncthreads", "csrc/cuda/implicit_gemm.cuh",
-     "if (has_next) store_step(buf ^ 1);\n      __syncthreads();\n", "if (has_next) store_step(buf ^ 1);\n"),
+     "if (has_next) store_step(buf ^ 1);\n    __syncthreads();\n", "if (has_next) store_step(buf ^ 1);\n"),
     # The barrier between staging the input span in shared memory and reading it (RAW).
     ("depthwise_missing_syncthreads", "csrc/cuda/depthwise.cu",
      "const int lead = stage_span(x_row, job.x_len, start, span, smem);\n        __syncthreads();",
      "const int lead = stage_span(x_row, job.x_len, start, span, smem);"),
     # A wrong shuffle lane in the warp reduction.
-    ("wrong_shuffle_lane", "csrc/cuda/kernel_utils.cuh",
+    ("wrong_shuffle_lane", "csrc/cuda/reductions.cuh",
      "v += __shfl_down_sync(0xffffffffu, v, offset);", "v += __shfl_down_sync(0xffffffffu, v, offset + 1);"),
     # The barrier protecting block_sum's scratch from the previous call's readers: only a schedule in
     # which one warp runs ahead of another shows this race.
-    ("block_sum_missing_leading_syncthreads", "csrc/cuda/kernel_utils.cuh",
+    ("block_sum_missing_leading_syncthreads", "csrc/cuda/reductions.cuh",
      "__syncthreads();  // scratch may still be read by a previous call", ""),
-    # The split-K reduction drops the last split.
-    ("split_k_drops_last_partial", "csrc/cuda/dense_backward_weight.cu",
+    # The second pass of the two-pass reductions (split-K backward-weight, depthwise, bias, causal) drops
+    # the last split.
+    ("split_k_drops_last_partial", "csrc/cuda/reductions.cuh",
      "for (int64_t s = 0; s < splits; ++s) sum += partials",
      "for (int64_t s = 0; s + 1 < splits; ++s) sum += partials"),
     # The GEMM's reduction over batch x length stops one short: the last output position of the last
     # sample is missing from every grad_weight element (one term of batch * out_len).
-    ("backward_weight_drops_last_position", "csrc/cuda/dense_backward_weight.cu",
+    ("backward_weight_drops_last_position", "csrc/cuda/gemm_problems.cuh",
      "const int64_t k_total = p.batch * p.out_len;\n    zi.k_begin",
      "const int64_t k_total = p.batch * p.out_len - 1;\n    zi.k_begin"),
 ]

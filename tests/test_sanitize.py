@@ -35,7 +35,7 @@ CPU_OOB_READ = Fault(  # the depthwise forward stages its row with a length one 
     old="pad_row_phases(input + in_row * p.in_len, p.in_len,",
     new="pad_row_phases(input + in_row * p.in_len, p.in_len + 1,")
 CUDA_OOB_READ = Fault(  # the implicit-GEMM forward's bound check lets position in_len through
-    path="csrc/cuda/dense_forward.cu",
+    path="csrc/cuda/gemm_problems.cuh",
     old="(pos >= 0 && pos < p.in_len) ? to_acc(input[",
     new="(pos >= 0 && pos <= p.in_len) ? to_acc(input[")
 

@@ -1,5 +1,5 @@
-"""The tensor-core kernels (csrc/cuda/tensor_core_forward.cu, tc_implicit_gemm_kernel in implicit_gemm.cuh
-for the backward ops, helpers in tensor_core.cuh) under the CPU emulator: the emulator's mma / ldmatrix /
+"""The tensor-core kernels (csrc/cuda/tensor_core.cu: tensor_core_forward_kernel, tc_implicit_gemm_kernel
+for the backward ops; helpers in tensor_core.cuh) under the CPU emulator: the emulator's mma / ldmatrix /
 cp.async against the PTX ISA's layouts and semantics; conformance of the four ops against F.conv1d for
 float16, bfloat16 and float32 as TF32; PyTorch's TF32 policy (torch.backends.cudnn.allow_tf32, read per
 call); TF32's rounding mode; and faults injected into copies of the kernels that the checks must catch: a
@@ -286,17 +286,17 @@ FAULTS = [
     ("tc_wrong_fragment_lane", "csrc/cuda/tensor_core.cuh",
      "return (lane >> 2) + 8 * (r >> 1);", "return (lane & 7) + 8 * (r >> 1);"),
     # The stage is read before this thread's cp.async copies of it have landed.
-    ("tc_missing_cp_async_wait", "csrc/cuda/tensor_core_forward.cu",
+    ("tc_missing_cp_async_wait", "csrc/cuda/tensor_core.cu",
      "      cp_async_wait<kTcStages - 2>();\n      __syncthreads();", "      __syncthreads();"),
     # No barrier between the stages: other warps' copies of stage kt may not have landed (RAW), and the
     # slot refilled next may still be read by a warp behind (WAR).
-    ("tc_missing_stage_barrier", "csrc/cuda/tensor_core_forward.cu",
+    ("tc_missing_stage_barrier", "csrc/cuda/tensor_core.cu",
      "      cp_async_wait<kTcStages - 2>();\n      __syncthreads();", "      cp_async_wait<kTcStages - 2>();"),
-    # The backward GEMMs' one barrier per K step (register-staged double buffer): the next stage is
-    # stored while other warps may still read the buffer, and read before all of it is stored.
+    # The backward GEMMs' one barrier per K step (register-staged double buffer, the K loop they share with
+    # the FMA core): the next stage is stored while other warps may still read the buffer, and read before
+    # all of it is stored.
     ("tc_gemm_missing_step_barrier", "csrc/cuda/implicit_gemm.cuh",
-     "lane);\n      if (has_next) store_step(buf ^ 1);\n      __syncthreads();",
-     "lane);\n      if (has_next) store_step(buf ^ 1);"),
+     "if (has_next) store_step(buf ^ 1);\n    __syncthreads();\n", "if (has_next) store_step(buf ^ 1);\n"),
 ]
 
 

@@ -1,11 +1,12 @@
 // grad_bias[c] = sum of grad_output[b, c, l] over b and l, deterministic in two passes:
 //   pass 1: block (c, chunk) sums `chunk_len` consecutive elements of channel c's (b, l) sequence
-//           (per-thread sums in a fixed order, then a fixed-tree block reduction) into the workspace;
-//   pass 2: one thread per channel adds its chunks' sums in chunk order.
+//           (per-thread sums in a fixed order, then a fixed-tree block reduction) into the workspace,
+//           laid out (channels, chunks);
+//   pass 2: one thread per channel adds its chunks' sums in chunk order (sum_partials_kernel).
 // When a channel fits in one chunk, pass 1 writes grad_bias directly and there is no workspace.
 // The chunking depends only on the shape, so results are bit-identical run to run.
 #include "families.h"
-#include "kernel_utils.cuh"
+#include "reductions.cuh"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
@@ -28,7 +29,7 @@ BiasPlan bias_plan(int64_t batch, int64_t len) {
   return plan;
 }
 
-// out[c * chunks + chunk] (or grad_bias[c] when chunks == 1) = sum of the chunk.
+// out[c * chunks + chunk] (grad_bias[c] when chunks == 1) = sum of the chunk.
 template <typename T, typename Out>
 __global__ void __launch_bounds__(kThreads)
     bias_partial_kernel(int64_t batch, int64_t channels, int64_t len, int64_t chunk_len, int64_t chunks,
@@ -52,17 +53,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    bias_final_kernel(int64_t channels, int64_t chunks, const acc_t<T>* partials, T* grad_bias) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < channels; c += step) {
-    acc_t<T> sum = acc_t<T>(0);
-    for (int64_t k = 0; k < chunks; ++k) sum += partials[c * chunks + k];
-    grad_bias[c] = from_acc<T>(sum);
-  }
-}
-
 }  // namespace
 
 size_t bias_workspace_bytes(int64_t batch, int64_t channels, int64_t len, size_t acc_size) {
@@ -82,8 +72,8 @@ void bias_reduce(int64_t batch, int64_t channels, int64_t len, const T* grad_out
   auto* partials = static_cast<acc_t<T>*>(workspace);
   launch_kernel(bias_partial_kernel<T, acc_t<T>>, dim3(grid_for(channels * plan.chunks)), dim3(kThreads), 0,
                 stream, batch, channels, len, plan.chunk_len, plan.chunks, grad_output, partials);
-  launch_kernel(bias_final_kernel<T>, dim3(grid_for(ceil_div(channels, kThreads))), dim3(kThreads), 0, stream,
-                channels, plan.chunks, static_cast<const acc_t<T>*>(partials), grad_bias);
+  launch_sum_partials(static_cast<const acc_t<T>*>(partials), plan.chunks, channels,
+                      PartialsLayout{1, plan.chunks}, StoreSum<T>{grad_bias}, stream);
 }
 
 #define C1D_INSTANTIATE(T) \

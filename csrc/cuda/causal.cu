@@ -19,7 +19,7 @@
 
 #include "core/causal_params.h"
 #include "families.h"
-#include "kernel_utils.cuh"
+#include "reductions.cuh"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
@@ -64,6 +64,73 @@ __device__ inline acc_t<T> causal_preact(const CausalParams& p, const T* x, cons
   return acc;
 }
 
+// The output at (b, c, t): the pre-activation, through SiLU when asked, 0 where seq_idx < 0.
+template <typename T>
+__device__ inline acc_t<T> causal_output(const CausalParams& p, const T* x, const T* weight, const T* bias,
+                                         const int32_t* seq_idx, const T* init, int64_t b, int64_t c,
+                                         int64_t t) {
+  using A = acc_t<T>;
+  A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
+  if (p.silu) z = z * causal_sigmoid(z);
+  if (seq_idx != nullptr && seq_idx[b * p.len + t] < 0) z = A(0);
+  return z;
+}
+
+// dz at (b, c, t): grad_output through SiLU's derivative when asked, 0 where seq_idx < 0.
+template <typename T>
+__device__ inline acc_t<T> causal_dz(const CausalParams& p, const T* x, const T* weight, const T* bias,
+                                     const int32_t* seq_idx, const T* init, const T* grad_out, int64_t b,
+                                     int64_t c, int64_t t) {
+  using A = acc_t<T>;
+  A g = to_acc(grad_out[b * p.grad_out.batch + c * p.grad_out.channel + t * p.grad_out.pos]);
+  if (p.silu) {
+    const A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
+    const A s = causal_sigmoid(z);
+    g = g * s * (A(1) + z * (A(1) - s));
+  }
+  if (seq_idx != nullptr && seq_idx[b * p.len + t] < 0) g = A(0);
+  return g;
+}
+
+// The gradient of xx[b, c, e] for e in [-state_len, len) (row = b * dim + c): the taps of the later
+// positions that read e, plus grad_final for the last state_len positions; into dx (e >= 0) or dinit
+// (e < 0). dz of position t is dz[t * dz_stride].
+template <typename T>
+__device__ inline void causal_input_grad(const CausalParams& p, const T* weight, const int32_t* seq_idx,
+                                         const T* grad_final, const acc_t<T>* dz, int64_t dz_stride,
+                                         int64_t b, int64_t c, int64_t e, T* dx, T* dinit) {
+  using A = acc_t<T>;
+  const int64_t L = p.len, S = p.state_len, W = p.width, row = b * p.dim + c;
+  A acc = A(0);
+  const int32_t id_e = seq_idx != nullptr && L > 0 ? causal_seq_id(seq_idx, L, b, e) : 0;
+  for (int64_t k = 0; k < W; ++k) {
+    const int64_t t = e + (W - 1 - k) * p.dilation;
+    if (t < 0 || t >= L) continue;
+    if (seq_idx != nullptr && seq_idx[b * L + t] != id_e) continue;
+    acc += to_acc(weight[c * W + k]) * dz[t * dz_stride];
+  }
+  if (grad_final != nullptr && e >= L - S) acc += to_acc(grad_final[row * S + e - (L - S)]);
+  if (e >= 0) {
+    dx[b * p.out.batch + c * p.out.channel + e * p.out.pos] = from_acc<T>(acc);
+  } else {
+    dinit[row * S + e + S] = from_acc<T>(acc);
+  }
+}
+
+// Adds position t's term (dz at t: dz_t) to the row's dweight[k] partial (k < width) or dbias (k == width).
+template <typename T>
+__device__ inline void add_weight_term(acc_t<T>& sum, const CausalParams& p, const T* x, const T* init,
+                                       const int32_t* seq_idx, acc_t<T> dz_t, int64_t b, int64_t c, int64_t t,
+                                       int64_t k) {
+  if (k == p.width) {
+    sum += dz_t;
+    return;
+  }
+  const int64_t s = t - (p.width - 1 - k) * p.dilation;
+  if (seq_idx != nullptr && causal_seq_id(seq_idx, p.len, b, s) != seq_idx[b * p.len + t]) return;
+  sum += dz_t * causal_input(p, x, init, b, c, s);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     causal_forward_kernel(CausalParams p, const T* x, const T* weight, const T* bias, const int32_t* seq_idx,
@@ -73,9 +140,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t row = blockIdx.x; row < p.batch * p.dim; row += gridDim.x) {
     const int64_t b = row / p.dim, c = row % p.dim;
     for (int64_t t = threadIdx.x; t < L; t += blockDim.x) {
-      A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
-      if (p.silu) z = z * causal_sigmoid(z);
-      if (seq_idx != nullptr && seq_idx[b * L + t] < 0) z = A(0);
+      const A z = causal_output(p, x, weight, bias, seq_idx, init, b, c, t);
       out[b * p.out.batch + c * p.out.channel + t * p.out.pos] = from_acc<T>(z);
     }
     for (int64_t j = threadIdx.x; j < S; j += blockDim.x) {
@@ -114,19 +179,15 @@ __global__ void __launch_bounds__(kThreads)
   using A = acc_t<T>;
   const int64_t L = p.len, S = p.state_len;
   for_each_cl_position(p, [&](int64_t b, int64_t c, int64_t t) {
-    A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
-    if (p.silu) z = z * causal_sigmoid(z);
-    if (seq_idx != nullptr && seq_idx[b * L + t] < 0) z = A(0);
+    const A z = causal_output(p, x, weight, bias, seq_idx, init, b, c, t);
     out[b * p.out.batch + c + t * p.out.pos] = from_acc<T>(z);
   });
   // final_states: one thread per (batch, channel), channel fastest (reads of x coalesced).
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.batch * p.dim;
-       i += step) {
+  for_each_thread_item(p.batch * p.dim, [&](int64_t i) {
     const int64_t b = i / p.dim, c = i % p.dim;
     for (int64_t j = 0; j < S; ++j)
       final_states[i * S + j] = from_acc<T>(causal_input(p, x, init, b, c, L - S + j));
-  }
+  });
 }
 
 // Channels-last backward, pass 1a: dz_ws[(b * len + t) * dim + c] = grad_output * silu'(z); block =
@@ -135,17 +196,8 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
     causal_backward_cl_dz_kernel(CausalParams p, const T* x, const T* weight, const T* bias,
                                  const int32_t* seq_idx, const T* init, const T* grad_out, acc_t<T>* dz_ws) {
-  using A = acc_t<T>;
-  const int64_t L = p.len;
   for_each_cl_position(p, [&](int64_t b, int64_t c, int64_t t) {
-    A g = to_acc(grad_out[b * p.grad_out.batch + c * p.grad_out.channel + t * p.grad_out.pos]);
-    if (p.silu) {
-      const A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
-      const A s = causal_sigmoid(z);
-      g = g * s * (A(1) + z * (A(1) - s));
-    }
-    if (seq_idx != nullptr && seq_idx[b * L + t] < 0) g = A(0);
-    dz_ws[(b * L + t) * p.dim + c] = g;
+    dz_ws[(b * p.len + t) * p.dim + c] = causal_dz(p, x, weight, bias, seq_idx, init, grad_out, b, c, t);
   });
 }
 
@@ -204,50 +256,20 @@ __global__ void __launch_bounds__(kThreads)
                                T* dx, T* dinit, acc_t<T>* dz_ws, acc_t<T>* partials) {
   using A = acc_t<T>;
   __shared__ A scratch[kThreads / 32];
-  const int64_t L = p.len, S = p.state_len, W = p.width, d = p.dilation;
+  const int64_t L = p.len, S = p.state_len, W = p.width;
   for (int64_t row = blockIdx.x; row < p.batch * p.dim; row += gridDim.x) {
     const int64_t b = row / p.dim, c = row % p.dim;
     A* dz = dz_ws + row * L;
-    for (int64_t t = threadIdx.x; t < L; t += blockDim.x) {
-      A g = to_acc(grad_out[b * p.grad_out.batch + c * p.grad_out.channel + t * p.grad_out.pos]);
-      if (p.silu) {
-        const A z = causal_preact(p, x, weight, bias, seq_idx, init, b, c, t);
-        const A s = causal_sigmoid(z);
-        g = g * s * (A(1) + z * (A(1) - s));
-      }
-      if (seq_idx != nullptr && seq_idx[b * L + t] < 0) g = A(0);
-      dz[t] = g;
-    }
+    for (int64_t t = threadIdx.x; t < L; t += blockDim.x)
+      dz[t] = causal_dz(p, x, weight, bias, seq_idx, init, grad_out, b, c, t);
     __syncthreads();
-    // dxx[e] for e in [-S, L): the taps of the later positions that read e.
-    for (int64_t e = static_cast<int64_t>(threadIdx.x) - S; e < L; e += blockDim.x) {
-      A acc = A(0);
-      const int32_t id_e = seq_idx != nullptr && L > 0 ? causal_seq_id(seq_idx, L, b, e) : 0;
-      for (int64_t k = 0; k < W; ++k) {
-        const int64_t t = e + (W - 1 - k) * d;
-        if (t < 0 || t >= L) continue;
-        if (seq_idx != nullptr && seq_idx[b * L + t] != id_e) continue;
-        acc += to_acc(weight[c * W + k]) * dz[t];
-      }
-      if (grad_final != nullptr && e >= L - S) acc += to_acc(grad_final[row * S + e - (L - S)]);
-      if (e >= 0) {
-        dx[b * p.out.batch + c * p.out.channel + e * p.out.pos] = from_acc<T>(acc);
-      } else {
-        dinit[row * S + e + S] = from_acc<T>(acc);
-      }
-    }
+    for (int64_t e = static_cast<int64_t>(threadIdx.x) - S; e < L; e += blockDim.x)
+      causal_input_grad(p, weight, seq_idx, grad_final, static_cast<const A*>(dz), 1, b, c, e, dx, dinit);
     // The row's dweight[k] (k < W) and dbias (k == W).
     for (int64_t k = 0; k <= W; ++k) {
       A sum = A(0);
-      for (int64_t t = threadIdx.x; t < L; t += blockDim.x) {
-        if (k == W) {
-          sum += dz[t];
-          continue;
-        }
-        const int64_t s = t - (W - 1 - k) * d;
-        if (seq_idx != nullptr && causal_seq_id(seq_idx, L, b, s) != seq_idx[b * L + t]) continue;
-        sum += dz[t] * causal_input(p, x, init, b, c, s);
-      }
+      for (int64_t t = threadIdx.x; t < L; t += blockDim.x)
+        add_weight_term(sum, p, x, init, seq_idx, dz[t], b, c, t, k);
       sum = block_sum(sum, scratch);
       if (threadIdx.x == 0) partials[row * (W + 1) + k] = sum;
     }
@@ -255,24 +277,22 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Pass 2: dweight[c, k] and dbias[c], the partials summed over the batch in order.
+// Pass 2 (sum_partials_kernel: the partials summed over the batch in order): element e = c * (width + 1) + k
+// of the sums is dweight[c, k] for k < width, dbias[c] for k == width.
 template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    causal_weight_reduce_kernel(int64_t batch, int64_t dim, int64_t width, const acc_t<T>* partials,
-                                T* dweight, T* dbias) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < dim * (width + 1);
-       i += step) {
-    const int64_t c = i / (width + 1), k = i % (width + 1);
-    acc_t<T> sum = acc_t<T>(0);
-    for (int64_t b = 0; b < batch; ++b) sum += partials[(b * dim + c) * (width + 1) + k];
+struct CausalWeightStore {
+  T* dweight;
+  T* dbias;
+  int64_t width;
+  __device__ void operator()(int64_t e, acc_t<T> sum) const {
+    const int64_t c = e / (width + 1), k = e % (width + 1);
     if (k < width) {
       dweight[c * width + k] = from_acc<T>(sum);
     } else {
       dbias[c] = from_acc<T>(sum);
     }
   }
-}
+};
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -363,9 +383,9 @@ void causal_backward(const CausalParams& p, const T* x, const T* weight, const T
     launch_kernel(causal_backward_row_kernel<T>, dim3(grid_for(p.batch * p.dim)), dim3(kThreads), 0, s, p, x,
                   weight, bias, seq_idx, init, grad_out, grad_final, dx, dinit, dz, partials);
   }
-  launch_kernel(causal_weight_reduce_kernel<T>, dim3(grid_for(ceil_div(p.dim * (p.width + 1), kThreads))),
-                dim3(kThreads), 0, s, p.batch, p.dim, p.width, static_cast<const A*>(partials), dweight,
-                dbias);
+  const int64_t count = p.dim * (p.width + 1);
+  launch_sum_partials(static_cast<const A*>(partials), p.batch, count, PartialsLayout{count, 1},
+                      CausalWeightStore<T>{dweight, dbias, p.width}, s);
 }
 
 template <typename T>

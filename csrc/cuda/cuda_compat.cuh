@@ -2,11 +2,13 @@
 //
 // Under nvcc it is the real CUDA runtime. Compiled with g++ and CONV1D_EXT_EMULATE defined, the same
 // kernel sources run on the CPU through the emulator in tests/cuda_emu/ (tests only): it supplies
-// threadIdx/blockIdx/blockDim/gridDim, __shared__, __syncthreads, warp shuffles, atomics, vector types
-// and dim3. Kernels therefore use only what both sides provide:
+// threadIdx/blockIdx/blockDim/gridDim, __shared__, __syncthreads, warp shuffles, vector types, dim3 and
+// the tensor-core helpers of tensor_core.cuh. Kernels therefore use only what both sides provide (the full
+// list is at the top of dispatch.cu):
 //   * launch with launch_kernel(kernel, grid, block, smem_bytes, stream, args...), never <<<>>>;
 //   * dynamic shared memory through dynamic_smem<T>(), never `extern __shared__`;
-//   * no inline PTX, no cub, no cooperative groups; warp intrinsics only the *_sync forms.
+//   * inline PTX only inside tensor_core.cuh's helpers; no cub, no cooperative groups; warp intrinsics
+//     only the *_sync forms.
 #pragma once
 
 #include <cstddef>

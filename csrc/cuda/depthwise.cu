@@ -16,9 +16,10 @@
 //
 // Backward-weight: block (oc, chunk) walks a fixed range of (b, t) tiles; each thread keeps one
 // register sum per tap of the current tap group; a fixed-tree block reduction gives the chunk's
-// partial per tap, and a second kernel adds the chunks in order (no atomics: bit-identical results).
+// partial per tap, and a second pass adds the chunks in order (sum_partials_kernel; no atomics:
+// bit-identical results).
 #include "families.h"
-#include "kernel_utils.cuh"
+#include "reductions.cuh"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
@@ -160,7 +161,8 @@ struct RowArgs {
 };
 
 // Occupancy: a bandwidth-bound kernel wants many loads in flight. Forward fits 64 registers without
-// spills (8 blocks of 128 threads per SM); backward's phase bookkeeping needs ~96 (ptxas -v).
+// spills (8 blocks of 128 threads per SM); backward's phase bookkeeping needs more, within the 128 of 4
+// blocks (ptxas -v).
 template <typename T, bool kBackward>
 __global__ void __launch_bounds__(kThreads, kBackward ? 4 : 8)
     depthwise_rows_kernel(RowArgs<T, kBackward> args) {
@@ -291,17 +293,6 @@ __global__ void __launch_bounds__(kThreads) depthwise_weight_kernel(WeightArgs<T
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(256)
-    depthwise_reduce_kernel(const acc_t<T>* partials, int64_t chunks, int64_t count, T* out) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < count; e += step) {
-    acc_t<T> sum = acc_t<T>(0);
-    for (int64_t c = 0; c < chunks; ++c) sum += partials[c * count + e];
-    out[e] = from_acc<T>(sum);
-  }
-}
-
 constexpr int64_t kTargetBlocks = 1024;
 constexpr int64_t kMinTilesPerChunk = 4;
 
@@ -328,6 +319,26 @@ bool weight_kernel_fits(const Conv1dParams& p, size_t elem_size) {
   return elems <= static_cast<int64_t>(kSmemBudget / elem_size);
 }
 
+// The row kernel over `rows` output rows of at most `row_len` outputs each, whose input spans are read at
+// x_step with taps tap_dist apart (RowArgs::job gives each row's own geometry).
+template <typename T, bool kBackward>
+void launch_rows(const Conv1dParams& p, const T* x, const T* w, const T* bias, T* y, int64_t phases,
+                 int64_t rows, int64_t row_len, int64_t x_step, int64_t tap_dist, Stream stream) {
+  RowArgs<T, kBackward> args;
+  args.p = p;
+  args.x = x;
+  args.w = w;
+  args.bias = bias;
+  args.y = y;
+  args.phases = phases;
+  args.rows = rows;
+  args.tile_out = pick_tile_out(x_step, tap_dist, p.kernel_size, sizeof(T));
+  args.tiles_per_row = ceil_div(row_len, args.tile_out);
+  const size_t smem = smem_bytes_for<T>(args.tile_out, x_step, tap_dist, p.kernel_size);
+  launch_kernel(depthwise_rows_kernel<T, kBackward>, dim3(grid_for(args.rows * args.tiles_per_row)),
+                dim3(kThreads), smem, stream, args);
+}
+
 }  // namespace
 
 bool depthwise_forward_supported(const Conv1dParams& p, size_t elem_size) {
@@ -346,38 +357,17 @@ bool depthwise_backward_weight_supported(const Conv1dParams& p, size_t elem_size
 template <typename T>
 void depthwise_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                        Stream stream) {
-  RowArgs<T, false> args;
-  args.p = p;
-  args.x = input;
-  args.w = weight;
-  args.bias = bias;
-  args.y = output;
-  args.phases = 1;
-  args.rows = p.batch * p.out_channels;
-  args.tile_out = pick_tile_out(p.stride, p.dilation, p.kernel_size, sizeof(T));
-  args.tiles_per_row = ceil_div(p.out_len, args.tile_out);
-  const size_t smem = smem_bytes_for<T>(args.tile_out, p.stride, p.dilation, p.kernel_size);
-  launch_kernel(depthwise_rows_kernel<T, false>, dim3(grid_for(args.rows * args.tiles_per_row)),
-                dim3(kThreads), smem, stream, args);
+  launch_rows<T, false>(p, input, weight, bias, output, /*phases=*/1, p.batch * p.out_channels, p.out_len,
+                        p.stride, p.dilation, stream);
 }
 
 template <typename T>
 void depthwise_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
                               Stream stream) {
-  RowArgs<T, true> args;
-  args.p = p;
-  args.x = grad_output;
-  args.w = weight;
-  args.bias = nullptr;
-  args.y = grad_input;
-  args.phases = num_backward_phases(p);
-  args.rows = p.batch * p.in_channels * args.phases;
+  const int64_t phases = num_backward_phases(p);
   const int64_t out_step = p.dilation / gcd64(p.stride, p.dilation);
-  args.tile_out = pick_tile_out(1, out_step, p.kernel_size, sizeof(T));
-  args.tiles_per_row = ceil_div(ceil_div(p.in_len, p.stride), args.tile_out);  // phase 0 is longest
-  const size_t smem = smem_bytes_for<T>(args.tile_out, 1, out_step, p.kernel_size);
-  launch_kernel(depthwise_rows_kernel<T, true>, dim3(grid_for(args.rows * args.tiles_per_row)),
-                dim3(kThreads), smem, stream, args);
+  launch_rows<T, true>(p, grad_output, weight, nullptr, grad_input, phases, p.batch * p.in_channels * phases,
+                       ceil_div(p.in_len, p.stride) /* phase 0 is the longest */, 1, out_step, stream);
 }
 
 size_t depthwise_backward_weight_workspace_bytes(const Conv1dParams& p, size_t elem_size) {
@@ -405,8 +395,8 @@ void depthwise_backward_weight(const Conv1dParams& p, const T* grad_output, cons
                 smem, stream, args);
   if (plan.chunks > 1) {
     const int64_t count = p.out_channels * p.kernel_size;
-    launch_kernel(depthwise_reduce_kernel<T>, dim3(grid_for(ceil_div(count, 256))), dim3(256), 0, stream,
-                  static_cast<const acc_t<T>*>(args.partials), plan.chunks, count, grad_weight);
+    launch_sum_partials(static_cast<const acc_t<T>*>(args.partials), plan.chunks, count,
+                        PartialsLayout{count, 1}, StoreSum<T>{grad_weight}, stream);
   }
 }
 

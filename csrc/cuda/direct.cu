@@ -1,6 +1,8 @@
-// Direct kernels: one thread per output element, reading global memory only. They handle every
-// shape (any receptive field, any stride), so dispatch falls back to them when a tiled family cannot
-// stage a problem in shared memory. Deterministic: each element is one thread's sequential sum.
+// The "direct" family: one thread per output element, reading global memory only. It handles every
+// shape with memory that depends only on the tensors' sizes, so dispatch.cu picks it for padding, stride or
+// dilation far beyond the tensors (conv1d_params.h, geometry_is_compact); otherwise it is the simple
+// reference the tests force (CONV1D_EXT_CUDA_FAMILY=direct). Deterministic: each element is one thread's
+// sequential sum.
 #include "families.h"
 #include "kernel_utils.cuh"
 
@@ -14,9 +16,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
     direct_forward_kernel(Conv1dParams p, const T* input, const T* weight, const T* bias, T* output) {
   using A = acc_t<T>;
-  const int64_t total = p.batch * p.out_channels * p.out_len;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
+  for_each_thread_item(p.batch * p.out_channels * p.out_len, [&](int64_t idx) {
     const int64_t t = idx % p.out_len;
     const int64_t oc = (idx / p.out_len) % p.out_channels;
     const int64_t b = idx / (p.out_len * p.out_channels);
@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     if (bias != nullptr) acc += to_acc(bias[oc]);
     output[idx] = from_acc<T>(acc);
-  }
+  });
 }
 
 // grad_input[b, ic, i] over the taps of i's phase (see BackwardPhase): no divisibility test per tap.
@@ -40,9 +40,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
     direct_backward_input_kernel(Conv1dParams p, const T* grad_output, const T* weight, T* grad_input) {
   using A = acc_t<T>;
-  const int64_t total = p.batch * p.in_channels * p.in_len;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
+  for_each_thread_item(p.batch * p.in_channels * p.in_len, [&](int64_t idx) {
     const int64_t i = idx % p.in_len;
     const int64_t icg = (idx / p.in_len) % p.in_channels;
     const int64_t b = idx / (p.in_len * p.in_channels);
@@ -59,16 +57,14 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     grad_input[idx] = from_acc<T>(acc);
-  }
+  });
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     direct_backward_weight_kernel(Conv1dParams p, const T* grad_output, const T* input, T* grad_weight) {
   using A = acc_t<T>;
-  const int64_t total = p.out_channels * p.in_per_group * p.kernel_size;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += step) {
+  for_each_thread_item(p.out_channels * p.in_per_group * p.kernel_size, [&](int64_t idx) {
     const int64_t tap = idx % p.kernel_size;
     const int64_t ic = (idx / p.kernel_size) % p.in_per_group;
     const int64_t oc = idx / (p.kernel_size * p.in_per_group);
@@ -83,7 +79,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     grad_weight[idx] = from_acc<T>(acc);
-  }
+  });
 }
 
 inline dim3 grid_for_elements(int64_t n) { return dim3(grid_for(ceil_div(n, kThreads))); }

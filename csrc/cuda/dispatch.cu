@@ -3,13 +3,11 @@
 // (families.h); with each, the workspace it needs (NAME_workspace_bytes). Instantiated here for float,
 // double, c10::Half, c10::BFloat16.
 //
-// Families (each in its own file): depthwise.cu (in_per_group == 1, small channel multiplier),
-// dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu (implicit GEMM, any groups),
-// backward_bias.cu, causal.cu (the causal ops, every problem),
-// direct.cu (one thread per output, any shape: never chosen automatically -- a
-// reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct); on tensor cores (sm_80+,
-// checked per call on the current device): tensor_core_forward.cu, and the backward GEMMs of
-// dense_backward_input.cu / dense_backward_weight.cu run on tc_implicit_gemm_kernel (implicit_gemm.cuh).
+// Families (each in its own file, launchers in families.h): depthwise.cu (in_per_group == 1, small
+// channel multiplier), dense.cu (implicit GEMM on FMA units, any groups), tensor_core.cu (the same three
+// GEMM ops on tensor cores, sm_80+, checked per call on the current device), backward_bias.cu, direct.cu
+// (one thread per output, any shape: chosen only for padding, stride or dilation far beyond the tensors
+// -- otherwise a reference implementation the tests force with CONV1D_EXT_CUDA_FAMILY=direct).
 //
 // Numerics policy (PyTorch's for convolutions), the same for the three GEMM ops: bfloat16/float16 always on
 // tensor cores (float32 accumulation, like the FMA kernels); float32 on TF32 tensor cores while
@@ -20,8 +18,8 @@
 //   * __global__ / __device__ / __host__ __device__ functions, __forceinline__, __launch_bounds__;
 //     device lambdas inside kernels ([&] captures, called in the same thread);
 //   * threadIdx.x, blockIdx.x, blockDim.x, gridDim.x (1-D grids and blocks only; dim3 for launches);
-//   * static __shared__ arrays declared inside kernels (2-D arrays of float/double) and dynamic shared
-//     memory through dynamic_smem<T>() (cuda_compat.cuh);
+//   * static __shared__ arrays declared inside kernels (of the accumulator type, or bytes) and dynamic
+//     shared memory through dynamic_smem<T>() (cuda_compat.cuh);
 //   * __syncthreads();
 //   * __shfl_down_sync(0xffffffff, v, offset) on float and double (full warps; blockDim.x % 32 == 0);
 //   * launches only through launch_kernel() (cuda_compat.cuh); kernel arguments are trivially copyable
@@ -41,7 +39,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 
 #include "families.h"
 #include "kernel_utils.cuh"
@@ -107,17 +104,6 @@ size_t backward_bias_workspace_bytes(int64_t batch, int64_t channels, int64_t le
   return bias_workspace_bytes(batch, channels, len, acc_size_of(elem_size));
 }
 
-// The tensor-core forward exists for float, Half and BFloat16 only.
-template <typename T>
-void tensor_core_forward_of(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
-                            Stream s) {
-  if constexpr (std::is_same_v<T, double>) {
-    dense_forward(p, input, weight, bias, output, s);  // not reached: choose_family never picks it
-  } else {
-    tensor_core_forward(p, input, weight, bias, output, s);
-  }
-}
-
 }  // namespace
 
 // --- conv1d ops
@@ -133,7 +119,7 @@ void OpKernels<T>::conv1d(const Conv1dForwardArgs<T>& a, const CudaLaunch& launc
   const Stream s = static_cast<Stream>(launch.stream);
   switch (choose_family(p, Op::kForward, sizeof(T), launch.allow_tf32())) {
     case Family::kTensorCore:
-      return tensor_core_forward_of(p, a.input, a.weight, a.bias, a.output, s);
+      return tensor_core_forward(p, a.input, a.weight, a.bias, a.output, s);
     case Family::kDepthwise:
       return depthwise_forward(p, a.input, a.weight, a.bias, a.output, s);
     case Family::kDense:
@@ -160,7 +146,7 @@ void OpKernels<T>::conv1d_backward_input(const Conv1dBackwardInputArgs<T>& a, co
     case Family::kDirect:
       return direct_backward_input(p, a.grad_output, a.weight, a.grad_input, s);
     case Family::kTensorCore:
-      return dense_backward_input(p, a.grad_output, a.weight, a.grad_input, s, /*tensor_cores=*/true);
+      return tensor_core_backward_input(p, a.grad_output, a.weight, a.grad_input, s);
   }
 }
 
@@ -181,8 +167,7 @@ void OpKernels<T>::conv1d_backward_weight(const Conv1dBackwardWeightArgs<T>& a, 
     case Family::kDirect:
       return direct_backward_weight(p, a.grad_output, a.input, a.grad_weight, s);
     case Family::kTensorCore:
-      return dense_backward_weight(p, a.grad_output, a.input, a.grad_weight, a.workspace, s,
-                                   /*tensor_cores=*/true);
+      return tensor_core_backward_weight(p, a.grad_output, a.input, a.grad_weight, a.workspace, s);
   }
 }
 

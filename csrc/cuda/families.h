@@ -1,5 +1,7 @@
 // Launchers of the CUDA kernel families, called only from the per-op dispatch in dispatch.cu.
 // Each family lives in its own .cu file and instantiates its launchers for the four dtypes there.
+// Shared device code: kernel_utils.cuh (types, index helpers, backward phases), reductions.cuh,
+// implicit_gemm.cuh (the GEMM tiles, loads, K loop, FMA core) and gemm_problems.cuh (the three GEMMs).
 // Pointers of the conv1d families are to contiguous tensors in the layouts of core/conv1d_params.h; the
 // causal family reads and writes x, out / dx, grad_out and the update's state through the strides of
 // core/causal_params.h.
@@ -18,8 +20,8 @@
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
 
-// --- direct.cu: one thread per output element; any shape, no shared memory. Never chosen by
-// dispatch.cu (the implicit GEMM takes every shape): a simple reference the tests force.
+// --- direct.cu: one thread per output element; any shape, no shared memory. Chosen by dispatch.cu only
+// for geometry far beyond the tensors (geometry_is_compact); otherwise a simple reference the tests force.
 template <typename T>
 void direct_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                     Stream stream);
@@ -30,28 +32,36 @@ template <typename T>
 void direct_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
                             Stream stream);
 
-// --- dense_forward.cu / dense_backward_input.cu / dense_backward_weight.cu: implicit GEMM, any groups.
+// --- dense.cu: implicit GEMM on FMA units, any groups.
 template <typename T>
 void dense_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                    Stream stream);
-// tensor_cores: the GEMM on tensor cores (tc_implicit_gemm_kernel; float32 as TF32, float16, bfloat16).
 template <typename T>
 void dense_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
-                          Stream stream, bool tensor_cores = false);
-// Split-K over batch x length: `splits` partial sums into `workspace` (acc type), then a fixed-order
-// reduction; with splits == 1 the GEMM writes grad_weight directly.
+                          Stream stream);
+// Split-K over batch x length (this family and the tensor-core one alike): `splits` partial sums into
+// `workspace` (acc type), then a fixed-order reduction; with splits == 1 the GEMM writes grad_weight
+// directly.
 int64_t dense_backward_weight_splits(const Conv1dParams& p);
 size_t dense_backward_weight_workspace_bytes(const Conv1dParams& p, size_t acc_size);
 template <typename T>
 void dense_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
-                           void* workspace, Stream stream, bool tensor_cores = false);
+                           void* workspace, Stream stream);
 
-// --- tensor_core_forward.cu: the dense/grouped forward on tensor cores (mma.sync, sm_80+), for float32
-// (as TF32), float16 and bfloat16. tensor_core_available(): the current device can run it.
+// --- tensor_core.cu: the same three ops on tensor cores (mma.sync, sm_80+), for float32 (as TF32),
+// float16 and bfloat16; the float64 instantiations raise (dispatch.cu never picks them).
+// tensor_core_available(): the current device can run them.
 bool tensor_core_available();
 template <typename T>
 void tensor_core_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                          Stream stream);
+template <typename T>
+void tensor_core_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                                Stream stream);
+// Workspace: dense_backward_weight_workspace_bytes.
+template <typename T>
+void tensor_core_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                                 void* workspace, Stream stream);
 
 // --- depthwise.cu: in_per_group == 1 (channel multiplier out_per_group allowed).
 // *_supported says whether the tiled kernel can stage this shape in shared memory.

@@ -175,29 +175,31 @@ C1D_HOST_DEVICE inline BackwardPhase backward_phase(const Conv1dParams& p, int64
   return ph;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Deterministic block-wide sum (fixed reduction tree: the result depends only on the inputs' order).
-// `scratch` holds at least blockDim.x / 32 values; blockDim.x is a multiple of 32. Every thread of the
-// block must call it; the result is returned to all threads.
-template <typename A>
-__device__ inline A block_sum(A v, A* scratch) {
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
-  const int lane = threadIdx.x % 32;
-  const int warp = threadIdx.x / 32;
-  const int num_warps = blockDim.x / 32;
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  A total = A(0);
-  for (int w = 0; w < num_warps; ++w) total += scratch[w];  // same order in every thread
-  return total;
-}
-
 // Grid size for a grid-stride loop over `work` items of one block each; kernels loop
-// `for (item = blockIdx.x; item < work; item += gridDim.x)`, so any 64-bit amount of work fits.
+// `for (item = blockIdx.x; item < work; item += gridDim.x)`, so any 64-bit amount of work fits. For items
+// of one thread each (for_each_thread_item), work = ceil_div(items, block size).
 inline unsigned int grid_for(int64_t work) {
   const int64_t max_grid = 1 << 30;
   return static_cast<unsigned int>(work < max_grid ? work : max_grid);
+}
+
+// The grid-stride loop over `count` items of one thread each: f(i) for every i < count, in the thread
+// whose global index is i modulo the grid's thread count.
+template <typename F>
+__device__ __forceinline__ void for_each_thread_item(int64_t count, F f) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += step) f(i);
+}
+
+// Sets every element of a (multi-dimensional) accumulator array to 0.
+template <typename V>
+__device__ __forceinline__ void fill_zero(V& v) {
+  v = V(0);
+}
+template <typename V, size_t N>
+__device__ __forceinline__ void fill_zero(V (&a)[N]) {
+#pragma unroll
+  for (size_t i = 0; i < N; ++i) fill_zero(a[i]);
 }
 
 }  // namespace C1D_KERNEL_NS

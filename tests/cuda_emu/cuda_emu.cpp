@@ -1,17 +1,16 @@
-// Runtime of the CUDA emulator (see cuda_emu.h for the model, README.md for its limits).
+// Runtime of the CUDA emulator (see cuda_emu.h for the model, README.md for its limits): launches, the
+// block scheduler, block barriers, launch checks and error reports. Fibers are in cuda_emu_fibers.cpp,
+// warp-collective operations and cp.async in cuda_emu_warp.cpp.
 //
 // Each OS thread that runs blocks owns a Worker: one fiber (stack + saved context) per thread of the
-// block, a scheduler loop, and the block's dynamic shared memory. Fibers switch with a few lines of
-// assembly on x86-64 (no system call, unlike swapcontext) and with ucontext elsewhere.
-#include "cuda_emu.h"
+// block, a scheduler loop, and the block's dynamic shared memory.
+#include "cuda_emu_internal.h"
 
 #include <dlfcn.h>
-#include <sys/mman.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
-#include <exception>
+#include <cstring>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -19,55 +18,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
-#include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
-#include <c10/util/Half.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#endif
-
-#if !defined(__x86_64__) || defined(CUDA_EMU_USE_UCONTEXT)
-#define CUDA_EMU_UCONTEXT 1
-#include <ucontext.h>
-#endif
-
-#if !CUDA_EMU_UCONTEXT
-// cuda_emu_switch(save_sp, load_sp): saves the callee-saved registers and the FP control words on the
-// current stack, stores the stack pointer in *save_sp, and resumes the context saved at load_sp.
-asm(R"(
-  .text
-  .p2align 4
-  .globl cuda_emu_switch
-  .hidden cuda_emu_switch
-  .type cuda_emu_switch, @function
-cuda_emu_switch:
-  pushq %rbp
-  pushq %rbx
-  pushq %r12
-  pushq %r13
-  pushq %r14
-  pushq %r15
-  subq $16, %rsp
-  stmxcsr 8(%rsp)
-  fnstcw (%rsp)
-  movq %rsp, (%rdi)
-  movq %rsi, %rsp
-  fldcw (%rsp)
-  ldmxcsr 8(%rsp)
-  addq $16, %rsp
-  popq %r15
-  popq %r14
-  popq %r13
-  popq %r12
-  popq %rbx
-  popq %rbp
-  ret
-  .size cuda_emu_switch, .-cuda_emu_switch
-)");
-extern "C" void cuda_emu_switch(void** save_sp, void* load_sp);
-#endif
 
 // Bounds of the static shared memory: `__shared__` variables live in the TLS section cuda_emu_shared.
 // The linker gives the section's image bounds; the per-thread copy runs from cuda_emu_shared_begin (this
@@ -78,205 +29,9 @@ __attribute__((section("cuda_emu_shared"), aligned(128))) thread_local unsigned 
 extern thread_local unsigned char cuda_emu_shared_end[1];
 
 namespace cuda_emu {
-namespace {
-
-constexpr size_t kStackBytes = 256 * 1024;  // per fiber; a PROT_NONE guard page below catches overflow
-constexpr size_t kGuardBytes = 4096;
-constexpr size_t kSmemDefaultLimit = 48 * 1024;  // without cudaFuncSetAttribute
-constexpr size_t kSmemOptinLimit = 227 * 1024;   // H100 maximum per block
-
-enum class State : uint8_t { Runnable, AtBarrier, AtWarp, Done };
-
-constexpr size_t kValueBytes = 48;  // per-lane operand of a warp rendezvous (an mma's a, b and c: 40)
-
-// One cp.async in flight: its bytes (read at issue), where they go, and its commit group (-1: none yet).
-struct PendingCopy {
-  void* dst;
-  size_t bytes;
-  int64_t group;
-  unsigned char data[16];
-};
-
-struct Fiber {
-#if CUDA_EMU_UCONTEXT
-  ucontext_t uc;
-#else
-  void* sp = nullptr;
-#endif
-  char* stack = nullptr;  // top of the usable stack
-  State state = State::Done;
-  uint3 tid{0, 0, 0};
-  // The synchronisation point the fiber waits at.
-  const char* file = "";
-  int line = 0;
-  SyncKind sync_kind = SyncKind::Barrier;
-  int predicate = 0;
-  int sync_result = 0;
-  WarpOp op = WarpOp::Sync;
-  unsigned mask = 0;
-  int width = 32;
-  int param = 0;
-  size_t size = 0;
-  unsigned char value[kValueBytes];
-  std::exception_ptr error;
-  std::vector<PendingCopy> copies;  // cp.async issued and not yet waited for
-  int64_t groups_committed = 0;
-};
-
-struct Worker {
-  std::vector<Fiber> fibers;    // sized once to the largest block seen; never reallocated mid-block
-  std::vector<char*> mappings;  // one mmap per fiber stack, reused across blocks and launches
-  std::vector<unsigned> order;
-  unsigned char* smem = nullptr;
-  size_t smem_capacity = 0;
-#if CUDA_EMU_UCONTEXT
-  ucontext_t scheduler;
-#else
-  void* scheduler_sp = nullptr;
-#endif
-  Fiber* current = nullptr;
-  const void* scheduler_stack = nullptr;  // bounds of the scheduler's (the OS thread's) stack, for ASan
-  size_t scheduler_stack_size = 0;
-  KernelInvoker invoke = nullptr;
-  const void* closure = nullptr;
-
-  ~Worker() {
-    for (char* m : mappings) munmap(m, kStackBytes + kGuardBytes);
-    std::free(smem);
-  }
-
-  void reserve(unsigned nthreads, size_t smem_bytes) {
-    if (fibers.size() < nthreads) fibers.resize(nthreads);
-    while (mappings.size() < nthreads) {
-      void* m = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-      TORCH_CHECK(m != MAP_FAILED, "cuda_emu: cannot map a fiber stack");
-      mprotect(m, kGuardBytes, PROT_NONE);
-      mappings.push_back(static_cast<char*>(m));
-    }
-    for (unsigned i = 0; i < nthreads; ++i) fibers[i].stack = mappings[i] + kGuardBytes + kStackBytes;
-    if (smem_capacity < smem_bytes) {
-      std::free(smem);
-      const size_t cap = (smem_bytes + 127) / 128 * 128;
-      smem = static_cast<unsigned char*>(std::aligned_alloc(128, cap));
-      TORCH_CHECK(smem != nullptr, "cuda_emu: cannot allocate shared memory");
-      smem_capacity = cap;
-    }
-  }
-};
+namespace detail {
 
 thread_local Worker tls_worker;
-
-std::mutex g_attr_mutex;
-std::unordered_map<const void*, int> g_max_dynamic_smem;
-std::unordered_map<const void*, uint64_t> g_launches;  // under g_attr_mutex
-
-enum class Order { Shuffle, Forward, Reverse };
-
-Order schedule_order() {
-  static const Order order = [] {
-    const char* v = std::getenv("CUDA_EMU_ORDER");
-    if (v == nullptr || *v == 0 || std::string(v) == "shuffle") return Order::Shuffle;
-    if (std::string(v) == "forward") return Order::Forward;
-    if (std::string(v) == "reverse") return Order::Reverse;
-    TORCH_CHECK(false, "cuda_emu: CUDA_EMU_ORDER must be shuffle, forward or reverse, got ", v);
-  }();
-  return order;
-}
-
-bool serial_blocks() {
-  static const bool serial = [] {
-    const char* v = std::getenv("CUDA_EMU_SERIAL");
-    return v != nullptr && *v != 0 && std::string(v) != "0";
-  }();
-  return serial;
-}
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-// AddressSanitizer builds (CONV1D_EXT_SANITIZE): ASan knows one stack per OS thread. It is told at every
-// switch which stack runs next (so an exception thrown on a fiber unpoisons the frames it unwinds there,
-// and reports describe fiber frames), and a fiber stack is unpoisoned before reuse (the redzones of
-// frames that never returned: fiber_main's, those of a block abandoned after an error). No fake stacks:
-// detect_stack_use_after_return stays off.
-#if defined(__SANITIZE_ADDRESS__)
-void asan_leave_for(const void* stack_bottom, size_t size) {
-  __sanitizer_start_switch_fiber(nullptr, stack_bottom, size);
-}
-void asan_arrived(Worker* w) {  // w: on a fiber, to learn the scheduler's stack; null on the scheduler
-  __sanitizer_finish_switch_fiber(nullptr, w ? &w->scheduler_stack : nullptr,
-                                  w ? &w->scheduler_stack_size : nullptr);
-}
-void asan_unpoison(char* begin, size_t size) { __asan_unpoison_memory_region(begin, size); }
-#else
-void asan_leave_for(const void*, size_t) {}
-void asan_arrived(Worker*) {}
-void asan_unpoison(char*, size_t) {}
-#endif
-
-void fiber_main();
-
-void switch_to_fiber(Worker& w, Fiber& f) {
-  asan_leave_for(f.stack - kStackBytes, kStackBytes);
-#if CUDA_EMU_UCONTEXT
-  swapcontext(&w.scheduler, &f.uc);
-#else
-  cuda_emu_switch(&w.scheduler_sp, f.sp);
-#endif
-  asan_arrived(nullptr);
-}
-
-void switch_to_scheduler(Worker& w, Fiber& f) {
-  asan_leave_for(w.scheduler_stack, w.scheduler_stack_size);
-#if CUDA_EMU_UCONTEXT
-  swapcontext(&f.uc, &w.scheduler);
-#else
-  cuda_emu_switch(&f.sp, w.scheduler_sp);
-#endif
-  asan_arrived(&w);
-}
-
-void start_fiber(Fiber& f) {
-  asan_unpoison(f.stack - kStackBytes, kStackBytes);
-#if CUDA_EMU_UCONTEXT
-  getcontext(&f.uc);
-  f.uc.uc_stack.ss_sp = f.stack - kStackBytes;
-  f.uc.uc_stack.ss_size = kStackBytes;
-  f.uc.uc_link = nullptr;
-  makecontext(&f.uc, fiber_main, 0);
-#else
-  // The frame cuda_emu_switch pops: FP control words, r15..r12, rbx, rbp, then the return address.
-  uint64_t* sp = reinterpret_cast<uint64_t*>(f.stack - 80);  // 16-byte aligned; entry sees rsp % 16 == 8
-  uint32_t mxcsr;
-  uint16_t fpucw;
-  asm volatile("stmxcsr %0" : "=m"(mxcsr));
-  asm volatile("fnstcw %0" : "=m"(fpucw));
-  std::memset(sp, 0, 80);
-  std::memcpy(reinterpret_cast<char*>(sp), &fpucw, sizeof(fpucw));
-  std::memcpy(reinterpret_cast<char*>(sp) + 8, &mxcsr, sizeof(mxcsr));
-  sp[8] = reinterpret_cast<uint64_t>(&fiber_main);  // return address of the first switch
-  f.sp = sp;
-#endif
-}
-
-void fiber_main() {
-  Worker& w = tls_worker;
-  asan_arrived(&w);
-  Fiber* f = w.current;
-  try {
-    w.invoke(w.closure);
-  } catch (...) {
-    f->error = std::current_exception();
-  }
-  f->state = State::Done;
-  switch_to_scheduler(w, *f);
-  std::abort();  // a finished fiber is never resumed
-}
 
 std::string fmt3(uint3 v) {
   std::ostringstream s;
@@ -326,6 +81,12 @@ std::string where(const Fiber& f) {
   return s.str();
 }
 
+Fiber& current_fiber(const char* what) {
+  Fiber* f = tls_worker.current;
+  TORCH_CHECK(f != nullptr, "cuda_emu: ", what, " outside a kernel");
+  return *f;
+}
+
 [[noreturn]] void fail(const std::string& what) {
   std::ostringstream s;
   s << "cuda_emu: block " << fmt3(blockIdx) << " of grid " << fmt3(gridDim) << ", block size "
@@ -333,201 +94,46 @@ std::string where(const Fiber& f) {
   TORCH_CHECK(false, s.str());
 }
 
+}  // namespace detail
+
+using namespace detail;
+
+namespace {
+
+std::mutex g_attr_mutex;
+std::unordered_map<const void*, int> g_max_dynamic_smem;
+std::unordered_map<const void*, uint64_t> g_launches;  // under g_attr_mutex
+
+enum class Order { Shuffle, Forward, Reverse };
+
+Order schedule_order() {
+  static const Order order = [] {
+    const char* v = std::getenv("CUDA_EMU_ORDER");
+    if (v == nullptr || *v == 0 || std::string(v) == "shuffle") return Order::Shuffle;
+    if (std::string(v) == "forward") return Order::Forward;
+    if (std::string(v) == "reverse") return Order::Reverse;
+    TORCH_CHECK(false, "cuda_emu: CUDA_EMU_ORDER must be shuffle, forward or reverse, got ", v);
+  }();
+  return order;
+}
+
+bool serial_blocks() {
+  static const bool serial = [] {
+    const char* v = std::getenv("CUDA_EMU_SERIAL");
+    return v != nullptr && *v != 0 && std::string(v) != "0";
+  }();
+  return serial;
+}
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 bool same_site(const Fiber& a, const Fiber& b) {
   return a.line == b.line && (a.file == b.file || std::strcmp(a.file, b.file) == 0);
-}
-
-// ldmatrix.x4 of the warp at `base`: lane 8i+r holds the address of row r of matrix i; lane l receives in
-// register i the 4 bytes at byte 4*(l%4) of row l/4 of matrix i (PTX ISA, ldmatrix).
-void resolve_ldmatrix(Worker& w, unsigned base) {
-  const unsigned char* rows[32];
-  for (unsigned p = 0; p < 32; ++p) {
-    std::memcpy(&rows[p], w.fibers[base + p].value, sizeof(rows[p]));
-    if (reinterpret_cast<uintptr_t>(rows[p]) % 16 != 0) {
-      fail(where(w.fibers[base + p]) + ": ldmatrix row address is not 16-byte aligned");
-    }
-  }
-  for (unsigned l = 0; l < 32; ++l) {
-    uint32_t r[4];
-    for (unsigned i = 0; i < 4; ++i) std::memcpy(&r[i], rows[8 * i + l / 4] + 4 * (l % 4), 4);
-    std::memcpy(w.fibers[base + l].value, r, sizeof(r));
-  }
-}
-
-float mma_element(int kind, uint32_t reg, int half) {
-  if (kind == 2) {  // tf32: the hardware ignores the low 13 bits
-    const uint32_t bits = reg & 0xffffe000u;
-    float v;
-    std::memcpy(&v, &bits, 4);
-    return v;
-  }
-  const uint16_t h = static_cast<uint16_t>(half == 0 ? reg & 0xffffu : reg >> 16);  // lower index: low half
-  return kind == 0 ? static_cast<float>(c10::BFloat16(h, c10::BFloat16::from_bits()))
-                   : static_cast<float>(c10::Half(h, c10::Half::from_bits()));
-}
-
-// mma.sync of the warp at `base`: gathers A, B, C from the lanes' fragments (layouts as documented in
-// csrc/cuda/tensor_core.cuh, from the PTX ISA), computes D = A*B + C in float32 (products of 16-bit or
-// TF32 values are exact in float32; the sum runs in k order), and scatters D back.
-void resolve_mma(Worker& w, unsigned base, int kind) {
-  const int K = kind == 2 ? 8 : 16;
-  float A[16][16], B[16][8], C[16][8];
-  for (int l = 0; l < 32; ++l) {
-    uint32_t a[4], b[2];
-    float c[4];
-    const unsigned char* v = w.fibers[base + l].value;
-    std::memcpy(a, v, 16);
-    std::memcpy(b, v + 16, 8);
-    std::memcpy(c, v + 24, 16);
-    const int group = l >> 2, quad = l & 3;
-    for (int i = 0; i < 4; ++i) {
-      const int row = group + 8 * (i & 1);
-      if (kind == 2) {
-        A[row][quad + 4 * (i >> 1)] = mma_element(kind, a[i], 0);
-      } else {
-        for (int h = 0; h < 2; ++h) A[row][2 * quad + h + 8 * (i >> 1)] = mma_element(kind, a[i], h);
-      }
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (kind == 2) {
-        B[quad + 4 * i][group] = mma_element(kind, b[i], 0);
-      } else {
-        for (int h = 0; h < 2; ++h) B[2 * quad + h + 8 * i][group] = mma_element(kind, b[i], h);
-      }
-    }
-    for (int r = 0; r < 4; ++r) C[group + 8 * (r >> 1)][2 * quad + (r & 1)] = c[r];
-  }
-  for (int l = 0; l < 32; ++l) {
-    const int group = l >> 2, quad = l & 3;
-    float d[4];
-    for (int r = 0; r < 4; ++r) {
-      const int row = group + 8 * (r >> 1), col = 2 * quad + (r & 1);
-      float acc = C[row][col];
-      for (int k = 0; k < K; ++k) acc += A[row][k] * B[k][col];
-      d[r] = acc;
-    }
-    std::memcpy(w.fibers[base + l].value, d, sizeof(d));
-  }
-}
-
-// Completes every warp intrinsic of the warp starting at thread `base` whose named lanes have all
-// arrived; reports misuse.
-bool resolve_warp(Worker& w, unsigned base, unsigned nthreads) {
-  bool progressed = false;
-  {
-    const unsigned lanes = std::min(32u, nthreads - base);
-    const unsigned existing = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u);
-    for (unsigned lane = 0; lane < lanes; ++lane) {
-      Fiber& f = w.fibers[base + lane];
-      if (f.state != State::AtWarp) continue;
-      if (((f.mask >> lane) & 1u) == 0) {
-        fail(where(f) + ", but its own lane " + std::to_string(lane) + " is not in the mask");
-      }
-      const bool shuffle = f.op == WarpOp::Shfl || f.op == WarpOp::ShflUp || f.op == WarpOp::ShflDown ||
-                           f.op == WarpOp::ShflXor;
-      if (shuffle && (f.width < 1 || f.width > 32 || (f.width & (f.width - 1)) != 0)) {
-        fail(where(f) + " with width " + std::to_string(f.width) + " (must be a power of 2 <= 32)");
-      }
-      const unsigned group = f.mask & existing;
-      bool ready = true;
-      for (unsigned p = 0; p < 32; ++p) {
-        if (((group >> p) & 1u) == 0) continue;
-        const Fiber& g = w.fibers[base + p];
-        if (g.state == State::Done) {
-          fail(where(f) + ", but lane " + std::to_string(p) + " named in the mask " + where(g));
-        }
-        if (g.state == State::AtWarp) {
-          if (g.op != f.op || g.mask != f.mask || g.width != f.width || g.size != f.size) {
-            fail("divergent warp intrinsics: " + where(f) + " (width " + std::to_string(f.width) + "), " +
-                 where(g) + " (width " + std::to_string(g.width) + ")");
-          }
-        } else {
-          ready = false;  // still at a barrier: may be a deadlock, decided by the caller
-        }
-      }
-      if (!ready) continue;
-      if (f.op == WarpOp::Ldmatrix || f.op == WarpOp::Mma) {
-        if (group != 0xffffffffu) fail(where(f) + ": tensor-core instructions need all 32 lanes of a warp");
-        if (f.op == WarpOp::Ldmatrix) {
-          resolve_ldmatrix(w, base);
-        } else {
-          resolve_mma(w, base, f.param);
-        }
-        for (unsigned p = 0; p < 32; ++p) w.fibers[base + p].state = State::Runnable;
-        progressed = true;
-        continue;
-      }
-
-      unsigned char results[32][16];
-      unsigned votes = 0;
-      for (unsigned p = 0; p < 32; ++p) {
-        if (((group >> p) & 1u) == 0) continue;
-        unsigned v;
-        std::memcpy(&v, w.fibers[base + p].value, sizeof(v));
-        if (f.op == WarpOp::Ballot || f.op == WarpOp::Any || f.op == WarpOp::All) votes |= (v != 0u) << p;
-      }
-      for (unsigned p = 0; p < 32; ++p) {
-        if (((group >> p) & 1u) == 0) continue;
-        const Fiber& g = w.fibers[base + p];
-        const unsigned width = static_cast<unsigned>(g.width);
-        const unsigned segment = p & ~(width - 1u);
-        const unsigned in_seg = p & (width - 1u);
-        unsigned src = p;
-        switch (g.op) {
-          case WarpOp::Shfl:
-            src = segment + (static_cast<unsigned>(g.param) & (width - 1u));
-            break;
-          case WarpOp::ShflUp:
-            src = static_cast<unsigned>(g.param) <= in_seg ? p - static_cast<unsigned>(g.param) : p;
-            break;
-          case WarpOp::ShflDown:
-            src = in_seg + static_cast<unsigned>(g.param) < width ? p + static_cast<unsigned>(g.param) : p;
-            break;
-          case WarpOp::ShflXor:
-            src = (p ^ static_cast<unsigned>(g.param)) & 31u;
-            if (src >= segment + width) src = p;  // later segments are out of reach: own value
-            break;
-          default:
-            break;
-        }
-        unsigned r = 0;
-        switch (g.op) {
-          case WarpOp::Shfl:
-          case WarpOp::ShflUp:
-          case WarpOp::ShflDown:
-          case WarpOp::ShflXor:
-            if ((group >> src) & 1u) {
-              std::memcpy(results[p], w.fibers[base + src].value, 16);
-            } else {
-              std::memset(results[p], 0xff, 16);  // an inactive lane's value is undefined: poison
-            }
-            break;
-          case WarpOp::Ballot:
-            r = votes;
-            std::memcpy(results[p], &r, sizeof(r));
-            break;
-          case WarpOp::Any:
-            r = votes != 0u;
-            std::memcpy(results[p], &r, sizeof(r));
-            break;
-          case WarpOp::All:
-            r = votes == group;
-            std::memcpy(results[p], &r, sizeof(r));
-            break;
-          case WarpOp::Sync:
-            break;
-        }
-      }
-      for (unsigned p = 0; p < 32; ++p) {
-        if (((group >> p) & 1u) == 0) continue;
-        Fiber& g = w.fibers[base + p];
-        std::memcpy(g.value, results[p], 16);
-        g.state = State::Runnable;
-      }
-      progressed = true;
-    }
-  }
-  return progressed;
 }
 
 // Releases __syncthreads when every thread of the block waits at the same one; reports divergence.
@@ -773,8 +379,7 @@ int device_attribute(cudaDeviceAttr attr) {
 
 int block_sync(SyncKind kind, int predicate, const char* file, int line) {
   Worker& w = tls_worker;
-  Fiber* f = w.current;
-  TORCH_CHECK(f != nullptr, "cuda_emu: __syncthreads outside a kernel");
+  Fiber* f = &current_fiber("__syncthreads");
   f->state = State::AtBarrier;
   f->sync_kind = kind;
   f->predicate = predicate;
@@ -782,98 +387,6 @@ int block_sync(SyncKind kind, int predicate, const char* file, int line) {
   f->line = line;
   switch_to_scheduler(w, *f);
   return f->sync_result;
-}
-
-void warp_exchange(WarpOp op, unsigned mask, int width, int param, void* value, size_t size, const char* file,
-                   int line) {
-  Worker& w = tls_worker;
-  Fiber* f = w.current;
-  TORCH_CHECK(f != nullptr, "cuda_emu: warp intrinsic outside a kernel");
-  f->state = State::AtWarp;
-  f->op = op;
-  f->mask = mask;
-  f->width = width;
-  f->param = param;
-  f->size = size;
-  f->file = file;
-  f->line = line;
-  std::memset(f->value, 0, sizeof(f->value));
-  std::memcpy(f->value, value, size);
-  switch_to_scheduler(w, *f);
-  std::memcpy(value, f->value, size);
-}
-
-void ldmatrix_x4(uint32_t (&r)[4], const void* row, const char* file, int line) {
-  unsigned char buf[16] = {};
-  std::memcpy(buf, &row, sizeof(row));
-  warp_exchange(WarpOp::Ldmatrix, 0xffffffffu, 32, 0, buf, sizeof(buf), file, line);
-  std::memcpy(r, buf, sizeof(r));
-}
-
-void mma(int kind, float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], const char* file,
-         int line) {
-  unsigned char buf[40];
-  std::memcpy(buf, a, 16);
-  std::memcpy(buf + 16, b, 8);
-  std::memcpy(buf + 24, d, 16);
-  warp_exchange(WarpOp::Mma, 0xffffffffu, 32, kind, buf, sizeof(buf), file, line);
-  std::memcpy(d, buf, sizeof(d));
-}
-
-uint32_t tf32_round(uint32_t bits) {
-  if ((bits & 0x7f800000u) == 0x7f800000u) return bits;  // Inf, NaN
-  return (bits + 0x1000u) & 0xffffe000u;                 // ties: the magnitude rounds up, i.e. away from zero
-}
-
-void cp_async(void* dst, const void* src, size_t bytes, size_t src_bytes) {
-  Worker& w = tls_worker;
-  Fiber* f = w.current;
-  TORCH_CHECK(f != nullptr, "cuda_emu: cp.async outside a kernel");
-  TORCH_CHECK(bytes <= 16 && src_bytes <= bytes, "cuda_emu: cp.async of ", bytes, " bytes");
-  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 ||
-      (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes != 0)) {
-    fail(where(*f) + ": cp.async of " + std::to_string(bytes) + " bytes on a misaligned address");
-  }
-  PendingCopy c{dst, bytes, -1, {}};
-  if (src_bytes > 0) std::memcpy(c.data, src, src_bytes);
-  std::memset(dst, 0xff, bytes);  // in flight: a read before the wait sees poison
-  f->copies.push_back(c);
-}
-
-void cp_async_commit() {
-  Fiber* f = tls_worker.current;
-  TORCH_CHECK(f != nullptr, "cuda_emu: cp.async.commit_group outside a kernel");
-  for (PendingCopy& c : f->copies)
-    if (c.group < 0) c.group = f->groups_committed;
-  ++f->groups_committed;
-}
-
-void cp_async_wait(int pending_groups) {
-  Fiber* f = tls_worker.current;
-  TORCH_CHECK(f != nullptr, "cuda_emu: cp.async.wait_group outside a kernel");
-  const int64_t complete_below = f->groups_committed - pending_groups;
-  size_t kept = 0;
-  for (PendingCopy& c : f->copies) {
-    if (c.group >= 0 && c.group < complete_below) {
-      std::memcpy(c.dst, c.data, c.bytes);
-    } else {
-      f->copies[kept++] = c;
-    }
-  }
-  f->copies.resize(kept);
-}
-
-unsigned active_mask() {
-  Worker& w = tls_worker;
-  Fiber* f = w.current;
-  TORCH_CHECK(f != nullptr, "cuda_emu: __activemask outside a kernel");
-  const unsigned linear = static_cast<unsigned>(f - w.fibers.data());
-  const unsigned base = linear / 32 * 32;
-  const unsigned n = blockDim.x * blockDim.y * blockDim.z;
-  unsigned m = 0;
-  for (unsigned p = 0; p < 32 && base + p < n; ++p)
-    if (w.fibers[base + p].state != State::Done) m |= 1u << p;
-  return m;
 }
 
 void trap(const char* file, int line) { TORCH_CHECK(false, "cuda_emu: __trap() at ", file, ":", line); }

@@ -1,11 +1,18 @@
-// Dense/grouped forward on tensor cores (sm_80+): the implicit GEMM of dense_forward.cu,
-//   M = batch * out_len (m = (b, t)), N = out_per_group, K = in_per_group * kernel_size (k = (ic, tap)),
-// one GEMM per group (z = group), computed with warp-level mma.sync: m16n8k16 for bfloat16/float16,
-// m16n8k8 on TF32-rounded operands for float32 (only when torch.backends.cudnn.allow_tf32 is True;
-// dispatch.cu decides). Accumulation in float32 registers; no atomics, a fixed K order: deterministic.
+// The "tensor_core" family (sm_80+; float32 as TF32, float16, bfloat16): forward, backward-input and
+// backward-weight of any dense or grouped convolution on warp-level mma.sync (m16n8k16 for bfloat16/float16,
+// m16n8k8 on TF32-rounded operands for float32, the latter only while torch.backends.cudnn.allow_tf32 is
+// True; dispatch.cu decides). Accumulation in float32 registers, no atomics, a fixed K order: deterministic.
+// The device helpers (fragment layouts, ldmatrix, mma, cp.async; the only inline PTX) are in tensor_core.cuh.
 //
-// Block: 128 threads = 4 warps in a 2 x 2 grid over a 64 x 64 (M x N) tile; each warp owns 32 x 32, i.e.
-// 2 x 4 mma tiles of 16 x 8. K is walked in stages of kBK elements (64 bytes of a row: 32 16-bit or 16
+// Two kernels:
+//   * tensor_core_forward_kernel: the forward GEMM of gemm_problems.cuh (M = batch * out_len, N =
+//     out_per_group, K = in_per_group * kernel_size, z = group) with a cp.async pipeline of its own;
+//   * tc_implicit_gemm_kernel: the backward-input and backward-weight Problems of gemm_problems.cuh on the
+//     tile grid, register-staged loads and K loop of implicit_gemm.cuh, in place of the FMA core (so the
+//     two backward ops split and order their work exactly like the "dense" family).
+//
+// Forward block: 128 threads = 4 warps in a 2 x 2 grid over a 64 x 64 (M x N) tile; each warp owns 32 x 32,
+// i.e. 2 x 4 mma tiles of 16 x 8. K is walked in stages of kBK elements (64 bytes of a row: 32 16-bit or 16
 // float32 values) through a kStages-deep ring of shared-memory stages filled ahead of use:
 //   * A (input gathered im2col-style, zero in the padding): one element per copy -- cp.async of 4 bytes
 //     (zero-filled outside the input) for float32; 2-byte elements have no cp.async, so 16-bit A is
@@ -16,27 +23,36 @@
 // the 8 rows an ldmatrix reads fall in distinct bank groups), so ldmatrix.x4 yields the A and B
 // fragments directly for both mma shapes (tensor_core.cuh documents the layouts).
 //
-// Pipeline per K stage kt (one barrier per stage):
+// Forward pipeline per K stage kt (one barrier per stage):
 //   cp_async_wait<kStages - 2>   this thread's copies of stage kt have landed;
 //   __syncthreads                everyone's have (RAW), and everyone finished reading stage kt - 1,
 //                                the slot refilled next (WAR);
 //   issue stage kt + kStages - 1 into that slot, commit (an empty group past the end keeps the count);
 //   mma over stage kt.
+//
+// Backward GEMM block: 256 threads = 8 warps in a 2 x 4 grid over the 64 x 64 tile, 32 x 16 each; the
+// tiles are staged in shared memory as T, K-contiguous and padded by 16 bytes like the forward's. Its
+// loads stay register-staged: the problems gather single elements, mostly 2-byte ones, for which cp.async
+// has no form.
+#include <c10/util/Exception.h>
+
+#include <type_traits>
+
 #include "families.h"
-#include "kernel_utils.cuh"
+#include "gemm_problems.cuh"
 #include "tensor_core.cuh"
 
 namespace conv1d_ext {
 namespace C1D_KERNEL_NS {
 namespace {
 
-constexpr int kTcBM = 64;
-constexpr int kTcBN = 64;
+// The forward's tiles are the GEMM core's 64 x 64 (GemmTileGrid).
 constexpr int kTcThreads = 128;
 constexpr int kTcStages = 3;
-constexpr int kTcStageBytes = 64;                  // of one tile row per stage
-constexpr int kTcRowBytes = kTcStageBytes + 16;    // padded row in shared memory
-constexpr int kTcTileBytes = kTcBM * kTcRowBytes;  // one operand tile (BM == BN)
+constexpr int kTcStageBytes = 64;                    // of one tile row per stage
+constexpr int kTcRowBytes = kTcStageBytes + 16;      // padded row in shared memory
+constexpr int kTcTileBytes = kGemmBM * kTcRowBytes;  // one operand tile (BM == BN)
+static_assert(kGemmBM == kGemmBN, "the forward's A and B tiles have the same size");
 
 struct TcForwardArgs {
   Conv1dParams p;
@@ -62,22 +78,19 @@ __global__ void __launch_bounds__(kTcThreads)
   const int warp_m = (warp & 1) * 32;
   const int warp_n = (warp >> 1) * 32;
 
-  const int64_t tiles_m = ceil_div(args.m_size, kTcBM);
-  const int64_t tiles_n = ceil_div(args.n_size, kTcBN);
-  const int64_t num_tiles = tiles_m * tiles_n * p.groups;
+  const GemmTileGrid grid(args.m_size, args.n_size, p.groups);
   const int64_t num_stages = ceil_div(args.k_size, kBK);
   const MixedStep one = make_mixed_step(p.kernel_size, 1);
   const MixedStep skip = make_mixed_step(p.kernel_size, kAHalf);
 
-  for (int64_t tile = blockIdx.x; tile < num_tiles; tile += gridDim.x) {
-    const int64_t m0 = (tile % tiles_m) * kTcBM;
-    const int64_t n0 = (tile / tiles_m % tiles_n) * kTcBN;
-    const int64_t g = tile / (tiles_m * tiles_n);
+  for (int64_t tile_index = blockIdx.x; tile_index < grid.num_tiles; tile_index += gridDim.x) {
+    const GemmTile tile = grid.tile(tile_index);
+    const int64_t m0 = tile.m0, n0 = tile.n0, g = tile.z;
 
     // This thread's A row (m) and K half; its cursor (ic, tap) walks kAHalf elements, then skips the
     // other half.
-    const int a_m = tid % kTcBM;
-    const int a_k = (tid / kTcBM) * kAHalf;
+    const int a_m = tid % kGemmBM;
+    const int a_k = (tid / kGemmBM) * kAHalf;
     const int64_t m = m0 + a_m;
     const bool m_ok = m < args.m_size;
     const int64_t b = m_ok ? m / p.out_len : 0;
@@ -110,7 +123,7 @@ __global__ void __launch_bounds__(kTcThreads)
       if (args.b_vector) {
         constexpr int kChunksPerRow = kTcStageBytes / 16;
 #pragma unroll
-        for (int s = 0; s < kTcBN * kChunksPerRow / kTcThreads; ++s) {
+        for (int s = 0; s < kGemmBN * kChunksPerRow / kTcThreads; ++s) {
           const int c = tid + s * kTcThreads;
           const int n_local = c / kChunksPerRow;
           const int q = c % kChunksPerRow;
@@ -123,7 +136,7 @@ __global__ void __launch_bounds__(kTcThreads)
         const int k_local = tid % kBK;
         const int64_t k = k0 + k_local;
 #pragma unroll
-        for (int s = 0; s < kTcBN * kBK / kTcThreads; ++s) {
+        for (int s = 0; s < kGemmBN * kBK / kTcThreads; ++s) {
           const int n_local = tid / kBK + s * (kTcThreads / kBK);
           const bool ok = n0 + n_local < args.n_size && k < args.k_size;
           const T* src = w_base + (n0 + n_local) * args.k_size + k;
@@ -138,12 +151,7 @@ __global__ void __launch_bounds__(kTcThreads)
     };
 
     float acc[2][4][4];
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+    fill_zero(acc);
 
     __syncthreads();  // the previous tile's warps may still read the slots refilled below
 #pragma unroll
@@ -184,6 +192,61 @@ __global__ void __launch_bounds__(kTcThreads)
   }
 }
 
+template <typename Problem>
+__global__ void __launch_bounds__(kGemmThreads) tc_implicit_gemm_kernel(Problem prob) {
+  using T = typename Problem::T;
+  using Loads = GemmLoads<Problem, T>;
+  constexpr MmaKind kKind = MmaKindOf<T>::value;
+  constexpr int kKBytes = kGemmBK * static_cast<int>(sizeof(T));  // 32 or 64: whole mma K steps
+  constexpr int kRowBytes = kKBytes + 16;
+  __shared__ __align__(128) unsigned char a_tile[2][kGemmBM * kRowBytes];  // [buffer][m][k]
+  __shared__ __align__(128) unsigned char b_tile[2][kGemmBN * kRowBytes];  // [buffer][n][k]
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  const int warp_m = ((tid >> 5) & 1) * 32;
+  const int warp_n = (tid >> 6) * 16;
+  for_each_gemm_tile(prob, [&](const typename Problem::Z& zi, int64_t m0, int64_t n0) {
+    Loads loads(prob, zi, tid, m0, n0);
+    float acc[2][2][4];
+    fill_zero(acc);
+    auto store_step = [&](int buf) {
+#pragma unroll
+      for (int s = 0; s < Loads::kLoadsA; ++s)
+        reinterpret_cast<T*>(a_tile[buf] + loads.a_m(s) * kRowBytes)[loads.a_k(s)] = loads.a_next[s];
+#pragma unroll
+      for (int s = 0; s < Loads::kLoadsB; ++s)
+        reinterpret_cast<T*>(b_tile[buf] + loads.b_n(s) * kRowBytes)[loads.b_k(s)] = loads.b_next[s];
+    };
+    gemm_k_loop(prob, zi, loads, store_step, [&](int buf) {
+      mma_stage<kKind>(acc, a_tile[buf], b_tile[buf], kRowBytes, kKBytes, warp_m, warp_n, lane);
+    });
+
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int64_t m = m0 + warp_m + 16 * i + fragment_c_row(lane, r);
+        if (m >= zi.m_size) continue;
+        const auto row = prob.c_row(zi, m);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const int64_t n = n0 + warp_n + 8 * j + fragment_c_col(lane, r);
+          if (n < prob.n_size) prob.store(zi, row, n, acc[i][j][r]);
+        }
+      }
+  });
+}
+
+// float64 has no tensor-core path: choose_family (dispatch.cu) never picks this family for it, and its
+// instantiations below exist only so that the dispatch compiles for every dtype.
+template <typename T>
+constexpr bool kHasTensorCores = !std::is_same_v<T, double>;
+
+void no_tensor_cores_for_double() {
+  TORCH_CHECK(false, "conv1d_ext: internal error: the tensor-core kernels have no float64 form");
+}
+
 }  // namespace
 
 bool tensor_core_available() {
@@ -200,23 +263,49 @@ bool tensor_core_available() {
 template <typename T>
 void tensor_core_forward(const Conv1dParams& p, const T* input, const T* weight, const T* bias, T* output,
                          Stream stream) {
-  TcForwardArgs args;
-  args.p = p;
-  args.m_size = p.batch * p.out_len;
-  args.n_size = p.out_per_group;
-  args.k_size = p.in_per_group * p.kernel_size;
-  args.b_vector = (args.k_size * static_cast<int64_t>(sizeof(T))) % 16 == 0 &&
-                  reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  const int64_t tiles = ceil_div(args.m_size, kTcBM) * ceil_div(args.n_size, kTcBN) * p.groups;
-  launch_kernel(tensor_core_forward_kernel<T>, dim3(grid_for(tiles)), dim3(kTcThreads), 0, stream, args,
-                input, weight, bias, output);
+  if constexpr (!kHasTensorCores<T>) {
+    no_tensor_cores_for_double();
+  } else {
+    TcForwardArgs args;
+    args.p = p;
+    args.m_size = p.batch * p.out_len;
+    args.n_size = p.out_per_group;
+    args.k_size = p.in_per_group * p.kernel_size;
+    args.b_vector = (args.k_size * static_cast<int64_t>(sizeof(T))) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(weight) % 16 == 0;
+    const GemmTileGrid grid(args.m_size, args.n_size, p.groups);
+    launch_kernel(tensor_core_forward_kernel<T>, dim3(grid_for(grid.num_tiles)), dim3(kTcThreads), 0, stream,
+                  args, input, weight, bias, output);
+  }
 }
 
-#define C1D_INSTANTIATE(T) \
-  template void tensor_core_forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, Stream);
-C1D_INSTANTIATE(float)
-C1D_INSTANTIATE(c10::Half)
-C1D_INSTANTIATE(c10::BFloat16)
+template <typename T>
+void tensor_core_backward_input(const Conv1dParams& p, const T* grad_output, const T* weight, T* grad_input,
+                                Stream stream) {
+  if constexpr (!kHasTensorCores<T>) {
+    no_tensor_cores_for_double();
+  } else {
+    launch_gemm_core(tc_implicit_gemm_kernel<BackwardInputProblem<T>>,
+                     backward_input_problem(p, grad_output, weight, grad_input), stream);
+  }
+}
+
+template <typename T>
+void tensor_core_backward_weight(const Conv1dParams& p, const T* grad_output, const T* input, T* grad_weight,
+                                 void* workspace, Stream stream) {
+  if constexpr (!kHasTensorCores<T>) {
+    no_tensor_cores_for_double();
+  } else {
+    backward_weight_gemm(tc_implicit_gemm_kernel<BackwardWeightProblem<T>>, p, grad_output, input,
+                         grad_weight, workspace, stream);
+  }
+}
+
+#define C1D_INSTANTIATE(T)                                                                             \
+  template void tensor_core_forward<T>(const Conv1dParams&, const T*, const T*, const T*, T*, Stream); \
+  template void tensor_core_backward_input<T>(const Conv1dParams&, const T*, const T*, T*, Stream);    \
+  template void tensor_core_backward_weight<T>(const Conv1dParams&, const T*, const T*, T*, void*, Stream);
+C1D_FOR_EACH_DTYPE(C1D_INSTANTIATE)
 #undef C1D_INSTANTIATE
 
 }  // namespace C1D_KERNEL_NS
