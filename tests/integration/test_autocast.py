@@ -2,7 +2,8 @@
 policy for convolutions, compared with nn.Conv1d under the same context: the output has the autocast
 context's dtype (bfloat16 or float16, CPU and CUDA), float64 is not cast, float32 parameters get float32
 gradients of the same values; eager and under torch.compile; GradScaler training ends where nn.Conv1d's does.
-ConvTranspose1dExt follows nn.ConvTranspose1d the same way."""
+ConvTranspose1dExt follows nn.ConvTranspose1d the same way; the causal ops, like causal-conv1d's, are not
+autocast: they compute in their operands' dtype inside an autocast region too."""
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import conv1d_ext
+from conv1d_ext import causal_conv1d_fn, causal_conv1d_update
 
 ops = torch.ops.conv1d_ext
 
@@ -180,7 +182,7 @@ def test_grad_scaler_training_matches_nn_conv1d(device):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Transposed convolution
+# Transposed and causal convolution
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -198,3 +200,21 @@ def test_transposed_module_matches_nn_conv_transpose1d(device, dtype):
                                ref.bias.to(dtype).double().abs(), 2, 1)
     eps = torch.finfo(dtype).eps
     assert ((got.double() - expected.double()).abs() <= 2 * eps * bound + 1e-30).all()
+
+
+def test_causal_conv1d_is_not_autocast(device):
+    """The causal ops have no autocast kernel (causal-conv1d's kernels take the caller's dtype too): inside
+    an autocast region causal_conv1d_fn and causal_conv1d_update give the bits they give outside it, in
+    their operands' dtype, and operands of two dtypes are the error they are outside it."""
+    gen = torch.Generator().manual_seed(0)
+    x, w, b, state = (torch.randn(*s, generator=gen).to(device) for s in [(2, 4, 12), (4, 3), (4,), (2, 4, 2)])
+    results = []
+    for autocast in (False, True):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            step_state = state.clone()
+            results.append((causal_conv1d_fn(x, w, b, activation="silu"),
+                            causal_conv1d_update(x[..., 0], step_state, w, b), step_state))
+            with pytest.raises(RuntimeError, match="should be the same"):
+                causal_conv1d_fn(x.bfloat16(), w, b)
+    for outside, inside in zip(*results, strict=True):
+        assert inside.dtype == torch.float32 and torch.equal(inside, outside)

@@ -1,6 +1,7 @@
-"""Distributed training on PyTorch's engines: a model with Conv1dExt trained for a few steps by 2 CPU
-processes (gloo) under DistributedDataParallel, and under FSDP2 (torch.distributed.fsdp.fully_shard), ends
-with the parameters the same run with nn.Conv1d ends with.
+"""Distributed training on PyTorch's engines: a model with Conv1dExt, ConvTranspose1dExt and a causal
+convolution (causal_conv1d_fn) trained for a few steps by 2 CPU processes (gloo) under
+DistributedDataParallel, and under FSDP2 (torch.distributed.fsdp.fully_shard), ends with the parameters the
+same run with nn.Conv1d, nn.ConvTranspose1d and F.conv1d on the left-padded input ends with.
 
 Each test starts one torchrun (2 workers, this file's __main__) that trains both models, in a subprocess
 with a timeout, so a hang fails the test instead of the suite."""
@@ -14,35 +15,60 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import conv1d_ext
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 STEPS = 4
 
 pytestmark = pytest.mark.subprocess
 
 
-def make_model(conv_cls):
-    torch.manual_seed(0)  # the same initial parameters on every rank and for both classes
-    return nn.Sequential(conv_cls(4, 16, 5, padding=2), nn.GELU(), conv_cls(16, 16, 3, groups=4, padding="same"),
-                         nn.GELU(), conv_cls(16, 16, 4, groups=16, padding="same"), nn.GELU(),
-                         conv_cls(16, 2, 3, stride=2))
+class CausalDepthwise(nn.Module):
+    """A causal depthwise convolution with SiLU (Mamba's short conv): causal_conv1d_fn, or the reference
+    F.conv1d on the left-padded input."""
+
+    def __init__(self, dim, width, ours):
+        super().__init__()
+        self.ours = ours
+        self.weight = nn.Parameter(torch.randn(dim, width) / width**0.5)
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        if self.ours:
+            return conv1d_ext.causal_conv1d_fn(x, self.weight, self.bias, activation="silu")
+        padded = F.pad(x, (self.weight.shape[1] - 1, 0))
+        return F.silu(F.conv1d(padded, self.weight[:, None], self.bias, groups=self.weight.shape[0]))
 
 
-def train(conv_cls, engine, rank):
+def make_model(ours):
+    """conv1d_ext's modules (ours) or PyTorch's: dense, grouped, causal depthwise, a transposed upsampler
+    (length 64 -> 128), depthwise, strided (-> 64)."""
+    if ours:
+        conv, up = conv1d_ext.Conv1dExt, conv1d_ext.ConvTranspose1dExt
+    else:
+        conv, up = nn.Conv1d, nn.ConvTranspose1d
+    torch.manual_seed(0)  # the same initial parameters on every rank and for both
+    return nn.Sequential(conv(4, 16, 5, padding=2), nn.GELU(), conv(16, 16, 3, groups=4, padding="same"),
+                         nn.GELU(), CausalDepthwise(16, 4, ours), up(16, 16, 4, stride=2, padding=1), nn.GELU(),
+                         conv(16, 16, 4, groups=16, padding="same"), nn.GELU(), conv(16, 2, 3, stride=2, padding=1))
+
+
+def train(ours, engine, rank):
     from torch.distributed.fsdp import fully_shard
     from torch.nn.parallel import DistributedDataParallel
 
-    model = make_model(conv_cls)
+    model = make_model(ours)
     if engine == "ddp":
         model = DistributedDataParallel(model)
     else:
         for layer in model:
-            if isinstance(layer, nn.Conv1d):
+            if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d, CausalDepthwise)):
                 fully_shard(layer)
         fully_shard(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     data = torch.Generator().manual_seed(100 + rank)  # each rank its own batches
     for _ in range(STEPS):
-        x, target = torch.randn(4, 4, 64, generator=data), torch.randn(4, 2, 31, generator=data)
+        x, target = torch.randn(4, 4, 64, generator=data), torch.randn(4, 2, 64, generator=data)
         loss = F.mse_loss(model(x), target)
         optimizer.zero_grad()
         loss.backward()
@@ -54,13 +80,10 @@ def train(conv_cls, engine, rank):
 def worker(engine, out_path):
     import torch.distributed as dist
 
-    import conv1d_ext
-
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     try:
-        results = {name: train(cls, engine, rank) for name, cls in [("ours", conv1d_ext.Conv1dExt),
-                                                                     ("ref", nn.Conv1d)]}
+        results = {name: train(ours, engine, rank) for name, ours in [("ours", True), ("ref", False)]}
         if rank == 0:
             torch.save(results, out_path)
         # Both ranks leave together: a rank that tears gloo down while its peer still holds the connection
@@ -83,7 +106,7 @@ def run_engine(engine, tmp_path):
 def assert_same_training(results):
     ours, ref = results["ours"], results["ref"]
     assert ours.keys() == ref.keys()
-    initial = make_model(nn.Conv1d).state_dict()
+    initial = make_model(False).state_dict()
     for key in ref:
         assert not torch.equal(ref[key], initial[key]), f"{key} did not train"
         # float32 sums in another order, through 4 steps of SGD with momentum

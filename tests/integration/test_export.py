@@ -2,7 +2,9 @@
 (also into a fresh process) and computes what the same model with nn.Conv1d computes; ONNX export (the
 dynamo exporter) turns every conv1d_ext op into a standard ONNX Conv that onnxruntime runs with
 nn.Conv1d's outputs; torch.jit.trace works and saves; torch.fx.symbolic_trace records one node per conv;
-torch.jit.script (deprecated) fails with a clear error."""
+torch.jit.script (deprecated) fails with a clear error. A decoder of ConvTranspose1dExt and a causal
+convolution (causal_conv1d_fn) round-trips through torch.export too; ONNX has no translation of their ops
+(conv1d_backward_input, causal_conv1d_fwd), and exporting them is an error naming the op."""
 
 import io
 import os
@@ -11,6 +13,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import conv1d_ext
@@ -149,3 +152,64 @@ def test_jit_script_is_a_clear_error(what):
               "function": lambda: conv1d_ext.conv1d}[what]()
     with pytest.raises(RuntimeError, match=r"does not support torch\.jit\.script.*torch\.compile.*torch\.export"):
         torch.jit.script(target)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Transposed and causal convolution
+# ---------------------------------------------------------------------------------------------------
+
+
+class Decoder(nn.Module):
+    """A ConvTranspose1d upsampler, then a causal depthwise convolution with SiLU (Mamba's short conv):
+    on conv1d_ext (ConvTranspose1dExt, causal_conv1d_fn) or on PyTorch (nn.ConvTranspose1d, F.conv1d on
+    the left-padded input)."""
+
+    def __init__(self, ours):
+        super().__init__()
+        self.ours = ours
+        self.up = (conv1d_ext.ConvTranspose1dExt if ours else nn.ConvTranspose1d)(3, 6, 4, stride=2, padding=1)
+        self.causal_weight = nn.Parameter(torch.randn(6, 4) / 2)
+        self.causal_bias = nn.Parameter(torch.randn(6))
+
+    def forward(self, x, kind="both"):
+        x = self.up(x) if kind in ("both", "transposed") else x.repeat(1, 2, 1)
+        if kind == "transposed":
+            return x
+        if self.ours:
+            return conv1d_ext.causal_conv1d_fn(x, self.causal_weight, self.causal_bias, activation="silu")
+        padded = F.pad(x, (self.causal_weight.shape[1] - 1, 0))
+        return F.silu(F.conv1d(padded, self.causal_weight[:, None], self.causal_bias, groups=6))
+
+
+def decoders():
+    torch.manual_seed(0)
+    ours, ref = Decoder(True).eval(), Decoder(False).eval()
+    ref.load_state_dict(ours.state_dict())
+    return ours, ref
+
+
+def test_transposed_and_causal_export_save_load_round_trip():
+    ours, ref = decoders()
+    x = torch.randn(2, 3, 40)
+    exported = torch.export.export(ours, (x,), dynamic_shapes=DYNAMIC)
+    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+    assert {"conv1d_ext.conv1d_backward_input.default", "conv1d_ext.causal_conv1d_fwd.default"} <= targets, targets
+    buffer = io.BytesIO()
+    torch.export.save(exported, buffer)
+    buffer.seek(0)
+    loaded = torch.export.load(buffer)
+    with torch.no_grad():
+        for shape in [(2, 3, 40), (5, 3, 77)]:
+            x = torch.randn(shape)
+            close(loaded.module()(x), ref(x))
+
+
+@pytest.mark.parametrize("kind", ["transposed", "causal"])
+def test_onnx_export_of_transposed_and_causal_is_a_clear_error(kind):
+    """ONNX export translates conv1d only (conv1d_ext.onnx.translation_table): a model with a transposed or
+    causal convolution is refused, with an error that names the op without a translation."""
+    onnx_packages()
+    ours, _ = decoders()
+    op = {"transposed": "conv1d_backward_input", "causal": "causal_conv1d_fwd"}[kind]
+    with pytest.raises(torch.onnx.OnnxExporterError, match=rf"No ONNX function found for .*conv1d_ext\.{op}"):
+        conv1d_ext.onnx.export(ours, (torch.randn(2, 3, 40), kind))

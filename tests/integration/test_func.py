@@ -2,7 +2,8 @@
 torch.autograd.forward_ad, and torch.vmap over extra dims of the input, the weight and the bias (alone,
 together, nested, under grad: per-sample gradients), for Conv1dExt / conv1d_ext.conv1d and, where they
 support it, the ops themselves. float64, so the results must agree to round-off. conv_transpose1d under jvp
-and per-sample gradients against F.conv_transpose1d."""
+and per-sample gradients against F.conv_transpose1d; the causal ops, which have neither batching rules nor
+torch.func support, under vmap (slice by slice) and the clear errors of the other transforms."""
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from torch.func import functional_call, grad, hessian, jacfwd, jacrev, jvp, vmap
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import conv1d_ext
+from conv1d_ext import causal_conv1d_fn
 
 ops = torch.ops.conv1d_ext
 
@@ -238,7 +240,7 @@ def test_the_ops_name_the_entry_point_under_torch_func(device):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Transposed convolution
+# Transposed and causal convolution
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -262,3 +264,63 @@ def test_transposed_jvp_and_per_sample_grads_match_pytorch(device):
 
     per_sample = vmap(grad(loss(ours)), in_dims=(None, 0))(w, x)
     assert_trees_close(per_sample, vmap(grad(loss(ref)), in_dims=(None, 0))(w, x))
+
+
+def causal_problem(device):
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*s, generator=gen, dtype=torch.float64).to(device) for s in [(3, 4, 9), (4, 3), (4,)])
+    return x, w, b
+
+
+def causal_reference(x, w, b):
+    return F.silu(F.conv1d(F.pad(x, (w.shape[1] - 1, 0)), w[:, None], b, groups=w.shape[0]))
+
+
+def test_causal_vmap_runs_slice_by_slice(device):
+    """The causal ops have no batching rule: torch.vmap runs them one slice at a time through PyTorch's
+    fallback (an error naming the op while the fallback is off, as elsewhere in this file), with
+    F.conv1d's results."""
+    x, w, b = causal_problem(device)
+
+    def per_sample(xi):
+        return causal_conv1d_fn(xi[None], w, b, activation="silu")[0]
+
+    with pytest.raises(RuntimeError, match="causal_conv1d_fwd hit the vmap fallback"):
+        vmap(per_sample)(x)
+    torch._C._functorch._set_vmap_fallback_enabled(True)  # no_vmap_fallback turns it off again
+    torch.testing.assert_close(vmap(per_sample)(x), causal_reference(x, w, b), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("transform", ["grad", "jacrev", "vmap_of_grad"])
+def test_causal_reverse_mode_transforms_are_a_clear_error(device, transform):
+    """causal_conv1d_fn's autograd (torch.library.register_autograd) serves loss.backward() and
+    torch.autograd.grad, not torch.func's transforms: they raise PyTorch's error saying so."""
+    x, w, b = causal_problem(device)
+
+    def loss(w):
+        return causal_conv1d_fn(x, w, b, activation="silu").square().sum()
+
+    run = {"grad": lambda: grad(loss)(w), "jacrev": lambda: jacrev(lambda w: causal_conv1d_fn(x, w, b))(w),
+           "vmap_of_grad": lambda: vmap(grad(loss))(w[None].expand(2, -1, -1))}[transform]
+    with pytest.raises(RuntimeError, match="autograd.Function with functorch transforms"):
+        run()
+
+
+@pytest.mark.xfail(strict=True, reason="causal_conv1d_fn has no forward-mode rule, and torch.func.jvp / "
+                                       "torch.autograd.forward_ad return a zero / no tangent instead of "
+                                       "raising (conv1d_ext/causal.py); strict: fix it, then drop the mark")
+@pytest.mark.parametrize("mode", ["jvp", "forward_ad"])
+def test_causal_forward_mode_is_right_or_a_clear_error(device, mode):
+    x, w, b = causal_problem(device)
+    dx = torch.randn_like(x)
+    expected = jvp(lambda x: causal_reference(x, w, b), (x,), (dx,))[1]
+    try:
+        if mode == "jvp":
+            tangent = jvp(lambda x: causal_conv1d_fn(x, w, b, activation="silu"), (x,), (dx,))[1]
+        else:
+            with fwAD.dual_level():
+                tangent = fwAD.unpack_dual(causal_conv1d_fn(fwAD.make_dual(x, dx), w, b, activation="silu")).tangent
+    except RuntimeError:
+        return  # a clear error is an acceptable answer
+    assert tangent is not None, "forward-mode AD dropped the tangent"
+    torch.testing.assert_close(tangent, expected, rtol=1e-10, atol=1e-10)
