@@ -3,7 +3,6 @@ defaults, parameters and their initialisation, state_dict both ways, repr. from_
 api/test_conversion.py."""
 
 import copy
-import math
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from module_checks import (
     assert_is_a_drop_in,
     assert_same_constructor_error,
+    assert_uniform_init,
     assert_whole_module_round_trips,
     saved_and_loaded,
 )
@@ -134,16 +134,7 @@ def test_is_an_nn_conv1d_with_the_same_parameters_repr_and_init(args, kwargs):
 def test_initialisation_statistics():
     """kaiming_uniform_(a=sqrt(5)) weights and U(+-1/sqrt(fan_in)) bias, as nn.Conv1d."""
     torch.manual_seed(1)
-    m = Conv1dExt(64, 128, 5, groups=2)
-    fan_in = 32 * 5
-    bound = 1 / math.sqrt(fan_in)
-    for p in (m.weight, m.bias):
-        assert p.abs().max() <= bound
-        assert p.abs().max() > 0.95 * bound  # fills the range
-    # a uniform(-b, b) sample: mean 0, std b/sqrt(3)
-    w = m.weight.detach().flatten()
-    assert abs(w.mean().item()) < 4 * bound / math.sqrt(3) / math.sqrt(w.numel())
-    assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
+    assert_uniform_init(Conv1dExt(64, 128, 5, groups=2), fan_in=32 * 5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from module_checks import (
     assert_is_a_drop_in,
     assert_same_constructor_error,
+    assert_uniform_init,
     assert_whole_module_round_trips,
     saved_and_loaded,
 )
@@ -107,13 +108,7 @@ def test_initialisation_statistics():
     torch.manual_seed(1)
     m = ConvTranspose1dExt(64, 128, 5, stride=2, groups=2)
     fan_in, _ = nn.init._calculate_fan_in_and_fan_out(nn.ConvTranspose1d(64, 128, 5, groups=2).weight)
-    bound = 1 / math.sqrt(fan_in)
-    for p in (m.weight, m.bias):
-        assert p.abs().max() <= bound
-        assert p.abs().max() > 0.95 * bound  # fills the range
-    w = m.weight.detach().flatten()
-    assert abs(w.mean().item()) < 4 * bound / math.sqrt(3) / math.sqrt(w.numel())
-    assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
+    assert_uniform_init(m, fan_in)
 
 
 def test_state_dict_loads_both_ways_and_whole_module_save():

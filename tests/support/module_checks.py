@@ -4,6 +4,7 @@ api/test_conversion.py: from_conv1d / from_conv_transpose1d)."""
 
 import copy
 import io
+import math
 
 import pytest
 import torch
@@ -67,3 +68,16 @@ def assert_whole_module_round_trips(module, x, expected):
     for twin in (saved_and_loaded(module, weights_only=False), copy.deepcopy(module)):
         assert type(twin) is type(module) and twin.weight is not module.weight
         torch.testing.assert_close(twin(x), expected)
+
+
+def assert_uniform_init(module, fan_in):
+    """PyTorch's conv initialisation: kaiming_uniform_(a=sqrt(5)) weights and U(+-1/sqrt(fan_in)) bias,
+    both uniform in +-b, b = 1/sqrt(fan_in): within the bound and filling it, and the weights a uniform(-b, b)
+    sample (mean 0, std b/sqrt(3))."""
+    bound = 1 / math.sqrt(fan_in)
+    for p in (module.weight, module.bias):
+        assert p.abs().max() <= bound
+        assert p.abs().max() > 0.95 * bound  # fills the range
+    w = module.weight.detach().flatten()
+    assert abs(w.mean().item()) < 4 * bound / math.sqrt(3) / math.sqrt(w.numel())
+    assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
