@@ -72,36 +72,38 @@ test-edge-torch:
 # quick tier under them in two parallel streams, the CPU kernels and the emulated CUDA kernels.
 SANITIZE ?= address,undefined
 SAN_TREE := $(CURDIR)/build/sanitize-tree
-# The sanitizer runtime and libstdc++ preloaded, leaks not checked (why: tests/emulated.py sanitizer_env()),
-# UBSan reports with a stack.
+# The sanitizer runtime and libstdc++ preloaded, leaks not checked (why: tests/support/emulated.py
+# sanitizer_env()), UBSan reports with a stack.
 SAN_ENV = cd $(SAN_TREE) && env -u CONV1D_EXT_EXPECT_CUDA CONV1D_EXT_SANITIZE=$(SANITIZE) CONV1D_EXT_CUDA=0 \
 	LD_PRELOAD=$$(g++ -print-file-name=libasan.so):$$(g++ -print-file-name=libstdc++.so) \
 	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 CONV1D_EXT_TEST_SCALE=0.3
 # --capture=sys: a sanitizer report reaches the log (pytest's fd capture would drop it with the process).
 SAN_PYTEST = $(PYTHON) -m pytest -q -p no:cacheprovider --capture=sys
 SAN_CPU = -m "not emulated and not compile and not subprocess and not cuda"
-SAN_CAUSAL = tests/test_causal.py::test_ops_match_pytorch tests/test_causal.py::test_decode_loop_ops
+SAN_CAUSAL = tests/ops/test_causal_ops.py::test_ops_match_pytorch tests/ops/test_causal_ops.py::test_decode_loop_ops
 
 test-sanitize: $(DEPS_STAMP)
 	mkdir -p $(SAN_TREE) && cd $(SAN_TREE) && rm -rf csrc tests conv1d_ext/*.py
 	git ls-files -z | xargs -0 tar -c --ignore-failed-read 2>/dev/null | tar -x -C $(SAN_TREE)
 	cd $(SAN_TREE) && CONV1D_EXT_SANITIZE=$(SANITIZE) CONV1D_EXT_CUDA=0 $(PYTHON) setup.py -q build_ext --inplace
 	cd $(SAN_TREE) && CONV1D_EXT_SANITIZE=$(SANITIZE) $(PYTHON) -c \
-		'import sys; sys.path.insert(0, "tests"); import emulated; emulated.emulated_library()'
+		'import sys; sys.path.insert(0, "tests/support"); import emulated; emulated.emulated_library()'
 	$(MAKE) -j2 --output-sync=target test-sanitize-cpu test-sanitize-emulated
 
 # Every op and dtype on the CPU kernels: the families dispatch picks by shape, then the direct kernels
 # forced, then the baseline ISA's build; the error cases; the planted out-of-bounds reads.
 test-sanitize-cpu:
-	$(SAN_ENV) $(SAN_PYTEST) $(SAN_CPU) tests/test_ops.py $(SAN_CAUSAL) tests/test_errors.py \
-		tests/test_sanitize.py $(ARGS)
-	$(SAN_ENV) CONV1D_EXT_CPU_KERNELS=direct $(SAN_PYTEST) $(SAN_CPU) tests/test_ops.py -k match_pytorch $(ARGS)
-	$(SAN_ENV) CONV1D_EXT_CPU_ISA=default $(SAN_PYTEST) $(SAN_CPU) tests/test_ops.py $(SAN_CAUSAL) \
+	$(SAN_ENV) $(SAN_PYTEST) $(SAN_CPU) tests/ops/test_conv1d_ops.py $(SAN_CAUSAL) \
+		tests/robustness/test_errors.py tests/robustness/test_sanitize.py $(ARGS)
+	$(SAN_ENV) CONV1D_EXT_CPU_KERNELS=direct $(SAN_PYTEST) $(SAN_CPU) tests/ops/test_conv1d_ops.py \
+		-k match_pytorch $(ARGS)
+	$(SAN_ENV) CONV1D_EXT_CPU_ISA=default $(SAN_PYTEST) $(SAN_CPU) tests/ops/test_conv1d_ops.py $(SAN_CAUSAL) \
 		-k match_pytorch $(ARGS)
 
-# Every emulated CUDA kernel in every dtype and family (tests/test_sanitize.py), and the causal ops.
+# Every emulated CUDA kernel in every dtype and family (tests/robustness/test_sanitize.py), and the causal
+# ops.
 test-sanitize-emulated:
-	$(SAN_ENV) $(SAN_PYTEST) -m emulated tests/test_sanitize.py $(SAN_CAUSAL) $(ARGS)
+	$(SAN_ENV) $(SAN_PYTEST) -m emulated tests/robustness/test_sanitize.py $(SAN_CAUSAL) $(ARGS)
 
 # The house style: ruff (pyproject.toml) and clang-format (.clang-format), the versions pyproject.toml pins.
 # .pre-commit-config.yaml runs the same two checks on the files being committed (lint-ruff / lint-cxx with

@@ -3,7 +3,7 @@
 Every op output starts as NaN during the tests (CONV1D_EXT_POISON_OUTPUTS=1, read when the library
 loads, so it is set before anything imports conv1d_ext): an element a kernel forgets to write fails the
 comparison instead of passing on whatever the memory held. The libraries report it (build_info()
-["poison_outputs"], the emulated ops' _poison_outputs()) and the tests assert it (test_build.py, the
+["poison_outputs"], the emulated ops' _poison_outputs()) and the tests assert it (infra/test_build.py, the
 emulated fixtures).
 """
 
@@ -14,15 +14,18 @@ os.environ["CONV1D_EXT_POISON_OUTPUTS"] = "1"
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "support"))  # the shared helpers
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from conv_ref import run_conv_ops, torch_threads  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
+from repo_paths import SUPPORT  # noqa: E402
 
 import conv1d_ext  # noqa: E402, F401  (loads the ops with poisoning on)
 
-TESTS_DIR = pathlib.Path(__file__).resolve().parent
 HAVE_CUDA = torch.cuda.is_available()
 
 # Hypothesis profiles (CONV1D_EXT_HYPOTHESIS):
@@ -31,7 +34,7 @@ HAVE_CUDA = torch.cuda.is_available()
 #   "explore" (opt-in): a fresh seed every run (printed with a failure, and failures are replayed from
 #       .hypothesis/ on the next run) and ten times the examples (conv_ref.examples;
 #       CONV1D_EXT_TEST_SCALE overrides the factor). E.g.
-#       CONV1D_EXT_HYPOTHESIS=explore pytest tests/test_ops.py -m "not emulated"
+#       CONV1D_EXT_HYPOTHESIS=explore pytest tests/ops/test_conv1d_ops.py -m "not emulated"
 # deadline=None: kernel timings vary with machine load.
 _common = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
@@ -53,7 +56,8 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slow tier runs only on request (tests/test_large.py): `pytest -m slow tests` or CONV1D_EXT_SLOW=1."""
+    """The slow tier runs only on request (tests/robustness/test_large.py): `pytest -m slow tests` or
+    CONV1D_EXT_SLOW=1."""
     if os.environ.get("CONV1D_EXT_SLOW") == "1" or "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow tier (> 2^31-element tensors): pytest -m slow, or CONV1D_EXT_SLOW=1")
@@ -89,7 +93,7 @@ class Backend:
 
     def run_ops(self):
         """run_ops(case, x, w, b, gy) for conv_ref.conformance_problems, with the family forced. The
-        emulator runs its blocks on one OS thread here (as in test_emulator.py's conformance check, whose
+        emulator runs its blocks on one OS thread here (as in infra/test_emulator.py's conformance check, whose
         schedule test covers two): OpenMP's spinning barriers make it ~2x slower on a loaded machine."""
         from emulated import cuda_family  # the environment switch only (builds nothing)
 
@@ -104,9 +108,9 @@ class Backend:
 
 
 def _emulated_ops():
-    if not (TESTS_DIR / "emulated.py").exists():
-        pytest.skip("tests/emulated.py (the CUDA emulator harness) is not in this tree")
-    from emulated import emulated_ops  # tests/ is on sys.path (pytest rootdir-relative import)
+    if not (SUPPORT / "emulated.py").exists():
+        pytest.skip("tests/support/emulated.py (the CUDA emulator harness) is not in this tree")
+    from emulated import emulated_ops
 
     ops = emulated_ops()
     assert ops._poison_outputs(), "the emulated library must NaN-poison its outputs in the tests"

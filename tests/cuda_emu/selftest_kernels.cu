@@ -1,4 +1,4 @@
-// Small kernels that test the emulator itself (tests/test_emulator.py), registered as CPU ops under
+// Small kernels that test the emulator itself (tests/infra/test_emulator.py), registered as CPU ops under
 // cuda_emu_selftest. Written like the project's kernels: cuda_compat.cuh, launch_kernel, dynamic_smem.
 // Each "variant" argument switches a deliberate bug on, to show the emulator makes it visible.
 #include <cstdint>
@@ -229,7 +229,7 @@ __global__ void sums_kernel(const float* __restrict__ x, float* __restrict__ out
 }
 
 // --- tensor-core instructions (the helpers of csrc/cuda/tensor_core.cuh), checked by the tests against
-// the PTX ISA's layouts written out independently in Python (test_tensor_core.py).
+// the PTX ISA's layouts written out independently in Python (tests/ops/test_tensor_core.py).
 
 // One warp: lane l passes regs[l] = (a0..a3, b0, b1) and c[l][0..3] to mma (kind 0 bf16, 1 f16, 2 tf32).
 __global__ void mma_kernel(const uint32_t* regs, const float* c, float* d, int kind) {
