@@ -59,7 +59,8 @@ const char* family_override() {
 
 // elem_size 2 is float16 or bfloat16, 4 float32, 8 float64.
 Family choose_family(const Conv1dParams& p, Op op, size_t elem_size, bool allow_tf32 = false) {
-  // Padding far beyond the tensors (conv1d_params.h): the direct kernels, whatever is forced.
+  // Padding, stride or dilation far beyond the tensors (geometry_is_compact, conv1d_params.h): the direct
+  // kernels, whatever is forced.
   if (!geometry_is_compact(p)) return Family::kDirect;
   const bool tensor_core_fits = (elem_size == 2 || (elem_size == 4 && allow_tf32)) && tensor_core_available();
   const bool depthwise_fits =
