@@ -8,8 +8,9 @@ Environment switches:
   MAX_JOBS                parallel compile jobs (ninja).
   CONV1D_EXT_SANITIZE     e.g. "address,undefined": a sanitizer build of the CPU sources (-fsanitize=...,
                           -fno-sanitize-recover=all, -O1, frame pointers); CUDA sources are left out (their
-                          kernels are sanitized through the emulated build, tests/emulated.py). The README's
-                          Build section says how to load it (LD_PRELOAD of the sanitizer runtime).
+                          kernels are sanitized through the emulated build, tests/support/emulated.py).
+                          docs/testing.md#sanitizers says how to load it (LD_PRELOAD of the sanitizer
+                          runtime); every switch: docs/configuration.md.
 """
 import glob
 import os
@@ -54,7 +55,7 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtensio
 
 def sanitizer_flags(sanitize):
     """Compile and link flags of a sanitizer build (`sanitize`: -fsanitize's list, e.g.
-    "address,undefined"); tests/emulated.py gives its test builds the same flags. Every finding
+    "address,undefined"); tests/support/emulated.py gives its test builds the same flags. Every finding
     aborts (-fno-sanitize-recover=all: UBSan would otherwise print and continue, and a test passes);
     -O1 keeps the build quick and the reports exact; frame pointers give whole stacks in the reports."""
     if not re.fullmatch(r"[a-z,-]+", sanitize):

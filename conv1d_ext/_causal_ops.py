@@ -1,5 +1,5 @@
 """Python side of the causal ops (causal_conv1d_fwd, causal_conv1d_bwd, causal_conv1d_update; schemas
-in csrc/op_schemas.h, kernels on the CPU and CUDA): their fake kernels (torch.compile, FakeTensor, meta) and
+in csrc/core/op_list.h, kernels on the CPU and CUDA): their fake kernels (torch.compile, FakeTensor, meta) and
 the autograd of causal_conv1d_fwd. The public interface is conv1d_ext.causal.
 
 The fake kernels check what the shape computation needs and reject, with the same exception type, the

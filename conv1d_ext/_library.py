@@ -1,7 +1,7 @@
 """The op library and what every op family's Python registrations share.
 
 Importing this module loads conv1d_ext._C, the C++ library that defines the op schemas
-(csrc/op_schemas.h) and registers their CPU (and, when built, CUDA) kernels. ``ops`` is the op
+(csrc/core/op_list.h) and registers their CPU (and, when built, CUDA) kernels. ``ops`` is the op
 namespace, torch.ops.conv1d_ext. The conv ops' registrations live in _conv_ops.py, the causal ops' in
 _causal_ops.py; both use the helpers here.
 """

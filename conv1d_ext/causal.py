@@ -1,7 +1,7 @@
 """Causal convolution with state, in the interface of Dao-AILab's causal-conv1d (Mamba, Conformer):
 ``causal_conv1d_fn`` (the whole sequence: prefill / training) and ``causal_conv1d_update`` (the decode
 step), on this project's own kernels (ops ``causal_conv1d_fwd``, ``causal_conv1d_bwd`` and
-``causal_conv1d_update`` in ``torch.ops.conv1d_ext``; schemas in csrc/op_schemas.h).
+``causal_conv1d_update`` in ``torch.ops.conv1d_ext``; schemas in csrc/core/op_list.h).
 
 Beyond causal-conv1d: any width >= 1, a dilation, float64, seq_idx and initial_states together in either
 layout, gradients for initial_states in both layouts, the update with any seqlen.

@@ -126,7 +126,7 @@ struct ChosenAtLoad {
 
 TORCH_LIBRARY_FRAGMENT(conv1d_ext, m) {
   // Which CPU kernel build this process runs ("avx512bf16", "avx2" or "default"), for tests, benchmarks and
-  // the README.
+  // build_info() (docs/cpu-kernels.md, ISA builds).
   m.def("cpu_isa() -> str", &conv1d_ext::cpu_isa);
   // The test switches in effect: the CPU kernel families ("auto" or "direct", CONV1D_EXT_CPU_KERNELS) and
   // whether op outputs start NaN-filled (CONV1D_EXT_POISON_OUTPUTS, read once: op_common.h).

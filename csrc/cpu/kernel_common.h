@@ -47,7 +47,7 @@ inline AccVec<scalar_t> load_acc(const scalar_t* p) {
 // 0x7fc0 for bfloat16, as c10's scalar conversions do, so every ISA build gives identical bits).
 // at::vec's own AVX2 float -> bfloat16 conversion (at::vec::convert too) writes NaN as 0xffff, hence
 // this instead: every family's vectorised 16-bit store goes through here or convert_from_acc
-// (tests/test_store_bits.py checks the bits).
+// (tests/ops/test_store_bits.py checks the bits).
 template <typename scalar_t>
 inline void store_acc(scalar_t* p, const AccVec<scalar_t>& v) {
   if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {

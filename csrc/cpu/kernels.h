@@ -7,7 +7,7 @@
 //       kernels_avx512bf16.cpp  AVX512BF16   bfloat16 only: the AVX2 build's code (same at::vec AVX2
 //                                            Vectorized<>) with AVX-512 F/BW/VL/DQ/BF16 code generation
 //                                            and C1D_AVX512_BF16, under which the dense kernels multiply
-//                                            bfloat16 pairs with vdpbf16ps (dense_tiled.h).
+//                                            bfloat16 pairs with vdpbf16ps (dense/paired_bf16.h).
 //     Only GCC on x86-64 builds AVX2 (C1D_HAVE_AVX2_KERNELS), and GCC 10 or later AVX512BF16
 //     (C1D_HAVE_AVX512BF16_KERNELS); elsewhere only DEFAULT exists.
 //   * Kernel code lives in headers, inside `namespace conv1d_ext::cpu::CPU_CAPABILITY { ... }` (a plain

@@ -1,7 +1,7 @@
 // The AVX512-BF16 build of the CPU kernels, for bfloat16 only (see kernels.h for the per-ISA mechanism):
 // the AVX2 build's code (at::vec's AVX2 Vectorized<>) compiled with AVX-512F/BW/VL/BF16 enabled, plus
 // C1D_AVX512_BF16, which gives the dense kernels a micro-kernel that multiplies bfloat16 PAIRS with
-// vdpbf16ps (dense_tiled.h). Only called when the CPU reports those features (conv1d_cpu.cpp).
+// vdpbf16ps (dense/paired_bf16.h). Only called when the CPU reports those features (conv1d_cpu.cpp).
 #include "cpu/isa_prelude.h"
 
 #ifdef C1D_HAVE_AVX512BF16_KERNELS

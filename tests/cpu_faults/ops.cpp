@@ -4,12 +4,12 @@
 // library's; only the choice of kernels differs from csrc/cpu/conv1d_cpu.cpp: one ISA, fixed when this
 // file is compiled (C1D_FAULT_ISA = DEFAULT or AVX2), and always the specialised families (the direct
 // fallback is what CONV1D_EXT_CPU_KERNELS=direct would force; it is not read here). The causal ops are
-// defined but have no kernels here. Built by tests/cpu_faults.py.
+// defined but have no kernels here. Built by tests/support/cpu_faults.py.
 #include "core/registration.h"
 #include "cpu/cpu_backend.h"
 
 #ifndef C1D_FAULT_ISA
-#error "compile with -DC1D_FAULT_ISA=DEFAULT or -DC1D_FAULT_ISA=AVX2 (see tests/cpu_faults.py)"
+#error "compile with -DC1D_FAULT_ISA=DEFAULT or -DC1D_FAULT_ISA=AVX2 (see tests/support/cpu_faults.py)"
 #endif
 
 namespace conv1d_ext {

@@ -5,7 +5,7 @@
 // differs: no device guard, no stream, and workspaces that look like a caching allocator's uninitialised
 // memory.
 #if !defined(CONV1D_EXT_EMULATE)
-#error "emu_ops.cpp is compiled with CONV1D_EXT_EMULATE (see tests/emulated.py)"
+#error "emu_ops.cpp is compiled with CONV1D_EXT_EMULATE (see tests/support/emulated.py)"
 #endif
 
 #include <cstring>
@@ -57,7 +57,7 @@ at::Tensor launch_counts(bool reset) {
 // The fault-injection builds reuse this object and differ only in emu_namespace.cpp.
 struct Registration : TestOpLibrary {
   Registration() : TestOpLibrary(kOpsNamespace, __FILE__, __LINE__) {
-    // Test-only: which kernels ran (see tests/emulated.py, kernel_launches), and whether this library
+    // Test-only: which kernels ran (see tests/support/emulated.py, kernel_launches), and whether this library
     // NaN-poisons its outputs (CONV1D_EXT_POISON_OUTPUTS, read once: core/op_common.h).
     defs.def("_launch_counts(bool reset) -> Tensor", &launch_counts);
     defs.def("_poison_outputs() -> bool", &poison_outputs);

@@ -1,4 +1,4 @@
-"""The bfloat16 dense kernels of the AVX512-BF16 build (csrc/cpu/dense_tiled.h, "paired" micro-kernels:
+"""The bfloat16 dense kernels of the AVX512-BF16 build (csrc/cpu/dense/paired_bf16.h, "paired" micro-kernels:
 vdpbf16ps multiplies bfloat16 pairs) at their edges: reductions of odd length (the last pair reads a
 zero row), position blocks of odd length in the weight gradient (the last pair's second position is past
 the block), and an infinity in input elements no window reads, which a pair must not turn into

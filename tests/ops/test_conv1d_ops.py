@@ -76,10 +76,10 @@ def test_ops_are_deterministic_and_thread_count_independent(backend, strict_fp32
     seeded(check, "test_ops_are_deterministic", backend.name)()
 
 
-# Problems that take the CPU's wide schedules (csrc/cpu/dense_tiled.h): few positions per row and a
-# group's packed weights of one destination phase over kWideWeightBudget = 512 KiB (in the accumulation
-# type: float for float32/16-bit types, double for float64), and a backward-weight whose
-# batch × out_len <= 8192.
+# Problems that take the CPU's wide schedules (csrc/cpu/dense/wide_schedule.h, dense/wgrad.h): few
+# positions per row and a group's packed weights of one destination phase over kWideWeightBudget = 512 KiB
+# (in the accumulation type: float for float32/16-bit types, double for float64), and a backward-weight
+# whose batch × out_len <= 8192.
 WIDE_CASES = [
     # k4 s2: forward 254·4·260 floats = 1.06 MB; backward-input 260·2 taps·256 = 532 KB per phase
     ConvCase(batch=2, groups=1, in_per_group=254, out_per_group=260, kernel_size=4,

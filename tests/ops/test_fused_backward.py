@@ -1,4 +1,4 @@
-"""The op conv1d_backward: the three gradients of conv1d in one call (csrc/op_schemas.h), which
+"""The op conv1d_backward: the three gradients of conv1d in one call (csrc/core/op_list.h), which
 _Conv1d.backward uses when it needs two or more of them and nothing differentiates them. On the CPU a plain
 depthwise problem at stride 1 runs one fused kernel (cpu/depthwise.h, depthwise_backward_fused), every
 other problem the separate ops' kernels; CUDA (and the emulator) run the separate kernels.

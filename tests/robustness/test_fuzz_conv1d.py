@@ -286,7 +286,7 @@ def _definition_conv1d(x, w, b, stride, padding, dilation, groups):
 
 
 def _documented_difference(call, expected_error):
-    """README, 'Where conv1d_ext differs from PyTorch': zero input channels (an output of out_channels rows:
+    """docs/differences.md: zero input channels (an output of out_channels rows:
     the bias), and an empty input row with enough padding (the output is the bias; F.conv1d raises). Asked
     only for calls that are valid otherwise."""
     n, c, length = call["x_shape"]
@@ -462,7 +462,7 @@ def _check_op_against_torch(call, a, b, got):
     stride, pad_left, pad_right, dilation, groups = call["ints"]
     in_channels = {"conv1d": a.shape[1], "conv1d_backward_input": b.shape[1] * groups,
                    "conv1d_backward_weight": b.shape[1]}[call["op"]]
-    if in_channels == 0:  # README: zero input channels give out_channels rows of the bias (none here)
+    if in_channels == 0:  # docs/differences.md: zero input channels give out_channels rows of the bias (none here)
         assert torch.equal(got, torch.zeros_like(got))
         return
 

@@ -133,7 +133,8 @@ def test_conv_transpose1d_hostile_arguments():
         ref, ref_grads = _autograd_reference(ref_fn, (x, w, b), grads_of, gy, absolute=False)
         mag, mag_grads = _autograd_reference(ref_fn, (x, w, b), grads_of, gy, absolute=True)
         in_pg = in_channels // call["groups"]
-        # The bias is added to the rounded convolution (README): one more 16-bit rounding of |ref| + |bias|.
+        # The bias is added to the rounded convolution (docs/differences.md): one more 16-bit rounding of
+        # |ref| + |bias|.
         _assert_matches("output", y, ref, mag, in_pg * k + 1, dtype, repr(call), extra_rounding=b is not None)
         reductions = {"x": call["w_shape"][1] * k, "w": n * in_len}
         names = [name for name, want in zip(("x", "w"), grads_of, strict=False) if want]

@@ -1,9 +1,10 @@
 """Memory: a training loop holds steady (no growth after warm-up), and each op's peak extra memory (beyond
-what it returns) stays within the README's model: scratch of about a row or a block per thread, plus the
-backward-weight's per-thread weight-sized partials, never a multiple of the inputs. Measured by
-tests/support/memory_probe.py in a child process (resident memory from /proc; the CPU kernels' scratch is
-std::vector, invisible to PyTorch's allocator statistics), with malloc serving every block >= 4 KiB by
-mmap so freed scratch leaves the process at once. Batch 1 here (the README's table: batch 8, by hand)."""
+what it returns) stays within the model of docs/cpu-kernels.md (Memory): scratch of about a row or a
+block per thread, plus the backward-weight's weight-sized partials (one per slice, at most 16), never a
+multiple of the inputs. Measured by tests/support/memory_probe.py in a child process (resident memory
+from /proc; the CPU kernels' scratch is std::vector, invisible to PyTorch's allocator statistics), with
+malloc serving every block >= 4 KiB by mmap so freed scratch leaves the process at once. Batch 1 here
+(the measured table, benchmarks/results/cpu-amd-epyc-2c-memory.md: batch 8, by hand)."""
 
 import json
 import os

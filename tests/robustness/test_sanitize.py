@@ -1,4 +1,4 @@
-"""The sanitizer tier (`make test-sanitize`, README "Build"): the extension and the emulated CUDA kernels
+"""The sanitizer tier (`make test-sanitize`, docs/testing.md#sanitizers): the extension and the emulated CUDA kernels
 built with AddressSanitizer + UBSan (CONV1D_EXT_SANITIZE=address,undefined), the quick conformance tier
 run under them. This file holds what only that tier runs; outside it (no CONV1D_EXT_SANITIZE) it skips.
 

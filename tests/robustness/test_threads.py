@@ -6,9 +6,9 @@
 * torch.set_num_threads(n) made between calls is honoured: the CPU kernels then run on exactly n OS
   threads (counted as the threads whose CPU time grows during a call, from /proc/self/task), in the thread
   that called it, as PyTorch's own parallel ops do (a thread's count is per thread in PyTorch's OpenMP
-  build: a new thread starts with the process-wide setting). Results: forward and input gradient are
-  bit-identical for every thread count; the weight gradient is within the error model (its per-thread
-  partial sums are summed in a fixed order, so it is deterministic for a given count: README).
+  build: a new thread starts with the process-wide setting). Results: every op is bit-identical for
+  every thread count (the weight gradient's reduction slices are fixed by the problem and summed in
+  order: docs/differences.md).
 """
 
 import os

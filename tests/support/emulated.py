@@ -77,8 +77,8 @@ def sanitizer_flags(sanitize: str) -> tuple[list[str], list[str]]:
 
 
 def sanitizer_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """`env` (default: os.environ) for a Python process that loads ASan-built libraries (the README's Build
-    section explains each setting):
+    """`env` (default: os.environ) for a Python process that loads ASan-built libraries
+    (docs/testing.md#sanitizers explains each setting):
       LD_PRELOAD=libasan.so  (the compiler's) ASan must be the first library of the process, and python
                              is not built with it; libubsan is an ordinary dependency of the library.
         :libstdc++.so        ASan resolves the real __cxa_throw when it starts; python does not link

@@ -8,7 +8,7 @@ returned to the system at once and the next call's peak is its own, not hidden b
 (smaller blocks still come from the heap: the resolution is a few KiB per thread). tests/robustness/test_memory.py
 runs it; by hand:
 
-    MALLOC_MMAP_THRESHOLD_=4096 python tests/support/memory_probe.py peak [threads]   # the README's table (batch 8)
+    MALLOC_MMAP_THRESHOLD_=4096 python tests/support/memory_probe.py peak [threads]   # the measured table (batch 8)
     MALLOC_MMAP_THRESHOLD_=4096 python tests/support/memory_probe.py steady           # RSS over a training loop
 """
 
