@@ -9,9 +9,7 @@
 // streaming stores (kernel_common.h).
 #pragma once
 
-#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
-#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
-#endif
+#include "cpu/kernel_header_check.h"
 
 #include "cpu/kernel_common.h"
 

@@ -7,9 +7,7 @@
 // once (tap_out_range), never by per-element tests.
 #pragma once
 
-#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
-#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
-#endif
+#include "cpu/kernel_header_check.h"
 
 #include "cpu/kernel_common.h"
 

@@ -25,8 +25,8 @@
 //     So: a kernel header may include <ATen/cpu/vec/vec.h> / functional.h and other kernel headers, but
 //     any OTHER ATen/c10/std (or project) header it needs must be added to isa_prelude.h. Enforced where
 //     the preprocessor can: isa_prelude.h defines C1D_ISA_PRELUDE_INCLUDED and #errors if CPU_CAPABILITY
-//     is already defined; every kernel header #errors unless both the marker and CPU_CAPABILITY are
-//     defined.
+//     is already defined; every kernel header first includes kernel_header_check.h, which #errors unless
+//     both the marker and CPU_CAPABILITY are defined.
 //   * Which build runs is chosen once, when the library loads (conv1d_cpu.cpp: __builtin_cpu_supports;
 //     CONV1D_EXT_CPU_ISA=default|avx2|avx512bf16, read then, forces one). The op layer dispatches the
 //     dtype (one place, core/op_layer.h), then CpuBackend (cpu_backend.h) calls the chosen build's entry

@@ -3,9 +3,7 @@
 // Included only by the kernels_*.cpp files, after isa_prelude.h and CPU_CAPABILITY (see kernels.h).
 #pragma once
 
-#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
-#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
-#endif
+#include "cpu/kernel_header_check.h"
 
 #include "cpu/causal.h"
 #include "cpu/dense_tiled.h"

@@ -6,9 +6,7 @@
 // Kernel code: lives in conv1d_ext::cpu::CPU_CAPABILITY (see kernels.h).
 #pragma once
 
-#if !defined(C1D_ISA_PRELUDE_INCLUDED) || !defined(CPU_CAPABILITY)
-#error "CPU kernel header: include cpu/isa_prelude.h, then define CPU_CAPABILITY (see cpu/kernels.h)"
-#endif
+#include "cpu/kernel_header_check.h"
 
 #include <ATen/cpu/vec/vec.h>
 
