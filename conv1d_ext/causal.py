@@ -9,6 +9,9 @@ layout, gradients for initial_states in both layouts, the update with any seqlen
 The ops' fake kernels and autograd are registered in _causal_ops.py.
 """
 
+import torch
+import torch.autograd.forward_ad as fwAD
+
 from . import _causal_ops  # noqa: F401  (registers the ops' fake kernels and autograd)
 from ._library import ops
 
@@ -19,6 +22,20 @@ def _silu(activation):
     if activation not in (None, "silu", "swish"):
         raise NotImplementedError("activation must be None, silu, or swish")
     return activation is not None
+
+
+def _reject_forward_mode(*tensors):
+    """The causal ops have no forward-mode rule, and without one PyTorch drops the tangent silently (a
+    zero tangent under torch.func.jvp, none under torch.autograd.forward_ad): refuse instead. A tangent on
+    any differentiable input shows in fwAD.unpack_dual, under both torch.func.jvp and forward_ad."""
+    if torch.compiler.is_compiling():
+        return
+    for t in tensors:
+        if t is not None and fwAD.unpack_dual(t).tangent is not None:
+            raise NotImplementedError(
+                "causal_conv1d_fn has no forward-mode AD rule (torch.func.jvp, jacfwd, "
+                "torch.autograd.forward_ad); use reverse mode (loss.backward() / torch.autograd.grad), or "
+                "torch.nn.functional.conv1d on the padded input for forward mode")
 
 
 def causal_conv1d_fn(x, weight, bias=None, seq_idx=None, initial_states=None, return_final_states=False,
@@ -42,9 +59,11 @@ def causal_conv1d_fn(x, weight, bias=None, seq_idx=None, initial_states=None, re
         dilation: keyword-only, >= 1.
 
     Differentiable in x, weight, bias and initial_states (also through final_states). float32, float64,
-    float16, bfloat16 (16-bit types accumulate in float32). Deterministic.
+    float16, bfloat16 (16-bit types accumulate in float32). Deterministic. Reverse mode only: a
+    forward-mode tangent (torch.func.jvp, torch.autograd.forward_ad) raises NotImplementedError.
     """
     silu = _silu(activation)
+    _reject_forward_mode(x, weight, bias, initial_states)
     out, final_states = ops.causal_conv1d_fwd(x, weight, bias, seq_idx, initial_states, dilation, silu)
     if final_states_out is not None:
         final_states_out.copy_(final_states)

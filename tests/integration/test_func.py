@@ -3,7 +3,8 @@ torch.autograd.forward_ad, and torch.vmap over extra dims of the input, the weig
 together, nested, under grad: per-sample gradients), for Conv1dExt / conv1d_ext.conv1d and, where they
 support it, the ops themselves. float64, so the results must agree to round-off. conv_transpose1d under jvp
 and per-sample gradients against F.conv_transpose1d; the causal ops, which have neither batching rules nor
-torch.func support, under vmap (slice by slice) and the clear errors of the other transforms."""
+torch.func support, under vmap (slice by slice) and the clear errors of the other transforms and of forward
+mode."""
 
 import pytest
 import torch
@@ -306,21 +307,69 @@ def test_causal_reverse_mode_transforms_are_a_clear_error(device, transform):
         run()
 
 
-@pytest.mark.xfail(strict=True, reason="causal_conv1d_fn has no forward-mode rule, and torch.func.jvp / "
-                                       "torch.autograd.forward_ad return a zero / no tangent instead of "
-                                       "raising (conv1d_ext/causal.py); strict: fix it, then drop the mark")
+FORWARD_MODE_CASES = {
+    "silu": dict(activation="silu"),
+    "no_bias": dict(bias=False, activation="silu"),
+    "no_activation": dict(activation=None),
+    "initial_states": dict(activation="silu", initial_states=True),
+    "final_states": dict(activation=None, initial_states=True, return_final_states=True),
+}
+
+
+@pytest.mark.parametrize("case", list(FORWARD_MODE_CASES))
 @pytest.mark.parametrize("mode", ["jvp", "forward_ad"])
-def test_causal_forward_mode_is_right_or_a_clear_error(device, mode):
+def test_causal_forward_mode_is_right_or_a_clear_error(device, mode, case):
+    """Forward mode through causal_conv1d_fn gives the tangent F.conv1d gives, or raises (it raises
+    NotImplementedError today: the causal ops have no forward-mode rule); never a silently dropped tangent.
+    float64, tangents on every differentiable input."""
+    cfg = FORWARD_MODE_CASES[case]
     x, w, b = causal_problem(device)
-    dx = torch.randn_like(x)
-    expected = jvp(lambda x: causal_reference(x, w, b), (x,), (dx,))[1]
+    b = b if cfg.get("bias", True) else None
+    init = torch.randn(x.shape[0], x.shape[1], w.shape[1] - 1, dtype=x.dtype, device=device) \
+        if cfg.get("initial_states") else None
+    final = cfg.get("return_final_states", False)
+    primals = tuple(t for t in (x, w, b, init) if t is not None)
+    tangents = tuple(torch.randn_like(t) for t in primals)
+
+    def split(args):
+        args = iter(args)
+        return next(args), next(args), next(args) if b is not None else None, \
+            next(args) if init is not None else None
+
+    def ours(*args):
+        xi, wi, bi, ii = split(args)
+        return causal_conv1d_fn(xi, wi, bi, initial_states=ii, return_final_states=final,
+                                activation=cfg["activation"])
+
+    def reference(*args):
+        xi, wi, bi, ii = split(args)
+        full = torch.cat([ii, xi], -1) if ii is not None else F.pad(xi, (wi.shape[1] - 1, 0))
+        out = F.conv1d(full, wi[:, None], bi, groups=wi.shape[0])
+        out = F.silu(out) if cfg["activation"] else out
+        return (out, full[..., full.shape[-1] - (wi.shape[1] - 1):]) if final else out
+
+    expected = jvp(reference, primals, tangents)[1]
     try:
         if mode == "jvp":
-            tangent = jvp(lambda x: causal_conv1d_fn(x, w, b, activation="silu"), (x,), (dx,))[1]
+            tangent = jvp(ours, primals, tangents)[1]
         else:
             with fwAD.dual_level():
-                tangent = fwAD.unpack_dual(causal_conv1d_fn(fwAD.make_dual(x, dx), w, b, activation="silu")).tangent
-    except RuntimeError:
-        return  # a clear error is an acceptable answer
-    assert tangent is not None, "forward-mode AD dropped the tangent"
+                result = ours(*(fwAD.make_dual(p, t) for p, t in zip(primals, tangents, strict=True)))
+                tangent = tuple(fwAD.unpack_dual(r).tangent for r in result) if final \
+                    else fwAD.unpack_dual(result).tangent
+    except RuntimeError as error:
+        assert "causal_conv1d_fn" in str(error)  # a clear error, naming the function, is an acceptable answer
+        return
+    assert tangent is not None and (not final or None not in tangent), "forward-mode AD dropped the tangent"
     torch.testing.assert_close(tangent, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_causal_forward_mode_raises_not_implemented():
+    """Today's answer to forward mode: NotImplementedError naming the function and the alternatives, for a
+    tangent on any input (here only on weight), under both torch.func.jvp and torch.autograd.forward_ad."""
+    x, w, b = causal_problem("cpu")
+    with pytest.raises(NotImplementedError, match="causal_conv1d_fn has no forward-mode AD rule"):
+        jvp(lambda w: causal_conv1d_fn(x, w, b), (w,), (torch.randn_like(w),))
+    with fwAD.dual_level(), pytest.raises(NotImplementedError, match="use reverse mode"):
+        causal_conv1d_fn(x, w, fwAD.make_dual(b, torch.randn_like(b)))
+    causal_conv1d_fn(x, w, b).sum()  # no tangent: no error
