@@ -3,7 +3,7 @@ in csrc/core/op_list.h, kernels on the CPU and CUDA): their fake kernels (torch.
 the autograd of causal_conv1d_fwd. The public interface is conv1d_ext.causal.
 
 The fake kernels check what the shape computation needs and reject, with the same exception type, the
-calls the real kernels reject; the detailed messages live once, in the C++ checks (csrc/causal_checks.h).
+calls the real kernels reject; the detailed messages live once, in the C++ checks (csrc/core/causal_checks.h).
 """
 
 import torch
@@ -15,7 +15,7 @@ _NS = NAMESPACE
 
 def _channels_last(x):
     """A (batch, seqlen, dim) contiguous tensor transposed to (batch, dim, seqlen); the same test as the C++
-    op layer (csrc/causal_checks.h), so fake and real outputs have the same strides."""
+    op layer (csrc/core/causal_checks.h), so fake and real outputs have the same strides."""
     return (not x.is_contiguous() and x.shape[1] > 1 and x.stride(1) == 1 and x.stride(2) == x.shape[1]
             and x.stride(0) == x.shape[1] * x.shape[2])
 

@@ -26,7 +26,7 @@ _NS = NAMESPACE
 # Fake kernels: output shape, dtype and device from the arguments, so torch.compile, FakeTensor and meta
 # tensors work without running a kernel. They check what the shape computation needs, and reject every
 # call the real kernels reject with the same exception type (RuntimeError), so a bad call fails while
-# tracing; the detailed messages (PyTorch's wording) live once, in the C++ checks (csrc/op_common.h).
+# tracing; the detailed messages (PyTorch's wording) live once, in the C++ checks (csrc/core/op_common.h).
 # ---------------------------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ The checks are the ones that must run in Python, with PyTorch's exception types 
   the op never sees what they check (unbatched inputs, string padding, stride tuples, output_padding: the
   Python side resolves them into the op's int arguments), or PyTorch checks it before that resolution,
   so the check must come first to report PyTorch's message for a call with several problems. The rest is
-  left to the op, whose messages live once, in the C++ checks (csrc/op_common.h); check_conv1d says which
+  left to the op, whose messages live once, in the C++ checks (csrc/core/op_common.h); check_conv1d says which
   of its checks the op makes again, for its direct callers.
 * conv1d_ext.arithmetic (ValueError / TypeError, as nn.Conv1d's and nn.ConvTranspose1d's constructors
   and F.pad raise them): explain() describes a convolution without running one.

@@ -13,7 +13,7 @@ from . import _C  # noqa: F401  (loads the op library)
 NAMESPACE = "conv1d_ext"
 ops = torch.ops.conv1d_ext
 
-# The dtypes the kernels are built for (csrc/op_common.h's check_floating).
+# The dtypes the kernels are built for (csrc/core/op_common.h's check_floating).
 FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 

@@ -60,7 +60,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         padding = ints("padding", padding)
 
     # From here on the checks follow F.conv1d's order (at::conv1d, at::_convolution_mode, at::_convolution;
-    # the op makes the rest: csrc/op_common.h), so a call with several problems reports PyTorch's message.
+    # the op makes the rest: csrc/core/op_common.h), so a call with several problems reports PyTorch's message.
     check_conv1d(input, weight, bias, padding, groups)
     unbatched = input.dim() == 2
     if unbatched:

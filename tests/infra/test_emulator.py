@@ -20,7 +20,7 @@ import torch
 from causal_ref import check_causal_ops_quick
 from conv_ref import make_operands, run_conv_ops
 
-# Every op output starts as NaN (csrc/op_common.h), so an element a kernel never writes fails the check.
+# Every op output starts as NaN (csrc/core/op_common.h), so an element a kernel never writes fails the check.
 os.environ.setdefault("CONV1D_EXT_POISON_OUTPUTS", "1")
 
 # The whole file is the emulator tier (`make test-emulated`), outside the quick CPU loop.
