@@ -16,7 +16,7 @@ this order:
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from ._geometry import conv_out_len
+from ._geometry import conv_out_len, span
 from ._library import FLOATING, NAMESPACE, ops, require
 
 _NS = NAMESPACE
@@ -49,7 +49,7 @@ def _check_dtypes(op, first, *others):
 
 
 def _check_out_len(op, in_len, kernel_size, stride, pad_left, pad_right, dilation):
-    require(op, in_len + pad_left + pad_right >= dilation * (kernel_size - 1) + 1,
+    require(op, in_len + pad_left + pad_right >= span(kernel_size, dilation),
             "the padded input is shorter than the kernel's span")
     return conv_out_len(in_len, kernel_size, stride, pad_left, pad_right, dilation)
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from .._geometry import module_int, positive
+from .._geometry import module_int, positive, span
 from .plot import plot_receptive_field
 from .spec import is_conv_module, spec_from_module
 from .text import receptive_field_lines
@@ -313,7 +313,7 @@ def _default_length(model):
                                                                                           "dilation"))
             stride = stride or kernel  # LPPool1d's stride=None
             hop *= stride
-            reach += dilation * (kernel - 1) + 1
+            reach += span(kernel, dilation)
         elif isinstance(module, PADDING):
             reach += max(0, -sum(module.padding))  # negative padding crops
     return max(64, hop * reach)
