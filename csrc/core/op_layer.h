@@ -66,6 +66,11 @@ const T* data_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
 }
 
+// An optional operand made contiguous, or an undefined tensor when it is absent (None or undefined).
+inline at::Tensor contiguous_or_undefined(const std::optional<at::Tensor>& t) {
+  return causal_defined(t) ? t->contiguous() : at::Tensor();
+}
+
 template <class Backend>
 struct OpLayer {
   // The workspace the kernels want for `args`, then the kernels. The workspace lives until they are
@@ -87,7 +92,7 @@ struct OpLayer {
     if (output.numel() == 0) return output;
     const at::Tensor input_c = input.contiguous();
     const at::Tensor weight_c = weight.contiguous();
-    const at::Tensor bias_c = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
+    const at::Tensor bias_c = contiguous_or_undefined(bias);
     dispatch_dtype(input.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
       run(Conv1dForwardArgs<T>{.params = p,
@@ -216,9 +221,9 @@ struct OpLayer {
     p.out = causal_strides(out);
     if (p.batch * p.dim == 0) return {out, final_states};
     const at::Tensor weight_c = weight.contiguous();
-    const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
-    const at::Tensor seq_c = causal_defined(seq_idx) ? seq_idx->contiguous() : at::Tensor();
-    const at::Tensor init_c = causal_defined(initial_states) ? initial_states->contiguous() : at::Tensor();
+    const at::Tensor bias_c = contiguous_or_undefined(bias);
+    const at::Tensor seq_c = contiguous_or_undefined(seq_idx);
+    const at::Tensor init_c = contiguous_or_undefined(initial_states);
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
       run(CausalForwardArgs<T>{.params = p,
@@ -254,11 +259,10 @@ struct OpLayer {
       return {dx, dweight, dbias, dinit};
     }
     const at::Tensor weight_c = weight.contiguous();
-    const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
-    const at::Tensor seq_c = causal_defined(seq_idx) ? seq_idx->contiguous() : at::Tensor();
-    const at::Tensor init_c = causal_defined(initial_states) ? initial_states->contiguous() : at::Tensor();
-    const at::Tensor gfinal_c =
-        causal_defined(grad_final_states) ? grad_final_states->contiguous() : at::Tensor();
+    const at::Tensor bias_c = contiguous_or_undefined(bias);
+    const at::Tensor seq_c = contiguous_or_undefined(seq_idx);
+    const at::Tensor init_c = contiguous_or_undefined(initial_states);
+    const at::Tensor gfinal_c = contiguous_or_undefined(grad_final_states);
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
       run(CausalBackwardArgs<T>{.params = p,
@@ -289,10 +293,9 @@ struct OpLayer {
     at::Tensor out = new_output({p.batch, p.dim, p.len}, x.options());
     if (out.numel() == 0) return out;
     const at::Tensor weight_c = weight.contiguous();
-    const at::Tensor bias_c = causal_defined(bias) ? bias->contiguous() : at::Tensor();
-    const at::Tensor seqlens_c = causal_defined(cache_seqlens) ? cache_seqlens->contiguous() : at::Tensor();
-    const at::Tensor indices_c =
-        causal_defined(conv_state_indices) ? conv_state_indices->contiguous() : at::Tensor();
+    const at::Tensor bias_c = contiguous_or_undefined(bias);
+    const at::Tensor seqlens_c = contiguous_or_undefined(cache_seqlens);
+    const at::Tensor indices_c = contiguous_or_undefined(conv_state_indices);
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
       using T = decltype(tag);
       run(CausalUpdateArgs<T>{.params = p,

@@ -105,10 +105,12 @@ inline void causal_sigmoid_into(const A* z, A* out, int64_t n) {
 // of float rows (position s in row s mod (state_len + 1)), filled from initial_states first.
 constexpr int64_t kCausalChannelBlock = 64;
 
+// dst[c] = src[c * stride] for n channels, in the accumulation type.
 template <typename T, typename A>
 inline void causal_load_channels(const T* src, int64_t stride, int64_t n, A* dst) {
+  static_assert(std::is_same_v<A, acc_t<T>>, "the rows of the seq_idx paths hold the accumulation type");
   if (stride == 1) {
-    for (int64_t c = 0; c < n; ++c) dst[c] = static_cast<A>(src[c]);
+    convert_to_acc(src, dst, n);
   } else {
     for (int64_t c = 0; c < n; ++c) dst[c] = static_cast<A>(src[c * stride]);
   }
